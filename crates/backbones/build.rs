@@ -1,0 +1,3 @@
+fn main() {
+    adn_build_support::link_libtorch();
+}

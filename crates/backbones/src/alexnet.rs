@@ -1,0 +1,71 @@
+//! AlexNet's `features` stack with torchvision's names (`features.0`, `features.3`, ...),
+//! including the last max-pool, with named taps where attention can be inserted.
+
+use tch::Tensor;
+use tch::nn::{self, Module};
+
+/// Insertion points, in forward order.
+pub const POSITIONS: &[&str] = &["relu1", "pool1", "relu2", "pool2", "relu5", "pool5"];
+
+/// Channels at each position of [`POSITIONS`].
+pub fn channels_at(position: &str) -> Option<i64> {
+    match position {
+        "relu1" | "pool1" => Some(64),
+        "relu2" | "pool2" => Some(192),
+        "relu5" | "pool5" => Some(256),
+        _ => None,
+    }
+}
+
+/// Channels of the final feature map.
+pub const OUT_CHANNELS: i64 = 256;
+
+/// The convolutions of AlexNet's `features`.
+#[derive(Debug)]
+pub struct AlexNetFeatures {
+    convs: [nn::Conv2D; 5],
+}
+
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+    nn::conv2d(
+        p,
+        c_in,
+        c_out,
+        k,
+        crate::init::conv(c_in * k * k, stride, padding, true),
+    )
+}
+
+fn max_pool(xs: &Tensor) -> Tensor {
+    xs.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)
+}
+
+impl AlexNetFeatures {
+    /// Builds under `p / "features"`, so variables are named as torchvision's.
+    pub fn new(p: &nn::Path) -> Self {
+        let f = p / "features";
+        AlexNetFeatures {
+            convs: [
+                conv(&f / "0", 3, 64, 11, 4, 2),
+                conv(&f / "3", 64, 192, 5, 1, 2),
+                conv(&f / "6", 192, 384, 3, 1, 1),
+                conv(&f / "8", 384, 256, 3, 1, 1),
+                conv(&f / "10", 256, 256, 3, 1, 1),
+            ],
+        }
+    }
+
+    /// Runs the stack, calling `tap(position, x)` at every named position; the tap returns
+    /// the tensor that continues (attention applied, or `x` unchanged).
+    pub fn forward_with(&self, xs: &Tensor, tap: &mut dyn FnMut(&str, Tensor) -> Tensor) -> Tensor {
+        let [c1, c2, c3, c4, c5] = &self.convs;
+        let x = tap("relu1", c1.forward(xs).relu());
+        let x = tap("pool1", max_pool(&x));
+        let x = tap("relu2", c2.forward(&x).relu());
+        let x = tap("pool2", max_pool(&x));
+        let x = c3.forward(&x).relu();
+        let x = c4.forward(&x).relu();
+        let x = tap("relu5", c5.forward(&x).relu());
+        tap("pool5", max_pool(&x))
+    }
+}

@@ -1,0 +1,174 @@
+//! Attention modules of AttentDifferNet: squeeze-and-excitation and two CBAM variants.
+
+use tch::Tensor;
+use tch::nn::{self, Module, ModuleT};
+
+use crate::{AttentionKind, init};
+
+/// Squeeze-and-excitation (Hu et al.), the AttentDifferNet lab's form: global average pool,
+/// `Linear(C, C/r, no bias)`, ReLU, `Linear(C/r, C, no bias)`, sigmoid, channel scaling.
+#[derive(Debug)]
+pub struct SqueezeExcitation {
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+}
+
+impl SqueezeExcitation {
+    pub fn new(p: &nn::Path, channels: i64, reduction: i64) -> Self {
+        let hidden = (channels / reduction).max(1);
+        SqueezeExcitation {
+            fc1: nn::linear(p / "fc1", channels, hidden, init::linear(channels, false)),
+            fc2: nn::linear(p / "fc2", hidden, channels, init::linear(hidden, false)),
+        }
+    }
+
+    /// The channel weights `s` in `(0, 1)`, shape `[N, C]`.
+    pub fn channel_weights(&self, xs: &Tensor) -> Tensor {
+        let squeezed = xs.mean_dim([2, 3].as_slice(), false, xs.kind());
+        self.fc2
+            .forward(&self.fc1.forward(&squeezed).relu())
+            .sigmoid()
+    }
+}
+
+/// CBAM (Woo et al. 2018): a channel gate from average- and max-pooled descriptors through a
+/// shared MLP, then a spatial gate from a convolution over [max, mean] across channels.
+#[derive(Debug)]
+pub struct Cbam {
+    mlp1: nn::Conv2D,
+    mlp2: nn::Conv2D,
+    spatial: nn::Conv2D,
+    spatial_bn: Option<nn::BatchNorm>,
+    residual: bool,
+}
+
+impl Cbam {
+    /// The lab variant: r = 16, 1×1-conv MLP without bias, spatial k = 49 with bias,
+    /// no BatchNorm, `out + x`.
+    pub fn lab(p: &nn::Path, channels: i64) -> Self {
+        Self::build(p, channels, 16, 49, false, false, true)
+    }
+
+    /// The original CBAM: r = 16, MLP with bias, spatial k = 7 without bias followed by
+    /// BatchNorm, no residual.
+    pub fn official(p: &nn::Path, channels: i64) -> Self {
+        Self::build(p, channels, 16, 7, true, true, false)
+    }
+
+    fn build(
+        p: &nn::Path,
+        channels: i64,
+        reduction: i64,
+        kernel: i64,
+        mlp_bias: bool,
+        batch_norm: bool,
+        residual: bool,
+    ) -> Self {
+        let hidden = (channels / reduction).max(1);
+        let bn_cfg = nn::BatchNormConfig {
+            eps: 1e-5,
+            momentum: 0.01,
+            ..Default::default()
+        };
+        Cbam {
+            mlp1: nn::conv2d(
+                p / "mlp1",
+                channels,
+                hidden,
+                1,
+                init::conv(channels, 1, 0, mlp_bias),
+            ),
+            mlp2: nn::conv2d(
+                p / "mlp2",
+                hidden,
+                channels,
+                1,
+                init::conv(hidden, 1, 0, mlp_bias),
+            ),
+            spatial: nn::conv2d(
+                p / "spatial",
+                2,
+                1,
+                kernel,
+                init::conv(2 * kernel * kernel, 1, kernel / 2, !batch_norm),
+            ),
+            spatial_bn: batch_norm.then(|| nn::batch_norm2d(p / "spatial_bn", 1, bn_cfg)),
+            residual,
+        }
+    }
+
+    fn channel_gate(&self, xs: &Tensor) -> Tensor {
+        let mlp = |t: &Tensor| self.mlp2.forward(&self.mlp1.forward(t).relu());
+        let avg = xs.adaptive_avg_pool2d([1, 1]);
+        let max = xs.adaptive_max_pool2d([1, 1]).0;
+        (mlp(&avg) + mlp(&max)).sigmoid()
+    }
+
+    /// The spatial attention map in `(0, 1)`, shape `[N, 1, H, W]`, for input `xs` already
+    /// scaled by the channel gate.
+    fn spatial_gate(&self, xs: &Tensor, train: bool) -> Tensor {
+        let max = xs.amax([1].as_slice(), true);
+        let mean = xs.mean_dim([1].as_slice(), true, xs.kind());
+        let mut s = self.spatial.forward(&Tensor::cat(&[max, mean], 1));
+        if let Some(bn) = &self.spatial_bn {
+            s = bn.forward_t(&s, train);
+        }
+        s.sigmoid()
+    }
+
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let out = xs * self.channel_gate(xs);
+        let out = &out * self.spatial_gate(&out, train);
+        if self.residual { out + xs } else { out }
+    }
+
+    /// The spatial map this module applies to `xs`.
+    pub fn spatial_map(&self, xs: &Tensor) -> Tensor {
+        let out = xs * self.channel_gate(xs);
+        self.spatial_gate(&out, false)
+    }
+}
+
+/// One attention block at one position.
+#[derive(Debug)]
+pub enum AttentionBlock {
+    Se(SqueezeExcitation),
+    Cbam(Box<Cbam>),
+}
+
+impl AttentionBlock {
+    /// Builds the block of `kind` for `channels` input channels; `None` for no attention.
+    pub fn new(
+        p: &nn::Path,
+        kind: AttentionKind,
+        channels: i64,
+        se_reduction: i64,
+    ) -> Option<Self> {
+        match kind {
+            AttentionKind::None => None,
+            AttentionKind::Se => Some(Self::Se(SqueezeExcitation::new(p, channels, se_reduction))),
+            AttentionKind::Cbam => Some(Self::Cbam(Box::new(Cbam::lab(p, channels)))),
+            AttentionKind::CbamOfficial => Some(Self::Cbam(Box::new(Cbam::official(p, channels)))),
+        }
+    }
+
+    /// The raw attention map: SE channel weights `[N, C]` or the CBAM spatial map `[N, 1, H, W]`.
+    pub fn attention_map(&self, xs: &Tensor) -> Tensor {
+        match self {
+            Self::Se(se) => se.channel_weights(xs),
+            Self::Cbam(cbam) => cbam.spatial_map(xs),
+        }
+    }
+}
+
+impl ModuleT for AttentionBlock {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Self::Se(se) => {
+                let s = se.channel_weights(xs);
+                xs * s.unsqueeze(-1).unsqueeze(-1)
+            }
+            Self::Cbam(cbam) => cbam.forward_t(xs, train),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! CNN backbones with optional attention, and DifferNet's multi-scale pooled features.
+//!
+//! Builders follow tch-rs's `vision` style and torchvision's variable names, so a converted
+//! torchvision state dict loads unchanged. The pretrained backbone lives in its own
+//! `VarStore` and is always frozen; attention modules live in a second store so that the
+//! runner decides whether they train ([`AttentionTraining`]).
+
+pub mod alexnet;
+pub mod attention;
+pub mod config;
+pub mod features;
+pub mod init;
+
+pub use config::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
+pub use features::FeatureExtractor;
+
+/// Errors of building a backbone or loading its weights.
+#[derive(Debug, thiserror::Error)]
+pub enum BackboneError {
+    #[error("unknown attention position {position:?} for {backbone}; known: {known}")]
+    UnknownPosition {
+        position: String,
+        backbone: &'static str,
+        known: String,
+    },
+    #[error("cannot load backbone weights from {path}: {reason}")]
+    Weights { path: String, reason: String },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}

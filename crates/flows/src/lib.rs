@@ -1,0 +1,14 @@
+//! DifferNet's normalizing flow, exactly as its official code builds it.
+//!
+//! Eight blocks of [fixed permutation, GLOW affine coupling with a soft `atan` clamp] map a
+//! feature vector to a latent `z` with a tractable log-determinant; the loss is the negative
+//! log-likelihood of `z` under a standard normal. Permutations reproduce NumPy's legacy
+//! `np.random.seed(k); np.random.permutation(d)` bit for bit ([`numpy_rng`]), so a flow
+//! trained here and one trained by the Python code see the same channel order.
+
+pub mod coupling;
+pub mod flow;
+mod init;
+pub mod numpy_rng;
+
+pub use flow::{DifferNetFlow, FlowConfig, nll_loss};

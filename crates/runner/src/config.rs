@@ -1,0 +1,316 @@
+//! Run configuration: a TOML file, dotted `--set` overrides, validation, and the run id.
+//!
+//! Unknown keys are errors at every level, so a typo never silently falls back to a
+//! default. Defaults are DifferNet's published recipe (../shared/PAPER.md).
+
+use std::path::{Path, PathBuf};
+
+use adn_backbones::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
+use adn_flows::FlowConfig;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Name of the experiment; runs are written under `results/<experiment>/`.
+    pub experiment: String,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub flow: FlowConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub test: TestConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataKind {
+    /// MVTec AD: masks required for every defective test image.
+    Mvtec,
+    /// Any MVTec-style folder (wafer sets, InsPLAD-fault): masks optional.
+    Folder,
+    /// DifferNet-style dummy set (squares good, circles anomalous), generated when missing.
+    Smoke,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub kind: DataKind,
+    /// Dataset root holding one folder per category.
+    pub root: PathBuf,
+    pub category: String,
+    /// Side of generated images (generated kinds only).
+    #[serde(default = "default_generated_size")]
+    pub generated_size: u32,
+}
+
+fn default_generated_size() -> u32 {
+    128
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub backbone: BackboneKind,
+    /// Backbone weights (safetensors, torchvision names); random seeded weights when absent.
+    pub weights: Option<PathBuf>,
+    pub attention: AttentionKind,
+    pub positions: Vec<String>,
+    pub attention_training: AttentionTraining,
+    pub se_reduction: i64,
+    pub image_size: i64,
+    pub scales: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            backbone: BackboneKind::Alexnet,
+            weights: None,
+            attention: AttentionKind::None,
+            positions: vec!["relu1".into(), "relu2".into(), "relu5".into()],
+            attention_training: AttentionTraining::FrozenAtInit,
+            se_reduction: 2,
+            image_size: 448,
+            scales: 3,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn backbone_config(&self) -> BackboneConfig {
+        BackboneConfig {
+            kind: self.backbone,
+            attention: self.attention,
+            positions: if self.attention == AttentionKind::None {
+                Vec::new()
+            } else {
+                self.positions.clone()
+            },
+            se_reduction: self.se_reduction,
+            image_size: self.image_size,
+            scales: self.scales,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub meta_epochs: usize,
+    pub sub_epochs: usize,
+    /// Images per batch; each brings all of its `train_transforms` rotations.
+    pub batch_size: usize,
+    /// Distinct random rotations per training image, computed once and reused every epoch.
+    pub train_transforms: usize,
+    pub lr: f64,
+    /// Learning rate of jointly trained attention, as a multiple of `lr`.
+    pub attention_lr_scale: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            meta_epochs: 24,
+            sub_epochs: 8,
+            batch_size: 24,
+            train_transforms: 4,
+            lr: 2e-4,
+            attention_lr_scale: 0.5,
+            betas: [0.8, 0.8],
+            eps: 1e-4,
+            weight_decay: 1e-5,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rotations {
+    /// `i·360/n`: DifferNet's evaluation script, reproducible.
+    Fixed,
+    /// Uniform random angles drawn from the run's seed (DifferNet's training loop).
+    Random,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestConfig {
+    pub test_transforms: usize,
+    pub rotations: Rotations,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        TestConfig {
+            test_transforms: 64,
+            rotations: Rotations::Fixed,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies `key=value` overrides and validates the result.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut value: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("{} is not valid TOML", path.display()))?;
+        for o in overrides {
+            apply_override(&mut value, o)?;
+        }
+        let config: Config = toml::Value::Table(value).try_into().with_context(|| {
+            format!("invalid config {} (after --set overrides)", path.display())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks value ranges that the types cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        let positive = [
+            ("train.meta_epochs", t.meta_epochs),
+            ("train.sub_epochs", t.sub_epochs),
+            ("train.batch_size", t.batch_size),
+            ("train.train_transforms", t.train_transforms),
+            ("test.test_transforms", self.test.test_transforms),
+            ("flow.coupling_blocks", self.flow.coupling_blocks),
+            ("model.scales", self.model.scales),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                bail!("{key} must be at least 1");
+            }
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            bail!("train.lr must be a positive number, got {}", t.lr);
+        }
+        if self.flow.hidden < 1 {
+            bail!("flow.hidden must be at least 1");
+        }
+        if !(self.flow.clamp.is_finite() && self.flow.clamp > 0.0) {
+            bail!("flow.clamp must be a positive number");
+        }
+        if self.experiment.is_empty() || self.experiment.contains(['/', '\\']) {
+            bail!(
+                "experiment must be a non-empty name without slashes, got {:?}",
+                self.experiment
+            );
+        }
+        Ok(())
+    }
+
+    /// The fully resolved config as TOML (defaults filled in).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    /// A stable id: the first 12 hex digits of the SHA-256 of the resolved config.
+    pub fn run_id(&self) -> String {
+        let digest = Sha256::digest(self.to_toml().as_bytes());
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Applies `a.b.c=value` to a TOML table; `value` is parsed as TOML, or taken as a string.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let Some((key, raw)) = assignment.split_once('=') else {
+        bail!("--set expects key=value, got {assignment:?}");
+    };
+    let key = key.trim();
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("--set: bad key {key:?}");
+    }
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed above"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let (last, path) = parts.split_last().expect("at least one part");
+    let mut node = table;
+    for p in path {
+        let entry = node
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry
+            .as_table_mut()
+            .with_context(|| format!("--set {key}: {p} is not a table"))?;
+    }
+    node.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "experiment = \"t\"\n[data]\nkind = \"smoke\"\nroot = \"d\"\ncategory = \"shapes\"\n";
+
+    fn load(text: &str, overrides: &[&str]) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        Config::load(&path, &o)
+    }
+
+    #[test]
+    fn defaults_are_differnets_recipe() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert_eq!(
+            (c.train.meta_epochs, c.train.sub_epochs, c.train.batch_size),
+            (24, 8, 24)
+        );
+        assert_eq!(c.train.betas, [0.8, 0.8]);
+        assert_eq!((c.model.image_size, c.model.scales), (448, 3));
+        assert_eq!((c.flow.coupling_blocks, c.flow.hidden), (8, 2048));
+        assert_eq!(c.test.test_transforms, 64);
+    }
+
+    #[test]
+    fn overrides_are_typed_and_validated() {
+        let c = load(
+            MINIMAL,
+            &["train.lr=1e-3", "model.attention=se", "flow.hidden=64"],
+        )
+        .unwrap();
+        assert_eq!(c.train.lr, 1e-3);
+        assert_eq!(c.model.attention, AttentionKind::Se);
+        assert_eq!(c.flow.hidden, 64);
+        let e = load(MINIMAL, &["train.lrr=1e-3"]).unwrap_err();
+        assert!(format!("{e:#}").contains("lrr"), "{e:#}");
+        let e = load(MINIMAL, &["model.attention=sse"]).unwrap_err();
+        assert!(format!("{e:#}").contains("sse"), "{e:#}");
+        let e = load(MINIMAL, &["train.batch_size=0"]).unwrap_err();
+        assert!(format!("{e:#}").contains("batch_size"), "{e:#}");
+    }
+
+    #[test]
+    fn typos_in_the_file_are_errors() {
+        let e = load(&format!("{MINIMAL}[train]\nmeta_epoch = 3\n"), &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("meta_epoch"), "{e:#}");
+    }
+
+    #[test]
+    fn run_id_follows_the_resolved_config() {
+        let a = load(MINIMAL, &[]).unwrap();
+        let b = load(MINIMAL, &["train.seed=0"]).unwrap();
+        let c = load(MINIMAL, &["train.seed=1"]).unwrap();
+        assert_eq!(a.run_id(), b.run_id());
+        assert_ne!(a.run_id(), c.run_id());
+        assert_eq!(a.run_id().len(), 12);
+    }
+}

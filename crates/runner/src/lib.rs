@@ -1,0 +1,14 @@
+//! The experiment runner behind the `adn` binary.
+//!
+//! It composes the other crates — datasets, backbones, flows, metrics — into one run:
+//! a resolved config in, a run record folder out (`config.toml`, `manifest.json`,
+//! `metrics.json`, `scores.csv`, `model.safetensors`). Tables and figures are made
+//! elsewhere (xtask) from those records.
+
+pub mod config;
+pub mod extract;
+pub mod record;
+pub mod run;
+
+pub use config::Config;
+pub use run::{DeviceChoice, RunOptions, RunOutcome, run};

@@ -1,0 +1,413 @@
+//! One run: data → frozen features → flow training → evaluation after every meta-epoch →
+//! run record.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use adn_backbones::FeatureExtractor;
+use adn_datasets::layout::{self, Masks};
+use adn_datasets::smoke;
+use adn_datasets::transforms::fixed_angles;
+use adn_flows::flow::anomaly_scores;
+use adn_flows::{DifferNetFlow, nll_loss};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{Config, DataKind, Rotations};
+use crate::record::{
+    self, DatasetSummary, EvalPoint, Manifest, MetricsRecord, ScoreRow, WallTimes,
+};
+
+/// Which device trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+            DeviceChoice::Cuda => {
+                bail!("--device cuda was asked for but libtorch sees no CUDA device")
+            }
+        }
+    }
+}
+
+/// How to run, apart from what the config says.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub out: Option<PathBuf>,
+    pub device: DeviceChoice,
+    pub quiet: bool,
+    pub force: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub metrics: MetricsRecord,
+    pub manifest: Manifest,
+}
+
+/// Rows scored per forward pass at evaluation time.
+const EVAL_ROWS: i64 = 4096;
+
+fn progress(quiet: bool, len: u64, what: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The folder a run writes to when `--out` is not given.
+pub fn default_out(config: &Config) -> PathBuf {
+    Path::new("results")
+        .join(&config.experiment)
+        .join(config.run_id())
+}
+
+/// Runs `config` and writes its record. A run that fails after it started training writes a
+/// record marked `failed` (no metrics, no scores) and returns the error.
+pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
+    let out = opts.out.clone().unwrap_or_else(|| default_out(config));
+    if out.exists() && !opts.force {
+        let state = if record::is_complete(&out) {
+            "a complete run"
+        } else {
+            "something"
+        };
+        bail!(
+            "{} already holds {state}; pass --force to replace it or --out to write elsewhere",
+            out.display()
+        );
+    }
+    let device = opts.device.resolve()?;
+    let started = unix_now();
+    let t0 = Instant::now();
+    let cfg = config;
+    let seed = cfg.train.seed;
+
+    // Data.
+    let data_root = &cfg.data.root;
+    let masks = match cfg.data.kind {
+        DataKind::Mvtec | DataKind::Smoke => Masks::Required,
+        DataKind::Folder => Masks::Optional,
+    };
+    if cfg.data.kind == DataKind::Smoke && !data_root.join(&cfg.data.category).is_dir() {
+        let spec = smoke::SmokeSpec {
+            size: cfg.data.generated_size,
+            ..Default::default()
+        };
+        smoke::generate(data_root, &spec).with_context(|| {
+            format!(
+                "cannot generate the smoke dataset in {}",
+                data_root.display()
+            )
+        })?;
+    }
+    let data = layout::load_category(data_root, &cfg.data.category, masks)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let train_angles: Vec<Vec<f64>> = data
+        .train
+        .iter()
+        .map(|_| {
+            (0..cfg.train.train_transforms)
+                .map(|_| rng.random_range(-180.0..180.0))
+                .collect()
+        })
+        .collect();
+    let test_angles: Vec<Vec<f64>> = data
+        .test
+        .iter()
+        .map(|_| match cfg.test.rotations {
+            Rotations::Fixed => fixed_angles(cfg.test.test_transforms),
+            Rotations::Random => (0..cfg.test.test_transforms)
+                .map(|_| rng.random_range(-180.0..180.0))
+                .collect(),
+        })
+        .collect();
+    let wall_data = t0.elapsed().as_secs_f64();
+
+    // Frozen features.
+    let t1 = Instant::now();
+    let extractor = FeatureExtractor::new(
+        &cfg.model.backbone_config(),
+        cfg.model.weights.as_deref(),
+        cfg.model.attention_training,
+        seed as i64,
+        device,
+    )?;
+    if !extractor.is_frozen() {
+        bail!(
+            "model.attention_training = \"joint\" is not supported yet: only frozen-at-init \
+             attention (features computed once) is implemented"
+        );
+    }
+    let bar = progress(
+        opts.quiet,
+        (data.train.len() + data.test.len()) as u64,
+        "features",
+    );
+    let train_feats =
+        crate::extract::pooled_features(&extractor, &data.train, &train_angles, device, &bar)?;
+    let test_feats =
+        crate::extract::pooled_features(&extractor, &data.test, &test_angles, device, &bar)?;
+    bar.finish_and_clear();
+    tracing::info!(
+        train_mean = train_feats.mean(Kind::Float).double_value(&[]),
+        train_std = train_feats.std(true).double_value(&[]),
+        test_std = test_feats.std(true).double_value(&[]),
+        "pooled features"
+    );
+    let wall_features = t1.elapsed().as_secs_f64();
+
+    // Flow.
+    tch::manual_seed(seed as i64);
+    let flow_vs = nn::VarStore::new(device);
+    let dim = extractor.feature_dim();
+    let flow = DifferNetFlow::new(&flow_vs.root(), dim, &cfg.flow);
+    let t = &cfg.train;
+    let mut opt = nn::Adam {
+        beta1: t.betas[0],
+        beta2: t.betas[1],
+        wd: t.weight_decay,
+        eps: t.eps,
+        amsgrad: false,
+    }
+    .build(&flow_vs, t.lr)?;
+
+    let labels: Vec<bool> = data.test.iter().map(|s| s.is_anomalous()).collect();
+    let n_train = data.train.len();
+    let per_image = t.train_transforms as i64;
+    let train_feats = train_feats.reshape([n_train as i64, per_image, dim]);
+    let mut trajectory = Vec::new();
+    let mut last_scores = Vec::new();
+    let (mut wall_train, mut wall_eval) = (0.0, 0.0);
+    let total_epochs = (t.meta_epochs * t.sub_epochs) as u64;
+    let bar = progress(opts.quiet, total_epochs, "train");
+    let mut failure = None;
+    'meta: for meta in 0..t.meta_epochs {
+        let t2 = Instant::now();
+        let (mut loss_sum, mut loss_count) = (0.0, 0usize);
+        for _sub in 0..t.sub_epochs {
+            let mut order: Vec<i64> = (0..n_train as i64).collect();
+            order.shuffle(&mut rng);
+            for batch in order.chunks(t.batch_size) {
+                let idx = Tensor::from_slice(batch).to_device(device);
+                let x = train_feats.index_select(0, &idx).reshape([-1, dim]);
+                let (z, log_det) = flow.forward(&x);
+                let loss = nll_loss(&z, &log_det);
+                let value = loss.double_value(&[]);
+                if !value.is_finite() {
+                    failure = Some(format!(
+                        "training loss became {value} at meta-epoch {meta}; the run is stopped \
+                         (try a lower train.lr or check the features for NaN)"
+                    ));
+                    break 'meta;
+                }
+                opt.backward_step(&loss);
+                loss_sum += value;
+                loss_count += 1;
+            }
+            bar.inc(1);
+        }
+        wall_train += t2.elapsed().as_secs_f64();
+
+        let t3 = Instant::now();
+        let scores = score(&flow, &test_feats, cfg.test.test_transforms as i64);
+        wall_eval += t3.elapsed().as_secs_f64();
+        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+            failure = Some(format!(
+                "the score of test image {} is {} after meta-epoch {meta}; the flow diverged",
+                data.test[i].path.display(),
+                scores[i]
+            ));
+            break;
+        }
+        let auroc =
+            adn_metrics::auroc(&labels, &scores).context("cannot compute the test AUROC")?;
+        let train_loss = loss_sum / loss_count.max(1) as f64;
+        tracing::info!(meta_epoch = meta, train_loss, auroc, "evaluated");
+        trajectory.push(EvalPoint {
+            meta_epoch: meta,
+            train_loss,
+            auroc,
+        });
+        last_scores = scores;
+    }
+    bar.finish_and_clear();
+
+    let trainable_attention: i64 = extractor
+        .attention_vs
+        .trainable_variables()
+        .iter()
+        .filter(|v| v.requires_grad())
+        .map(|v| v.numel() as i64)
+        .sum();
+    let mut manifest = Manifest {
+        run_id: cfg.run_id(),
+        experiment: cfg.experiment.clone(),
+        status: "complete".into(),
+        error: None,
+        git_commit: git_commit(),
+        adn_version: env!("CARGO_PKG_VERSION").into(),
+        libtorch: "2.13.0 (tch 0.26)".into(),
+        device: format!("{device:?}"),
+        threads: tch::get_num_threads(),
+        seed,
+        started_unix: started,
+        finished_unix: unix_now(),
+        wall_s: WallTimes {
+            data: wall_data,
+            features: wall_features,
+            train: wall_train,
+            eval: wall_eval,
+            total: t0.elapsed().as_secs_f64(),
+        },
+        dataset: DatasetSummary {
+            root: data.root.display().to_string(),
+            category: data.category.clone(),
+            train_images: data.train.len(),
+            test_images: data.test.len(),
+            test_counts: data.test_counts(),
+        },
+        feature_dim: dim,
+        backbone_weights: match &cfg.model.weights {
+            Some(p) => p.display().to_string(),
+            None => format!("random (seed {seed}); not pretrained"),
+        },
+        flow_parameters: flow_vs
+            .trainable_variables()
+            .iter()
+            .map(|v| v.numel() as i64)
+            .sum(),
+        trainable_attention_parameters: trainable_attention,
+    };
+    let config_toml = cfg.to_toml();
+
+    if let Some(error) = failure {
+        manifest.status = "failed".into();
+        manifest.error = Some(error.clone());
+        let rec = record::RunRecord {
+            config_toml: &config_toml,
+            manifest: &manifest,
+            metrics: None,
+            scores: &[],
+            save_model: None,
+        };
+        record::write(&out, &rec, opts.force)?;
+        bail!("{error} (failed run recorded in {})", out.display());
+    }
+
+    let metrics = summarise(trajectory);
+    let scores: Vec<ScoreRow> = data
+        .test
+        .iter()
+        .zip(&last_scores)
+        .map(|(s, &score)| ScoreRow {
+            path: s.path.display().to_string(),
+            category: data.category.clone(),
+            defect: s.defect.clone(),
+            label: s.is_anomalous() as u8,
+            score,
+        })
+        .collect();
+    let save = |path: &Path| -> Result<()> {
+        flow_vs
+            .save(path)
+            .with_context(|| format!("cannot save {}", path.display()))
+    };
+    let rec = record::RunRecord {
+        config_toml: &config_toml,
+        manifest: &manifest,
+        metrics: Some(&metrics),
+        scores: &scores,
+        save_model: Some(&save),
+    };
+    let dir = record::write(&out, &rec, opts.force)?;
+    Ok(RunOutcome {
+        dir,
+        metrics,
+        manifest,
+    })
+}
+
+/// Per-image anomaly scores of test features laid out `[image · transforms, dim]`.
+fn score(flow: &DifferNetFlow, feats: &Tensor, transforms: i64) -> Vec<f64> {
+    let rows = feats.size()[0];
+    let step = (EVAL_ROWS / transforms).max(1) * transforms;
+    let mut out = Vec::new();
+    tch::no_grad(|| {
+        let mut start = 0;
+        while start < rows {
+            let len = step.min(rows - start);
+            let (z, _) = flow.forward(&feats.narrow(0, start, len));
+            let s = anomaly_scores(&z, transforms)
+                .to_kind(Kind::Double)
+                .to_device(Device::Cpu);
+            out.extend(Vec::<f64>::try_from(s).expect("1-d double tensor"));
+            start += len;
+        }
+    });
+    out
+}
+
+fn summarise(trajectory: Vec<EvalPoint>) -> MetricsRecord {
+    let last = trajectory.last().expect("at least one meta-epoch");
+    // Earliest evaluation wins ties.
+    let first = &trajectory[0];
+    let best = trajectory
+        .iter()
+        .fold(first, |b, p| if p.auroc > b.auroc { p } else { b });
+    let min_loss = trajectory.iter().fold(
+        first,
+        |b, p| if p.train_loss < b.train_loss { p } else { b },
+    );
+    MetricsRecord {
+        auroc_last: last.auroc,
+        auroc_best: best.auroc,
+        auroc_best_epoch: best.meta_epoch,
+        auroc_best_selection: "maximum over evaluations, selected on the test set".into(),
+        auroc_min_loss: min_loss.auroc,
+        auroc_min_loss_epoch: min_loss.meta_epoch,
+        trajectory,
+    }
+}

@@ -1,0 +1,113 @@
+//! End-to-end runs of the `adn` binary on the generated smoke set.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `adn run experiments/smoke.toml` with its data and record in `dir`.
+fn run_smoke(dir: &Path, name: &str, extra: &[&str]) -> std::process::Output {
+    let root = workspace_root();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_adn"));
+    cmd.current_dir(&root)
+        .args(["--threads", "1", "run"])
+        .arg(root.join("experiments/smoke.toml"))
+        .arg("--set")
+        .arg(format!(
+            "data.root={:?}",
+            dir.join("data").display().to_string()
+        ))
+        .arg("--out")
+        .arg(dir.join(name))
+        .args(["--device", "cpu", "--quiet"])
+        .args(extra);
+    cmd.output().expect("adn runs")
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_smoke(dir.path(), "a", &[]);
+    assert!(
+        out.status.success(),
+        "adn failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("auroc_last="), "no summary line: {stdout}");
+
+    let run = dir.path().join("a");
+    let metrics = json(&run.join("metrics.json"));
+    let auroc = metrics["auroc_last"].as_f64().unwrap();
+    assert!(auroc >= 0.95, "auroc_last {auroc} on the smoke set");
+    assert_eq!(metrics["trajectory"].as_array().unwrap().len(), 4);
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["status"], "complete");
+    assert_eq!(manifest["device"], "Cpu");
+    assert_eq!(manifest["dataset"]["test_images"], 40);
+    assert!(run.join("model.safetensors").is_file());
+    let scores = std::fs::read_to_string(run.join("scores.csv")).unwrap();
+    assert_eq!(scores.lines().count(), 41);
+
+    // Same config, same seed, CPU: bit-identical scores.
+    let again = run_smoke(dir.path(), "b", &[]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let scores_b = std::fs::read_to_string(dir.path().join("b/scores.csv")).unwrap();
+    assert_eq!(
+        scores, scores_b,
+        "a rerun with the same seed changed the scores"
+    );
+
+    // An existing run folder is never overwritten without --force.
+    let refused = run_smoke(dir.path(), "a", &[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    assert_eq!(
+        std::fs::read_to_string(run.join("scores.csv")).unwrap(),
+        scores
+    );
+}
+
+#[test]
+fn diverging_training_is_recorded_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_smoke(
+        dir.path(),
+        "nan",
+        &["--set", "train.lr=1e12", "--set", "train.meta_epochs=2"],
+    );
+    assert!(!out.status.success(), "a run with lr=1e12 should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("training loss became") || stderr.contains("diverged"),
+        "{stderr}"
+    );
+    let run = dir.path().join("nan");
+    assert_eq!(json(&run.join("manifest.json"))["status"], "failed");
+    assert!(
+        !run.join("metrics.json").exists(),
+        "a failed run must not look complete"
+    );
+    assert!(!run.join("scores.csv").exists());
+}
+
+#[test]
+fn config_typos_are_reported_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_smoke(dir.path(), "typo", &["--set", "train.batchsize=3"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("batchsize"), "{stderr}");
+    assert!(!dir.path().join("typo").exists());
+}
