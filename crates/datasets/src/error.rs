@@ -8,11 +8,11 @@ pub enum DatasetError {
     MissingFolder { path: PathBuf },
     #[error("{path} holds no images (expected *.png, *.jpg or *.jpeg)")]
     NoImages { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
+    // The io error is part of the message, not a `source`, so that error chains print it once.
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot decode image {path}: {reason}")]
     Decode { path: PathBuf, reason: String },
@@ -31,10 +31,10 @@ pub enum DatasetError {
 }
 
 impl DatasetError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         DatasetError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

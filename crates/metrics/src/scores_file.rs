@@ -26,10 +26,11 @@ use crate::{BootstrapCi, DeLongAuroc, F1Max, MetricsError, TprAtFpr};
 /// Why a score file could not be read, or its report not made. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ScoresError {
-    #[error("{}: cannot read: {source}", file.display())]
+    // The io error is part of the message, not a `source`, so that error chains print it once.
+    #[error("{}: cannot read: {error}", file.display())]
     Io {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A problem on one line (1-based) of the file.
     #[error("{}:{line}: {message}", file.display())]
@@ -42,11 +43,11 @@ pub enum ScoresError {
     #[error("{}: {message}", file.display())]
     Invalid { file: PathBuf, message: String },
     /// A metric failed on a group of the file's images (e.g. only one class present).
-    #[error("{}: {context}: {source}", file.display())]
+    #[error("{}: {context}: {error}", file.display())]
     Metrics {
         file: PathBuf,
         context: String,
-        source: MetricsError,
+        error: MetricsError,
     },
     /// Two files that should hold the same images do not.
     #[error("{} vs {}: {message}", a.display(), b.display())]
@@ -162,9 +163,9 @@ fn parse_score(field: &str) -> Result<f64, String> {
 impl ScoresFile {
     /// Reads and parses a score file.
     pub fn read(path: &Path) -> Result<Self, ScoresError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScoresError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ScoresError::Io {
             file: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
@@ -493,10 +494,10 @@ pub fn report_scores(file: &ScoresFile, options: &ReportOptions) -> Result<Strin
     let scores = file.scores();
     let defects: Vec<Option<String>> = file.rows.iter().map(|r| r.defect.clone()).collect();
     let categories: Vec<Option<String>> = file.rows.iter().map(|r| r.category.clone()).collect();
-    let metrics_err = |context: String, source: MetricsError| ScoresError::Metrics {
+    let metrics_err = |context: String, error: MetricsError| ScoresError::Metrics {
         file: file.source.clone(),
         context,
-        source,
+        error,
     };
     let mut out = String::new();
     let anomalous = labels.iter().filter(|&&l| l).count();

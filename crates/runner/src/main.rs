@@ -41,6 +41,16 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Image-level metrics of a scores CSV (`label,score[,defect]`; a run's scores.csv works),
+    /// or a comparison of two score files on the same images.
+    Metrics {
+        /// Score file to report on.
+        #[arg(long, conflicts_with = "compare", required_unless_present = "compare")]
+        scores: Option<PathBuf>,
+        /// Two score files (variant A, variant B) to compare with DeLong's test.
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        compare: Option<Vec<PathBuf>>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -101,6 +111,15 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 outcome.manifest.wall_s.total,
                 outcome.dir.display()
             );
+            Ok(())
+        }
+        Command::Metrics { scores, compare } => {
+            let report = match (scores, compare) {
+                (Some(path), _) => adn_metrics::report_scores_file(&path)?,
+                (None, Some(pair)) => adn_metrics::compare_scores_files(&pair[0], &pair[1])?,
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            print!("{report}");
             Ok(())
         }
     }
