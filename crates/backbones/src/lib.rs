@@ -8,8 +8,10 @@
 pub mod alexnet;
 pub mod attention;
 pub mod config;
+pub mod efficientnet;
 pub mod features;
 pub mod init;
+pub mod weights;
 
 pub use config::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
 pub use features::FeatureExtractor;

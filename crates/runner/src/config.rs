@@ -64,6 +64,9 @@ pub struct ModelConfig {
     pub positions: Vec<String>,
     pub attention_training: AttentionTraining,
     pub se_reduction: i64,
+    /// Layers whose pooled outputs form the feature; the backbone's default when absent
+    /// (AlexNet: `pool5`, as DifferNet).
+    pub feature_layers: Option<Vec<String>>,
     pub image_size: i64,
     pub scales: usize,
 }
@@ -77,6 +80,7 @@ impl Default for ModelConfig {
             positions: vec!["relu1".into(), "relu2".into(), "relu5".into()],
             attention_training: AttentionTraining::FrozenAtInit,
             se_reduction: 2,
+            feature_layers: None,
             image_size: 448,
             scales: 3,
         }
@@ -94,6 +98,10 @@ impl ModelConfig {
                 self.positions.clone()
             },
             se_reduction: self.se_reduction,
+            feature_layers: self
+                .feature_layers
+                .clone()
+                .unwrap_or_else(|| self.backbone.default_feature_layers()),
             image_size: self.image_size,
             scales: self.scales,
         }

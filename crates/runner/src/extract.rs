@@ -22,7 +22,8 @@ pub fn pooled_features(
     progress: &ProgressBar,
 ) -> Result<Tensor> {
     let size = extractor.config().image_size as u32;
-    let norm = Normalization::IMAGENET;
+    let (mean, std) = extractor.config().kind.normalization();
+    let norm = Normalization { mean, std };
     let mut rows = Vec::new();
     for (chunk, chunk_angles) in samples
         .chunks(CHUNK_IMAGES)

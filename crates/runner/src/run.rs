@@ -310,8 +310,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
             test_counts: data.test_counts(),
         },
         feature_dim: dim,
-        backbone_weights: match &cfg.model.weights {
-            Some(p) => p.display().to_string(),
+        backbone_weights: match extractor.weights_report() {
+            Some(w) => format!("{} (sha256 {})", w.path.display(), w.sha256),
             None => format!("random (seed {seed}); not pretrained"),
         },
         flow_parameters: flow_vs
