@@ -1,5 +1,8 @@
-//! Turning images into pooled backbone features: decode and transform in parallel, then
-//! forward whole batches through the frozen backbone without autograd.
+//! Turning images into pooled backbone features: look each (image, rotation) up in the
+//! feature cache, decode and transform the missing ones in parallel, forward them in
+//! batches through the frozen backbone without autograd, and store them.
+
+use std::time::Instant;
 
 use adn_backbones::FeatureExtractor;
 use adn_datasets::transforms::{Normalization, resize_square, rotate_nearest, to_chw};
@@ -7,50 +10,127 @@ use adn_datasets::{Sample, decode};
 use anyhow::Result;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-/// Images decoded and resized per chunk; bounds memory at large sizes.
+use crate::cache::{self, FeatureCache};
+
+/// Images decoded and forwarded together; bounds memory at large sizes.
 const CHUNK_IMAGES: usize = 16;
 
-/// Features `[samples.len() · angles_per_image, dim]`: row `i·T + t` is image `i` under
-/// rotation `angles[i][t]`.
+/// What the cache did during one run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CacheStats {
+    pub enabled: bool,
+    pub hits: usize,
+    pub misses: usize,
+    /// Wall time spent computing the misses.
+    pub compute_seconds: f64,
+    /// Hits times the measured cost of one computed entry.
+    pub estimated_seconds_saved: f64,
+}
+
+/// Features `[samples.len() · T, dim]`: row `i·T + t` is image `i` under rotation
+/// `angles[i][t]` (every image has the same number `T` of angles).
 pub fn pooled_features(
     extractor: &FeatureExtractor,
     samples: &[Sample],
     angles: &[Vec<f64>],
     device: Device,
+    cache: Option<&FeatureCache>,
+    stats: &mut CacheStats,
     progress: &ProgressBar,
 ) -> Result<Tensor> {
+    let dim = extractor.feature_dim() as usize;
+    let per_image = angles.first().map_or(0, |a| a.len());
+    let hashes: Vec<String> = match cache {
+        Some(_) => samples
+            .par_iter()
+            .map(|s| cache::file_hash(&s.path))
+            .collect::<Result<_>>()?,
+        None => vec![String::new(); samples.len()],
+    };
+    let mut rows: Vec<Option<Vec<f32>>> = vec![None; samples.len() * per_image];
+    if let Some(cache) = cache {
+        stats.enabled = true;
+        rows.par_iter_mut().enumerate().for_each(|(r, row)| {
+            *row = cache.get(&hashes[r / per_image], angles[r / per_image][r % per_image]);
+        });
+    }
+    let missing_images: Vec<usize> = (0..samples.len())
+        .filter(|&i| {
+            rows[i * per_image..(i + 1) * per_image]
+                .iter()
+                .any(Option::is_none)
+        })
+        .collect();
+    progress.inc((samples.len() - missing_images.len()) as u64);
+
     let size = extractor.config().image_size as u32;
     let (mean, std) = extractor.config().kind.normalization();
     let norm = Normalization { mean, std };
-    let mut rows = Vec::new();
-    for (chunk, chunk_angles) in samples
-        .chunks(CHUNK_IMAGES)
-        .zip(angles.chunks(CHUNK_IMAGES))
-    {
-        let pixels: Vec<Vec<f32>> = chunk
+    let start = Instant::now();
+    let mut computed = 0usize;
+    for chunk in missing_images.chunks(CHUNK_IMAGES) {
+        // (row index, pixels) of every missing rotation of the chunk's images.
+        let jobs: Vec<(usize, Vec<f32>)> = chunk
             .par_iter()
-            .zip(chunk_angles)
-            .map(|(sample, angles)| -> Result<Vec<Vec<f32>>> {
-                let img = resize_square(&decode::load_rgb(&sample.path)?, size);
-                Ok(angles
-                    .iter()
-                    .map(|&a| to_chw(&rotate_nearest(&img, a), &norm))
+            .map(|&i| -> Result<Vec<(usize, Vec<f32>)>> {
+                let img = resize_square(&decode::load_rgb(&samples[i].path)?, size);
+                Ok((0..per_image)
+                    .filter(|t| rows[i * per_image + t].is_none())
+                    .map(|t| {
+                        (
+                            i * per_image + t,
+                            to_chw(&rotate_nearest(&img, angles[i][t]), &norm),
+                        )
+                    })
                     .collect())
             })
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .flatten()
             .collect();
-        let n = pixels.len() as i64;
-        let flat: Vec<f32> = pixels.into_iter().flatten().collect();
+        let n = jobs.len() as i64;
+        let flat: Vec<f32> = jobs.iter().flat_map(|(_, px)| px.iter().copied()).collect();
         let batch = Tensor::from_slice(&flat)
             .reshape([n, 3, size as i64, size as i64])
             .to_device(device);
-        let feats = tch::no_grad(|| extractor.pooled_features(&batch, false));
-        rows.push(feats.to_kind(Kind::Float));
+        let feats = tch::no_grad(|| extractor.pooled_features(&batch, false))
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu)
+            .contiguous();
+        let values = Vec::<f32>::try_from(feats.reshape([-1]))?;
+        for ((r, _), feature) in jobs.iter().zip(values.chunks_exact(dim)) {
+            if let Some(cache) = cache {
+                cache.put(
+                    &hashes[r / per_image],
+                    angles[r / per_image][r % per_image],
+                    feature,
+                )?;
+            }
+            rows[*r] = Some(feature.to_vec());
+        }
+        computed += jobs.len();
         progress.inc(chunk.len() as u64);
     }
-    Ok(Tensor::cat(&rows, 0))
+    let seconds = start.elapsed().as_secs_f64();
+    stats.misses += computed;
+    stats.hits += rows.len() - computed;
+    stats.compute_seconds += seconds;
+    if let Some(cache) = cache {
+        let per_entry = if computed > 0 {
+            let s = seconds / computed as f64;
+            cache.record_seconds_per_entry(s);
+            Some(s)
+        } else {
+            cache.seconds_per_entry()
+        };
+        stats.estimated_seconds_saved += per_entry.unwrap_or(0.0) * (rows.len() - computed) as f64;
+    }
+    let flat: Vec<f32> = rows
+        .into_iter()
+        .flat_map(|r| r.expect("every row is filled"))
+        .collect();
+    Ok(Tensor::from_slice(&flat).reshape([(samples.len() * per_image) as i64, dim as i64]))
 }

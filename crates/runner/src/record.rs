@@ -30,6 +30,7 @@ pub struct Manifest {
     pub backbone_weights: String,
     pub flow_parameters: i64,
     pub trainable_attention_parameters: i64,
+    pub feature_cache: crate::extract::CacheStats,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

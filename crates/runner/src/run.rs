@@ -18,7 +18,9 @@ use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
+use crate::cache::FeatureCache;
 use crate::config::{Config, DataKind, Rotations};
+use crate::extract::CacheStats;
 use crate::record::{
     self, DatasetSummary, EvalPoint, Manifest, MetricsRecord, ScoreRow, WallTimes,
 };
@@ -51,6 +53,8 @@ pub struct RunOptions {
     pub device: DeviceChoice,
     pub quiet: bool,
     pub force: bool,
+    /// Root of the feature cache; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// What a finished run reports.
@@ -181,15 +185,32 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
              attention (features computed once) is implemented"
         );
     }
+    let cache = opts.cache_dir.as_ref().map(|root| {
+        FeatureCache::new(
+            root,
+            &extractor_key(cfg, &extractor, device),
+            extractor.feature_dim() as usize,
+        )
+    });
+    let mut cache_stats = CacheStats::default();
     let bar = progress(
         opts.quiet,
         (data.train.len() + data.test.len()) as u64,
         "features",
     );
-    let train_feats =
-        crate::extract::pooled_features(&extractor, &data.train, &train_angles, device, &bar)?;
-    let test_feats =
-        crate::extract::pooled_features(&extractor, &data.test, &test_angles, device, &bar)?;
+    let mut extract = |samples: &[adn_datasets::Sample], angles: &[Vec<f64>]| {
+        crate::extract::pooled_features(
+            &extractor,
+            samples,
+            angles,
+            device,
+            cache.as_ref(),
+            &mut cache_stats,
+            &bar,
+        )
+    };
+    let train_feats = extract(&data.train, &train_angles)?;
+    let test_feats = extract(&data.test, &test_angles)?;
     bar.finish_and_clear();
     tracing::info!(
         train_mean = train_feats.mean(Kind::Float).double_value(&[]),
@@ -320,6 +341,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
             .map(|v| v.numel() as i64)
             .sum(),
         trainable_attention_parameters: trainable_attention,
+        feature_cache: cache_stats,
     };
     let config_toml = cfg.to_toml();
 
@@ -368,6 +390,32 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         metrics,
         manifest,
     })
+}
+
+/// Everything about the frozen extractor that changes its output, for the feature cache.
+/// The seed matters only where something is randomly initialised.
+fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, device: Device) -> String {
+    let b = extractor.config();
+    let weights = match extractor.weights_report() {
+        Some(w) => w.sha256.clone(),
+        None => format!("random-seed-{}", cfg.train.seed),
+    };
+    let attention = match b.attention {
+        adn_backbones::AttentionKind::None => "none".to_string(),
+        kind => format!(
+            "{kind:?}@{:?}/r{}/seed-{}",
+            b.positions, b.se_reduction, cfg.train.seed
+        ),
+    };
+    let device = if device.is_cuda() { "cuda" } else { "cpu" };
+    format!(
+        "{}|weights={weights}|attention={attention}|layers={:?}|scales={}|size={}|norm={:?}|{device}",
+        b.kind.name(),
+        b.feature_layers,
+        b.scales,
+        b.image_size,
+        b.kind.normalization()
+    )
 }
 
 /// Per-image anomaly scores of test features laid out `[image · transforms, dim]`.

@@ -21,6 +21,8 @@ fn run_smoke(dir: &Path, name: &str, extra: &[&str]) -> std::process::Output {
         ))
         .arg("--out")
         .arg(dir.join(name))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
         .args(["--device", "cpu", "--quiet"])
         .args(extra);
     cmd.output().expect("adn runs")
