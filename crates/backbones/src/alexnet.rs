@@ -17,6 +17,9 @@ pub fn channels_at(position: &str) -> Option<i64> {
     }
 }
 
+/// A named position and the layers that lead to it.
+type Step<'a> = (&'a str, &'a dyn Fn(&Tensor) -> Tensor);
+
 /// The convolutions of AlexNet's `features`.
 #[derive(Debug)]
 pub struct AlexNetFeatures {
@@ -62,7 +65,7 @@ impl AlexNetFeatures {
         tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
     ) -> Tensor {
         let [c1, c2, c3, c4, c5] = &self.convs;
-        let steps: [(&str, &dyn Fn(&Tensor) -> Tensor); 6] = [
+        let steps: [Step<'_>; 6] = [
             ("relu1", &|x| c1.forward(x).relu()),
             ("pool1", &max_pool),
             ("relu2", &|x| c2.forward(x).relu()),

@@ -15,7 +15,7 @@ use crate::{AttentionKind, AttentionTraining, BackboneConfig, BackboneError, Bac
 /// The convolutional network itself.
 #[derive(Debug)]
 enum Net {
-    AlexNet(AlexNetFeatures),
+    AlexNet(Box<AlexNetFeatures>),
     Lite(Box<EfficientNetLite>),
 }
 
@@ -72,7 +72,9 @@ impl FeatureExtractor {
         tch::manual_seed(seed);
         let mut backbone_vs = nn::VarStore::new(device);
         let net = match config.kind {
-            BackboneKind::Alexnet => Net::AlexNet(AlexNetFeatures::new(&backbone_vs.root())),
+            BackboneKind::Alexnet => {
+                Net::AlexNet(Box::new(AlexNetFeatures::new(&backbone_vs.root())))
+            }
             BackboneKind::EfficientnetLite0 => {
                 Net::Lite(Box::new(EfficientNetLite::lite0(&backbone_vs.root())))
             }
