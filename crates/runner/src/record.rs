@@ -109,10 +109,57 @@ pub fn is_complete(dir: &Path) -> bool {
         && dir.join("scores.csv").is_file()
 }
 
-/// Writes the record into a temporary sibling of `dir`, then renames it into place. An
-/// existing folder at `dir` is replaced only when `replace` is set, and only after the new
-/// record is completely written.
+/// Writes the record with [`commit_folder`]; the manifest goes last.
 pub fn write(dir: &Path, record: &RunRecord<'_>, replace: bool) -> Result<PathBuf> {
+    commit_folder(dir, replace, |tmp| {
+        write_file(&tmp.join("config.toml"), record.config_toml.as_bytes())?;
+        if let Some(metrics) = record.metrics {
+            write_file(
+                &tmp.join("metrics.json"),
+                serde_json::to_string_pretty(metrics)?.as_bytes(),
+            )?;
+        }
+        if !record.scores.is_empty() {
+            write_file(
+                &tmp.join("scores.csv"),
+                scores_csv(record.scores).as_bytes(),
+            )?;
+        }
+        if let Some(save) = record.save_model {
+            save(&tmp.join("model.safetensors"))?;
+        }
+        // The manifest's status is what marks the folder complete.
+        write_file(
+            &tmp.join("manifest.json"),
+            serde_json::to_string_pretty(record.manifest)?.as_bytes(),
+        )
+    })
+}
+
+/// The `scores.csv` text.
+pub fn scores_csv(scores: &[ScoreRow]) -> String {
+    let mut csv = String::from("path,category,defect,label,score\n");
+    for r in scores {
+        csv.push_str(&format!(
+            "{},{},{},{},{:.9e}\n",
+            csv_field(&r.path),
+            csv_field(&r.category),
+            csv_field(&r.defect),
+            r.label,
+            r.score
+        ));
+    }
+    csv
+}
+
+/// Fills a temporary sibling of `dir` with `fill`, then renames it to `dir`. An existing
+/// folder at `dir` is replaced only when `replace` is set, and only after the new one is
+/// complete; on any error the temporary folder is removed and `dir` is untouched.
+pub fn commit_folder(
+    dir: &Path,
+    replace: bool,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -120,7 +167,7 @@ pub fn write(dir: &Path, record: &RunRecord<'_>, replace: bool) -> Result<PathBu
     fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let name = dir
         .file_name()
-        .context("run folder has no name")?
+        .context("output folder has no name")?
         .to_string_lossy()
         .into_owned();
     let pid = std::process::id();
@@ -129,37 +176,10 @@ pub fn write(dir: &Path, record: &RunRecord<'_>, replace: bool) -> Result<PathBu
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-
-    write_file(&tmp.join("config.toml"), record.config_toml.as_bytes())?;
-    if let Some(metrics) = record.metrics {
-        write_file(
-            &tmp.join("metrics.json"),
-            serde_json::to_string_pretty(metrics)?.as_bytes(),
-        )?;
+    if let Err(e) = fill(&tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
     }
-    if !record.scores.is_empty() {
-        let mut csv = String::from("path,category,defect,label,score\n");
-        for r in record.scores {
-            csv.push_str(&format!(
-                "{},{},{},{},{:.9e}\n",
-                csv_field(&r.path),
-                csv_field(&r.category),
-                csv_field(&r.defect),
-                r.label,
-                r.score
-            ));
-        }
-        write_file(&tmp.join("scores.csv"), csv.as_bytes())?;
-    }
-    if let Some(save) = record.save_model {
-        save(&tmp.join("model.safetensors"))?;
-    }
-    // The manifest goes last: its status is what marks the folder complete.
-    write_file(
-        &tmp.join("manifest.json"),
-        serde_json::to_string_pretty(record.manifest)?.as_bytes(),
-    )?;
-
     if dir.exists() {
         if !replace {
             fs::remove_dir_all(&tmp)?;
@@ -171,16 +191,16 @@ pub fn write(dir: &Path, record: &RunRecord<'_>, replace: bool) -> Result<PathBu
         let old = parent.join(format!(".{name}.old-{pid}"));
         fs::rename(dir, &old).with_context(|| format!("cannot move aside {}", dir.display()))?;
         fs::rename(&tmp, dir)
-            .with_context(|| format!("cannot move the new record to {}", dir.display()))?;
+            .with_context(|| format!("cannot move the new folder to {}", dir.display()))?;
         fs::remove_dir_all(&old)?;
     } else {
         fs::rename(&tmp, dir)
-            .with_context(|| format!("cannot move the new record to {}", dir.display()))?;
+            .with_context(|| format!("cannot move the new folder to {}", dir.display()))?;
     }
     Ok(dir.to_path_buf())
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f =
         fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(bytes)?;

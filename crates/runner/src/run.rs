@@ -68,7 +68,7 @@ pub struct RunOutcome {
 /// Rows scored per forward pass at evaluation time.
 const EVAL_ROWS: i64 = 4096;
 
-fn progress(quiet: bool, len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(quiet: bool, len: u64, what: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
@@ -130,24 +130,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     let seed = cfg.train.seed;
 
     // Data.
-    let data_root = &cfg.data.root;
-    let masks = match cfg.data.kind {
-        DataKind::Mvtec | DataKind::Smoke => Masks::Required,
-        DataKind::Folder => Masks::Optional,
-    };
-    if cfg.data.kind == DataKind::Smoke && !data_root.join(&cfg.data.category).is_dir() {
-        let spec = smoke::SmokeSpec {
-            size: cfg.data.generated_size,
-            ..Default::default()
-        };
-        smoke::generate(data_root, &spec).with_context(|| {
-            format!(
-                "cannot generate the smoke dataset in {}",
-                data_root.display()
-            )
-        })?;
-    }
-    let data = layout::load_category(data_root, &cfg.data.category, masks)?;
+    let data = load_data(cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let train_angles: Vec<Vec<f64>> = data
         .train
@@ -158,40 +141,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
                 .collect()
         })
         .collect();
-    let test_angles: Vec<Vec<f64>> = data
-        .test
-        .iter()
-        .map(|_| match cfg.test.rotations {
-            Rotations::Fixed => fixed_angles(cfg.test.test_transforms),
-            Rotations::Random => (0..cfg.test.test_transforms)
-                .map(|_| rng.random_range(-180.0..180.0))
-                .collect(),
-        })
-        .collect();
+    let test_angles = test_angles(cfg, data.test.len(), &mut rng);
     let wall_data = t0.elapsed().as_secs_f64();
-
     // Frozen features.
     let t1 = Instant::now();
-    let extractor = FeatureExtractor::new(
-        &cfg.model.backbone_config(),
-        cfg.model.weights.as_deref(),
-        cfg.model.attention_training,
-        seed as i64,
-        device,
-    )?;
-    if !extractor.is_frozen() {
-        bail!(
-            "model.attention_training = \"joint\" is not supported yet: only frozen-at-init \
-             attention (features computed once) is implemented"
-        );
-    }
-    let cache = opts.cache_dir.as_ref().map(|root| {
-        FeatureCache::new(
-            root,
-            &extractor_key(cfg, &extractor, device),
-            extractor.feature_dim() as usize,
-        )
-    });
+    let extractor = build_extractor(cfg, device)?;
+    let cache = feature_cache(opts.cache_dir.as_deref(), cfg, &extractor, device);
     let mut cache_stats = CacheStats::default();
     let bar = progress(
         opts.quiet,
@@ -392,6 +347,74 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     })
 }
 
+/// Lists (generating the smoke set first when needed) and checks the configured category.
+pub fn load_data(cfg: &Config) -> Result<adn_datasets::CategoryData> {
+    let data_root = &cfg.data.root;
+    let masks = match cfg.data.kind {
+        DataKind::Mvtec | DataKind::Smoke => Masks::Required,
+        DataKind::Folder => Masks::Optional,
+    };
+    if cfg.data.kind == DataKind::Smoke && !data_root.join(&cfg.data.category).is_dir() {
+        let spec = smoke::SmokeSpec {
+            size: cfg.data.generated_size,
+            ..Default::default()
+        };
+        smoke::generate(data_root, &spec).with_context(|| {
+            format!(
+                "cannot generate the smoke dataset in {}",
+                data_root.display()
+            )
+        })?;
+    }
+    Ok(layout::load_category(data_root, &cfg.data.category, masks)?)
+}
+
+/// The test-time rotation angles of `n` images.
+pub fn test_angles(cfg: &Config, n: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f64>> {
+    (0..n)
+        .map(|_| match cfg.test.rotations {
+            Rotations::Fixed => fixed_angles(cfg.test.test_transforms),
+            Rotations::Random => (0..cfg.test.test_transforms)
+                .map(|_| rng.random_range(-180.0..180.0))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The frozen feature extractor of `cfg`.
+pub fn build_extractor(cfg: &Config, device: Device) -> Result<FeatureExtractor> {
+    let extractor = FeatureExtractor::new(
+        &cfg.model.backbone_config(),
+        cfg.model.weights.as_deref(),
+        cfg.model.attention_training,
+        cfg.train.seed as i64,
+        device,
+    )?;
+    if !extractor.is_frozen() {
+        bail!(
+            "model.attention_training = \"joint\" is not supported yet: only frozen-at-init \
+             attention (features computed once) is implemented"
+        );
+    }
+    Ok(extractor)
+}
+
+/// The feature cache under `root` for this extractor, if caching is on.
+pub fn feature_cache(
+    root: Option<&Path>,
+    cfg: &Config,
+    extractor: &FeatureExtractor,
+    device: Device,
+) -> Option<FeatureCache> {
+    root.map(|root| {
+        FeatureCache::new(
+            root,
+            &extractor_key(cfg, extractor, device),
+            extractor.feature_dim() as usize,
+        )
+    })
+}
+
 /// Everything about the frozen extractor that changes its output, for the feature cache.
 /// The seed matters only where something is randomly initialised.
 fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, device: Device) -> String {
@@ -419,7 +442,7 @@ fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, device: Device) -> 
 }
 
 /// Per-image anomaly scores of test features laid out `[image · transforms, dim]`.
-fn score(flow: &DifferNetFlow, feats: &Tensor, transforms: i64) -> Vec<f64> {
+pub fn score(flow: &DifferNetFlow, feats: &Tensor, transforms: i64) -> Vec<f64> {
     let rows = feats.size()[0];
     let step = (EVAL_ROWS / transforms).max(1) * transforms;
     let mut out = Vec::new();
