@@ -10,7 +10,7 @@ use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
 /// (expand ratio, kernel, stride, output channels, repeats) of the seven stages.
-const STAGES: [(i64, i64, i64, i64, usize); 7] = [
+pub(crate) const STAGES: [(i64, i64, i64, i64, usize); 7] = [
     (1, 3, 1, 16, 1),
     (6, 3, 2, 24, 2),
     (6, 5, 2, 40, 2),

@@ -8,6 +8,7 @@
 pub mod alexnet;
 pub mod attention;
 pub mod config;
+pub mod cost;
 pub mod efficientnet;
 pub mod features;
 pub mod init;

