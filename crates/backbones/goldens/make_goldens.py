@@ -9,6 +9,7 @@ file needs committing. EfficientNet-Lite0 uses the real ImageNet weights convert
 `adn weights fetch` (weights/efficientnet-lite0.safetensors) and two natural images from
 scikit-image (pip install scikit-image; dev-only).
 """
+import copy
 import json
 import math
 import pathlib
@@ -190,6 +191,20 @@ def main():
     set_formula(alex)
     x = formula_input((2, 3, 128, 128))
     out["alexnet.features"] = alex(x)
+
+    # Grad-CAM at relu2 (features.4) for score = Σ pooled², 2 scales, 128 px, in float64:
+    # in float32 the map itself is only good to about 1e-3 (cancellation in Σ_c α_c·A_c).
+    with torch.enable_grad():
+        xg = formula_input((1, 3, 128, 128)).double()
+        seq = copy.deepcopy(alex).double().features
+        a = seq[:5](xg).detach().requires_grad_(True)
+        f0 = seq[5:](a).mean((2, 3))
+        f1 = seq(F.interpolate(xg, size=(64, 64), mode="nearest")).mean((2, 3))
+        y = (torch.cat([f0, f1], 1) ** 2).sum()
+        (g,) = torch.autograd.grad(y, a)
+    cam = F.relu((g.mean((2, 3), keepdim=True) * a.detach()).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=(128, 128), mode="bilinear", align_corners=False)[:, 0]
+    out["gradcam.relu2"] = cam / cam.amax((1, 2), keepdim=True).clamp_min(1e-12)
 
     xa = formula_input((2, 32, 12, 12))
     out["attention.input"] = xa

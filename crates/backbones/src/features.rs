@@ -145,12 +145,24 @@ impl FeatureExtractor {
 
     /// Runs one scale, attention applied, and returns the output of every feature layer.
     pub fn feature_maps(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        self.feature_maps_with(xs, train, &mut |_, x| x)
+    }
+
+    /// [`FeatureExtractor::feature_maps`] with a hook after each position (after its
+    /// attention) that may replace the tensor that continues.
+    fn feature_maps_with(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        hook: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Vec<Tensor> {
         let mut maps = Vec::new();
         let mut tap = |position: &str, x: Tensor| {
             let x = match self.blocks.iter().find(|(p, _)| p == position) {
                 Some((_, block)) => block.forward_t(&x, train),
                 None => x,
             };
+            let x = hook(position, x);
             if self.config.feature_layers.iter().any(|l| l == position) {
                 maps.push(x.shallow_clone());
             }
@@ -163,16 +175,26 @@ impl FeatureExtractor {
     /// Pooled features `[N, feature_dim]` of normalised images `[N, 3, S, S]`
     /// (`S = image_size`); smaller scales are nearest-neighbour downscalings.
     pub fn pooled_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.pooled_features_hooked(xs, train, &mut |_, x| x)
+    }
+
+    /// [`FeatureExtractor::pooled_features`] with a hook on the first scale's positions.
+    pub(crate) fn pooled_features_hooked(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        hook: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Tensor {
         let (h, w) = (xs.size()[2], xs.size()[3]);
         let mut pooled = Vec::new();
         for s in 0..self.config.scales {
-            let x = if s == 0 {
-                xs.shallow_clone()
+            let maps = if s == 0 {
+                self.feature_maps_with(xs, train, hook)
             } else {
                 let f = 1i64 << s;
-                xs.upsample_nearest2d([h / f, w / f], None, None)
+                self.feature_maps(&xs.upsample_nearest2d([h / f, w / f], None, None), train)
             };
-            for map in self.feature_maps(&x, train) {
+            for map in maps {
                 pooled.push(map.mean_dim([2, 3].as_slice(), false, map.kind()));
             }
         }

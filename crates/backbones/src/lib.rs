@@ -11,6 +11,7 @@ pub mod config;
 pub mod cost;
 pub mod efficientnet;
 pub mod features;
+pub mod gradcam;
 pub mod init;
 pub mod weights;
 

@@ -204,3 +204,45 @@ fn weights_with_missing_or_foreign_tensors_are_refused() {
     assert!(err.contains("missing"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn grad_cam_matches_pytorch() {
+    let config = BackboneConfig {
+        kind: BackboneKind::Alexnet,
+        attention: AttentionKind::None,
+        positions: vec![],
+        se_reduction: 2,
+        feature_layers: vec!["pool5".into()],
+        image_size: 128,
+        scales: 2,
+    };
+    let mut fx = FeatureExtractor::new(
+        &config,
+        None,
+        AttentionTraining::FrozenAtInit,
+        0,
+        Device::Cpu,
+    )
+    .unwrap();
+    // In float64, as the golden: a float32 Grad-CAM is only good to about 1e-3.
+    fx.backbone_vs.double();
+    set_formula(&fx.backbone_vs);
+    let x = formula_input(&[1, 3, 128, 128]).to_kind(Kind::Double);
+    let cam = fx
+        .grad_cam(&x, "relu2", &|f| {
+            f.pow_tensor_scalar(2)
+                .sum_dim_intlist(1, false, Kind::Double)
+        })
+        .unwrap();
+    let expected = golden("gradcam.relu2");
+    assert_eq!(cam.size(), vec![1, 128, 128]);
+    let err = max_abs_diff(&cam, &expected);
+    assert!(
+        err <= 1e-9,
+        "Grad-CAM max abs error {err} (maps are in [0, 1])"
+    );
+    assert!(
+        fx.grad_cam(&x, "conv9", &|f| f.sum_dim_intlist(1, false, Kind::Float))
+            .is_err()
+    );
+}
