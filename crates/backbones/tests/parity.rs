@@ -237,8 +237,9 @@ fn grad_cam_matches_pytorch() {
     let expected = golden("gradcam.relu2");
     assert_eq!(cam.size(), vec![1, 128, 128]);
     let err = max_abs_diff(&cam, &expected);
+    // Measured 1.6e-6; the float32 map differs from the float64 one by 7e-4.
     assert!(
-        err <= 1e-9,
+        err <= 1e-5,
         "Grad-CAM max abs error {err} (maps are in [0, 1])"
     );
     assert!(
