@@ -69,6 +69,8 @@ pub struct ModelConfig {
     pub feature_layers: Option<Vec<String>>,
     pub image_size: i64,
     pub scales: usize,
+    /// Run the frozen backbone under CUDA autocast (float16); ignored on the CPU.
+    pub mixed_precision: bool,
 }
 
 impl Default for ModelConfig {
@@ -83,6 +85,7 @@ impl Default for ModelConfig {
             feature_layers: None,
             image_size: 448,
             scales: 3,
+            mixed_precision: false,
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
         cache.as_ref(),
         &mut stats,
         &bar,
+        cfg.model.mixed_precision,
     )?;
     bar.finish_and_clear();
     let scores = run::score(&flow, &feats, cfg.test.test_transforms as i64);

@@ -40,6 +40,7 @@ pub fn pooled_features(
     cache: Option<&FeatureCache>,
     stats: &mut CacheStats,
     progress: &ProgressBar,
+    mixed_precision: bool,
 ) -> Result<Tensor> {
     let dim = extractor.feature_dim() as usize;
     let per_image = angles.first().map_or(0, |a| a.len());
@@ -96,10 +97,15 @@ pub fn pooled_features(
         let batch = Tensor::from_slice(&flat)
             .reshape([n, 3, size as i64, size as i64])
             .to_device(device);
-        let feats = tch::no_grad(|| extractor.pooled_features(&batch, false))
-            .to_kind(Kind::Float)
-            .to_device(Device::Cpu)
-            .contiguous();
+        let forward = || tch::no_grad(|| extractor.pooled_features(&batch, false));
+        let feats = if mixed_precision && device.is_cuda() {
+            tch::autocast(true, forward)
+        } else {
+            forward()
+        }
+        .to_kind(Kind::Float)
+        .to_device(Device::Cpu)
+        .contiguous();
         let values = Vec::<f32>::try_from(feats.reshape([-1]))?;
         for ((r, _), feature) in jobs.iter().zip(values.chunks_exact(dim)) {
             if let Some(cache) = cache {

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod eval;
 pub mod extract;
+pub mod logging;
 pub mod record;
 pub mod run;
 pub mod summary;

@@ -142,12 +142,23 @@ enum WeightsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ADN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    // Warnings (or ADN_LOG) on stderr; everything from `info` into the run record's log.txt.
+    use tracing_subscriber::prelude::*;
+    let run_log = adn_runner::logging::RunLog::default();
+    let stderr_filter = tracing_subscriber::EnvFilter::try_from_env("ADN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(stderr_filter),
         )
-        .with_writer(std::io::stderr)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(run_log.clone())
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .init();
     if let Some(n) = cli.threads {
         tch::set_num_threads(n);
@@ -156,7 +167,7 @@ fn main() -> ExitCode {
             .build_global()
             .ok();
     }
-    match execute(cli.command) {
+    match execute(cli.command, run_log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -165,7 +176,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn execute(command: Command) -> anyhow::Result<()> {
+fn execute(command: Command, run_log: adn_runner::logging::RunLog) -> anyhow::Result<()> {
     match command {
         Command::Run {
             config,
@@ -184,6 +195,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 quiet,
                 force,
                 cache_dir: (!no_cache).then_some(cache_dir),
+                log: Some(run_log),
             };
             let outcome = adn_runner::run(&cfg, &opts)?;
             let m = &outcome.metrics;

@@ -97,6 +97,8 @@ pub struct RunRecord<'a> {
     pub scores: &'a [ScoreRow],
     /// Writes `model.safetensors`.
     pub save_model: Option<SaveModel<'a>>,
+    /// The run's log, written as `log.txt`.
+    pub log: Option<Vec<u8>>,
 }
 
 /// True when `dir` holds a complete run record.
@@ -127,6 +129,9 @@ pub fn write(dir: &Path, record: &RunRecord<'_>, replace: bool) -> Result<PathBu
         }
         if let Some(save) = record.save_model {
             save(&tmp.join("model.safetensors"))?;
+        }
+        if let Some(log) = &record.log {
+            write_file(&tmp.join("log.txt"), log)?;
         }
         // The manifest's status is what marks the folder complete.
         write_file(

@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Root of the feature cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
+    /// The process's log, written into the record as `log.txt`.
+    pub log: Option<crate::logging::RunLog>,
 }
 
 /// What a finished run reports.
@@ -148,6 +150,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     let extractor = build_extractor(cfg, device)?;
     let cache = feature_cache(opts.cache_dir.as_deref(), cfg, &extractor, device);
     let mut cache_stats = CacheStats::default();
+    tracing::info!(
+        run_id = %cfg.run_id(),
+        device = ?device,
+        train_images = data.train.len(),
+        test_images = data.test.len(),
+        "run started"
+    );
     let bar = progress(
         opts.quiet,
         (data.train.len() + data.test.len()) as u64,
@@ -162,6 +171,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
             cache.as_ref(),
             &mut cache_stats,
             &bar,
+            cfg.model.mixed_precision,
         )
     };
     let train_feats = extract(&data.train, &train_angles)?;
@@ -309,6 +319,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
             metrics: None,
             scores: &[],
             save_model: None,
+            log: opts.log.as_ref().map(|l| l.contents()),
         };
         record::write(&out, &rec, opts.force)?;
         bail!("{error} (failed run recorded in {})", out.display());
@@ -338,6 +349,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         metrics: Some(&metrics),
         scores: &scores,
         save_model: Some(&save),
+        log: opts.log.as_ref().map(|l| l.contents()),
     };
     let dir = record::write(&out, &rec, opts.force)?;
     Ok(RunOutcome {
@@ -430,7 +442,11 @@ fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, device: Device) -> 
             b.positions, b.se_reduction, cfg.train.seed
         ),
     };
-    let device = if device.is_cuda() { "cuda" } else { "cpu" };
+    let device = match (device.is_cuda(), cfg.model.mixed_precision) {
+        (false, _) => "cpu",
+        (true, false) => "cuda",
+        (true, true) => "cuda-autocast",
+    };
     format!(
         "{}|weights={weights}|attention={attention}|layers={:?}|scales={}|size={}|norm={:?}|{device}",
         b.kind.name(),

@@ -93,7 +93,14 @@ pub fn extract_test_features(cfg: &Config, out: &Path, device: Device) -> Result
     let mut stats = crate::extract::CacheStats::default();
     let bar = run::progress(false, data.test.len() as u64, "features");
     let feats = crate::extract::pooled_features(
-        &extractor, &data.test, &angles, device, None, &mut stats, &bar,
+        &extractor,
+        &data.test,
+        &angles,
+        device,
+        None,
+        &mut stats,
+        &bar,
+        cfg.model.mixed_precision,
     )?;
     bar.finish_and_clear();
     let feats = feats.reshape([
