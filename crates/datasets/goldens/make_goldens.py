@@ -74,7 +74,8 @@ def main():
     # Resize as DifferNet: transforms.Resize((h, w)) on the PIL image (bilinear, antialiased).
     for name, (w, h) in [
         ("a.png", (16, 16)), ("a.png", (24, 24)), ("a.png", (50, 50)), ("a.png", (37, 12)),
-        ("b.png", (32, 32)), ("b.png", (17, 17)), ("b.png", (100, 30)), ("c.png", (16, 16)),
+        ("b.png", (32, 32)), ("b.png", (17, 17)), ("b.png", (100, 30)), ("b.png", (60, 20)),
+        ("a.png", (30, 10)), ("c.png", (16, 16)),
     ]:
         out = T.Resize((h, w))(rgb[name])
         fname = f"resize_{name[0]}_{w}x{h}.png"

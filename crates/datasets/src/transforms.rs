@@ -56,12 +56,24 @@ pub fn resize_bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
             RgbImage::new(width, height)
         };
     }
+    // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as
+    // many pixels as the width (earlier Pillow always went horizontal first; the two orders
+    // differ only in the rounding of the 8-bit intermediate, by at most 1 per pass).
+    let (dh, dw) = (h as i64 - height as i64, w as i64 - width as i64);
+    let vertical_first = dh > 0 && dh > dw * 2;
     let mut cur = img.clone();
-    if width != w {
-        cur = resample_pass(&cur, width, Axis::Horizontal);
-    }
-    if height != h {
+    if vertical_first {
         cur = resample_pass(&cur, height, Axis::Vertical);
+        if width != w {
+            cur = resample_pass(&cur, width, Axis::Horizontal);
+        }
+    } else {
+        if width != w {
+            cur = resample_pass(&cur, width, Axis::Horizontal);
+        }
+        if height != h {
+            cur = resample_pass(&cur, height, Axis::Vertical);
+        }
     }
     cur
 }
@@ -246,7 +258,8 @@ pub fn to_chw(img: &RgbImage, norm: &Normalization) -> Vec<f32> {
 
 /// Downscales a CHW buffer to `out_h`×`out_w` as PyTorch's `F.interpolate(x, size=...)`
 /// does with its default `mode="nearest"`: source index `floor(dst · in/out)` in `f32`,
-/// with the exact shortcuts PyTorch takes for equal and doubled sizes.
+/// with the exact shortcuts PyTorch takes for equal and doubled sizes. `src` holds
+/// `channels·height·width` values.
 pub fn resize_nearest_chw(
     src: &[f32],
     channels: usize,

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-/// Bump when the feature computation changes in a way the key does not capture.
-const FORMAT: &str = "adn-feature-cache-v1";
+/// Bump when the feature computation changes in a way the key does not capture (v2:
+/// Pillow-exact resize and rotation).
+const FORMAT: &str = "adn-feature-cache-v2";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -32,7 +32,10 @@ pub struct Config {
 pub enum DataKind {
     /// MVTec AD: masks required for every defective test image.
     Mvtec,
-    /// Any MVTec-style folder (wafer sets, InsPLAD-fault): masks optional.
+    /// InsPLAD-fault: no masks, folder names matched case-insensitively.
+    Insplad,
+    /// Any MVTec-style folder (the wafer set, ELPV as written by `adn data make`): masks
+    /// optional.
     Folder,
     /// DifferNet-style dummy set (squares good, circles anomalous), generated when missing.
     Smoke,

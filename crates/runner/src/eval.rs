@@ -93,16 +93,14 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     let cache = run::feature_cache(opts.cache_dir.as_deref(), &cfg, &extractor, device);
     let mut stats = CacheStats::default();
     let bar = run::progress(opts.quiet, data.test.len() as u64, "features");
-    let feats = crate::extract::pooled_features(
-        &extractor,
-        &data.test,
-        &angles,
+    let how = crate::extract::Extraction {
+        extractor: &extractor,
         device,
-        cache.as_ref(),
-        &mut stats,
-        &bar,
-        cfg.model.mixed_precision,
-    )?;
+        cache: cache.as_ref(),
+        mixed_precision: cfg.model.mixed_precision,
+        progress: &bar,
+    };
+    let feats = crate::extract::pooled_features(&how, &data.test, &angles, &mut stats)?;
     bar.finish_and_clear();
     let scores = run::score(&flow, &feats, cfg.test.test_transforms as i64);
     let labels: Vec<bool> = data.test.iter().map(|s| s.is_anomalous()).collect();

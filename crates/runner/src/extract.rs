@@ -30,18 +30,31 @@ pub struct CacheStats {
     pub estimated_seconds_saved: f64,
 }
 
+/// A frozen extractor with where and how it runs.
+pub struct Extraction<'a> {
+    pub extractor: &'a FeatureExtractor,
+    pub device: Device,
+    pub cache: Option<&'a FeatureCache>,
+    /// CUDA autocast for the backbone (ignored on the CPU).
+    pub mixed_precision: bool,
+    pub progress: &'a ProgressBar,
+}
+
 /// Features `[samples.len() · T, dim]`: row `i·T + t` is image `i` under rotation
 /// `angles[i][t]` (every image has the same number `T` of angles).
 pub fn pooled_features(
-    extractor: &FeatureExtractor,
+    how: &Extraction<'_>,
     samples: &[Sample],
     angles: &[Vec<f64>],
-    device: Device,
-    cache: Option<&FeatureCache>,
     stats: &mut CacheStats,
-    progress: &ProgressBar,
-    mixed_precision: bool,
 ) -> Result<Tensor> {
+    let Extraction {
+        extractor,
+        device,
+        cache,
+        mixed_precision,
+        progress,
+    } = *how;
     let dim = extractor.feature_dim() as usize;
     let per_image = angles.first().map_or(0, |a| a.len());
     let hashes: Vec<String> = match cache {

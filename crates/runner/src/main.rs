@@ -72,6 +72,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Datasets: write one (ELPV from PyPI, generated stand-ins) or validate one.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Parameter counts and multiply-accumulates of a configuration's model.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -99,6 +102,35 @@ enum Command {
         /// Two score files (variant A, variant B) to compare with DeLong's test.
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         compare: Option<Vec<PathBuf>>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Write a dataset in its real layout: elpv | synthetic-mvtec | synthetic-insplad |
+    /// synthetic-wafer | smoke.
+    Make {
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Image side (generated kinds).
+        #[arg(long)]
+        size: Option<u32>,
+        /// Images per split (generated kinds).
+        #[arg(long)]
+        per_split: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Decode every image and mask of a dataset, apply every layout rule, and print the
+    /// counts per category, split and defect type: mvtec | insplad | folder.
+    Check {
+        #[arg(long)]
+        kind: String,
+        /// Dataset root (or one category folder).
+        #[arg(long)]
+        root: PathBuf,
     },
 }
 
@@ -258,6 +290,29 @@ fn execute(command: Command, run_log: adn_runner::logging::RunLog) -> anyhow::Re
             Ok(())
         }
         Command::Weights(w) => weights(w),
+        Command::Data(DataCommand::Make {
+            kind,
+            out,
+            size,
+            per_split,
+            seed,
+        }) => {
+            let kind: adn_datasets::MakeKind = kind.parse()?;
+            let opts = adn_datasets::MakeOptions {
+                size,
+                per_split,
+                seed,
+                ..Default::default()
+            };
+            print!("{}", adn_datasets::make(kind, &out, &opts)?);
+            Ok(())
+        }
+        Command::Data(DataCommand::Check { kind, root }) => {
+            let kind: adn_datasets::DatasetKind = kind.parse()?;
+            let opts = adn_datasets::CheckOptions { progress: true };
+            print!("{}", adn_datasets::check_with(kind, &root, &opts)?);
+            Ok(())
+        }
         Command::Model(ModelCommand::Summary { config, overrides }) => {
             let cfg = Config::load(&config, &overrides)?;
             print!("{}", adn_runner::summary::model_summary(&cfg)?);

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use adn_backbones::FeatureExtractor;
-use adn_datasets::layout::{self, Masks};
 use adn_datasets::smoke;
 use adn_datasets::transforms::fixed_angles;
 use adn_flows::flow::anomaly_scores;
@@ -162,17 +161,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         (data.train.len() + data.test.len()) as u64,
         "features",
     );
+    let how = crate::extract::Extraction {
+        extractor: &extractor,
+        device,
+        cache: cache.as_ref(),
+        mixed_precision: cfg.model.mixed_precision,
+        progress: &bar,
+    };
     let mut extract = |samples: &[adn_datasets::Sample], angles: &[Vec<f64>]| {
-        crate::extract::pooled_features(
-            &extractor,
-            samples,
-            angles,
-            device,
-            cache.as_ref(),
-            &mut cache_stats,
-            &bar,
-            cfg.model.mixed_precision,
-        )
+        crate::extract::pooled_features(&how, samples, angles, &mut cache_stats)
     };
     let train_feats = extract(&data.train, &train_angles)?;
     let test_feats = extract(&data.test, &test_angles)?;
@@ -359,12 +356,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     })
 }
 
-/// Lists (generating the smoke set first when needed) and checks the configured category.
+/// Lists and validates the configured category (every image and mask is decoded and every
+/// layout rule applied), generating the smoke set first when needed.
 pub fn load_data(cfg: &Config) -> Result<adn_datasets::CategoryData> {
     let data_root = &cfg.data.root;
-    let masks = match cfg.data.kind {
-        DataKind::Mvtec | DataKind::Smoke => Masks::Required,
-        DataKind::Folder => Masks::Optional,
+    let kind = match cfg.data.kind {
+        DataKind::Mvtec | DataKind::Smoke => adn_datasets::DatasetKind::Mvtec,
+        DataKind::Insplad => adn_datasets::DatasetKind::Insplad,
+        DataKind::Folder => adn_datasets::DatasetKind::Folder,
     };
     if cfg.data.kind == DataKind::Smoke && !data_root.join(&cfg.data.category).is_dir() {
         let spec = smoke::SmokeSpec {
@@ -378,7 +377,7 @@ pub fn load_data(cfg: &Config) -> Result<adn_datasets::CategoryData> {
             )
         })?;
     }
-    Ok(layout::load_category(data_root, &cfg.data.category, masks)?)
+    Ok(adn_datasets::load(kind, data_root, &cfg.data.category)?)
 }
 
 /// The test-time rotation angles of `n` images.

@@ -92,16 +92,14 @@ pub fn extract_test_features(cfg: &Config, out: &Path, device: Device) -> Result
     let angles = run::test_angles(cfg, data.test.len(), &mut rng);
     let mut stats = crate::extract::CacheStats::default();
     let bar = run::progress(false, data.test.len() as u64, "features");
-    let feats = crate::extract::pooled_features(
-        &extractor,
-        &data.test,
-        &angles,
+    let how = crate::extract::Extraction {
+        extractor: &extractor,
         device,
-        None,
-        &mut stats,
-        &bar,
-        cfg.model.mixed_precision,
-    )?;
+        cache: None,
+        mixed_precision: cfg.model.mixed_precision,
+        progress: &bar,
+    };
+    let feats = crate::extract::pooled_features(&how, &data.test, &angles, &mut stats)?;
     bar.finish_and_clear();
     let feats = feats.reshape([
         data.test.len() as i64,

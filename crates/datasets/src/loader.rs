@@ -1,0 +1,102 @@
+//! A prefetching loader: decodes and transforms the next chunk of images (in parallel, with
+//! rayon) on a background thread while the caller runs the backbone on the current one.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+
+use crate::DatasetError;
+use crate::decode;
+use crate::transforms::{Normalization, resize_square, rotate_nearest, to_chw};
+
+/// One chunk of transformed images.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Index of the chunk's first image in the input list.
+    pub first: usize,
+    /// Images in the chunk.
+    pub images: usize,
+    /// Views per image (rotations); row `i·views + t` is image `first + i` under angle `t`.
+    pub views: usize,
+    pub size: u32,
+    /// `[images·views, 3, size, size]`, normalised, row-major.
+    pub data: Vec<f32>,
+}
+
+/// Batches of DifferNet-transformed images (resize → rotate → normalise), produced ahead.
+pub struct Batches {
+    rx: Option<Receiver<Result<Batch, DatasetError>>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.rx.as_ref()?.recv().ok();
+        if item.is_none() {
+            self.rx = None;
+            if let Some(w) = self.worker.take() {
+                let _ = w.join();
+            }
+        }
+        item
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Closing the channel stops the worker at its next send.
+        self.rx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Starts loading `paths[i]` under the rotations `angles[i]` (all of the same length), in
+/// chunks of `chunk` images, keeping up to `ahead` chunks ready. Stops at the first error,
+/// which it yields.
+pub fn batches(
+    paths: Vec<PathBuf>,
+    angles: Vec<Vec<f64>>,
+    size: u32,
+    norm: Normalization,
+    chunk: usize,
+    ahead: usize,
+) -> Batches {
+    let (tx, rx) = sync_channel(ahead.max(1));
+    let chunk = chunk.max(1);
+    let worker = std::thread::spawn(move || {
+        let views = angles.first().map_or(0, Vec::len);
+        for (c, (ps, angs)) in paths.chunks(chunk).zip(angles.chunks(chunk)).enumerate() {
+            let rows: Result<Vec<Vec<f32>>, DatasetError> = ps
+                .par_iter()
+                .zip(angs)
+                .map(|(p, a)| {
+                    let img = resize_square(&decode::load_rgb(p)?, size);
+                    Ok(a.iter()
+                        .flat_map(|&deg| to_chw(&rotate_nearest(&img, deg), &norm))
+                        .collect())
+                })
+                .collect();
+            let item = rows.map(|rows| Batch {
+                first: c * chunk,
+                images: ps.len(),
+                views,
+                size,
+                data: rows.into_iter().flatten().collect(),
+            });
+            let failed = item.is_err();
+            if tx.send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    Batches {
+        rx: Some(rx),
+        worker: Some(worker),
+    }
+}
