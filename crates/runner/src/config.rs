@@ -123,6 +123,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Distinct random rotations per training image, computed once and reused every epoch.
     pub train_transforms: usize,
+    /// How training rotations are drawn.
+    pub rotations: TrainRotations,
     pub lr: f64,
     /// Learning rate of jointly trained attention, as a multiple of `lr`.
     pub attention_lr_scale: f64,
@@ -139,6 +141,7 @@ impl Default for TrainConfig {
             sub_epochs: 8,
             batch_size: 24,
             train_transforms: 4,
+            rotations: TrainRotations::Uniform,
             lr: 2e-4,
             attention_lr_scale: 0.5,
             betas: [0.8, 0.8],
@@ -147,6 +150,16 @@ impl Default for TrainConfig {
             seed: 0,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainRotations {
+    /// Uniform in [-180°, 180°): DifferNet's `RandomRotation(180)`.
+    Uniform,
+    /// Random multiples of 90°: no black corners, for images with a fixed square frame
+    /// (solar cells, dies).
+    QuarterTurns,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use adn_backbones::FeatureExtractor;
-use adn_datasets::transforms::{Normalization, resize_square, rotate_nearest, to_chw};
-use adn_datasets::{Sample, decode};
+use adn_datasets::transforms::Normalization;
+use adn_datasets::{Sample, loader};
 use anyhow::Result;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -17,6 +17,8 @@ use crate::cache::{self, FeatureCache};
 
 /// Images decoded and forwarded together; bounds memory at large sizes.
 const CHUNK_IMAGES: usize = 16;
+/// Chunks the loader keeps ready ahead of the backbone.
+const PREFETCH_CHUNKS: usize = 2;
 
 /// What the cache did during one run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -85,53 +87,45 @@ pub fn pooled_features(
     let norm = Normalization { mean, std };
     let start = Instant::now();
     let mut computed = 0usize;
-    for chunk in missing_images.chunks(CHUNK_IMAGES) {
-        // (row index, pixels) of every missing rotation of the chunk's images.
-        let jobs: Vec<(usize, Vec<f32>)> = chunk
-            .par_iter()
-            .map(|&i| -> Result<Vec<(usize, Vec<f32>)>> {
-                let img = resize_square(&decode::load_rgb(&samples[i].path)?, size);
-                Ok((0..per_image)
-                    .filter(|t| rows[i * per_image + t].is_none())
-                    .map(|t| {
-                        (
-                            i * per_image + t,
-                            to_chw(&rotate_nearest(&img, angles[i][t]), &norm),
-                        )
-                    })
-                    .collect())
-            })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        let n = jobs.len() as i64;
-        let flat: Vec<f32> = jobs.iter().flat_map(|(_, px)| px.iter().copied()).collect();
-        let batch = Tensor::from_slice(&flat)
+    // The loader decodes and transforms the next chunks on its own thread while the backbone
+    // runs on this one. Images with any missing rotation are recomputed whole; only the
+    // missing rows are stored, so cached values never change.
+    let paths = missing_images
+        .iter()
+        .map(|&i| samples[i].path.clone())
+        .collect();
+    let views = missing_images.iter().map(|&i| angles[i].clone()).collect();
+    for batch in loader::batches(paths, views, size, norm, CHUNK_IMAGES, PREFETCH_CHUNKS) {
+        let batch = batch?;
+        let n = (batch.images * batch.views) as i64;
+        let pixels = Tensor::from_slice(&batch.data)
             .reshape([n, 3, size as i64, size as i64])
             .to_device(device);
-        let forward = || tch::no_grad(|| extractor.pooled_features(&batch, false));
+        let forward = || tch::no_grad(|| extractor.pooled_features(&pixels, false));
         let feats = if mixed_precision && device.is_cuda() {
             tch::autocast(true, forward)
         } else {
             forward()
-        }
-        .to_kind(Kind::Float)
-        .to_device(Device::Cpu)
-        .contiguous();
-        let values = Vec::<f32>::try_from(feats.reshape([-1]))?;
-        for ((r, _), feature) in jobs.iter().zip(values.chunks_exact(dim)) {
-            if let Some(cache) = cache {
-                cache.put(
-                    &hashes[r / per_image],
-                    angles[r / per_image][r % per_image],
-                    feature,
-                )?;
+        };
+        let values = Vec::<f32>::try_from(
+            feats
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu)
+                .contiguous()
+                .reshape([-1]),
+        )?;
+        for (k, feature) in values.chunks_exact(dim).enumerate() {
+            let i = missing_images[batch.first + k / per_image];
+            let r = i * per_image + k % per_image;
+            if rows[r].is_none() {
+                if let Some(cache) = cache {
+                    cache.put(&hashes[i], angles[i][k % per_image], feature)?;
+                }
+                rows[r] = Some(feature.to_vec());
+                computed += 1;
             }
-            rows[*r] = Some(feature.to_vec());
         }
-        computed += jobs.len();
-        progress.inc(chunk.len() as u64);
+        progress.inc(batch.images as u64);
     }
     let seconds = start.elapsed().as_secs_f64();
     stats.misses += computed;

@@ -18,7 +18,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::cache::FeatureCache;
-use crate::config::{Config, DataKind, Rotations};
+use crate::config::{Config, DataKind, Rotations, TrainRotations};
 use crate::extract::CacheStats;
 use crate::record::{
     self, DatasetSummary, EvalPoint, Manifest, MetricsRecord, ScoreRow, WallTimes,
@@ -138,7 +138,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         .iter()
         .map(|_| {
             (0..cfg.train.train_transforms)
-                .map(|_| rng.random_range(-180.0..180.0))
+                .map(|_| match cfg.train.rotations {
+                    TrainRotations::Uniform => rng.random_range(-180.0..180.0),
+                    TrainRotations::QuarterTurns => 90.0 * rng.random_range(0..4) as f64,
+                })
                 .collect()
         })
         .collect();
