@@ -11,7 +11,7 @@ use tch::{Device, nn};
 
 use crate::config::Config;
 use crate::extract::CacheStats;
-use crate::record::{self, ScoreRow};
+use crate::record;
 use crate::run::{self, DeviceChoice};
 
 /// What to rescore and where.
@@ -105,18 +105,7 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     let scores = run::score(&flow, &feats, cfg.test.test_transforms as i64);
     let labels: Vec<bool> = data.test.iter().map(|s| s.is_anomalous()).collect();
     let auroc = adn_metrics::auroc(&labels, &scores).context("cannot compute the AUROC")?;
-    let rows: Vec<ScoreRow> = data
-        .test
-        .iter()
-        .zip(&scores)
-        .map(|(s, &score)| ScoreRow {
-            path: s.path.display().to_string(),
-            category: data.category.clone(),
-            defect: s.defect.clone(),
-            label: s.is_anomalous() as u8,
-            score,
-        })
-        .collect();
+    let rows = record::score_rows(&data, &scores);
     let rec = EvalRecord {
         source_run: run_dir.display().to_string(),
         data_root: data.root.display().to_string(),

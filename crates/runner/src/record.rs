@@ -141,6 +141,21 @@ pub fn write(dir: &Path, record: &RunRecord<'_>, replace: bool) -> Result<PathBu
     })
 }
 
+/// One row per test image of `data`, in its order, with the image's score.
+pub fn score_rows(data: &adn_datasets::CategoryData, scores: &[f64]) -> Vec<ScoreRow> {
+    data.test
+        .iter()
+        .zip(scores)
+        .map(|(s, &score)| ScoreRow {
+            path: s.path.display().to_string(),
+            category: data.category.clone(),
+            defect: s.defect.clone(),
+            label: s.is_anomalous() as u8,
+            score,
+        })
+        .collect()
+}
+
 /// The `scores.csv` text.
 pub fn scores_csv(scores: &[ScoreRow]) -> String {
     let mut csv = String::from("path,category,defect,label,score\n");

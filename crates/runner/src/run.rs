@@ -20,9 +20,7 @@ use tch::{Device, Kind, Tensor};
 use crate::cache::FeatureCache;
 use crate::config::{Config, DataKind, Rotations, TrainRotations};
 use crate::extract::CacheStats;
-use crate::record::{
-    self, DatasetSummary, EvalPoint, Manifest, MetricsRecord, ScoreRow, WallTimes,
-};
+use crate::record::{self, DatasetSummary, EvalPoint, Manifest, MetricsRecord, WallTimes};
 
 /// Which device trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -326,18 +324,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     }
 
     let metrics = summarise(trajectory);
-    let scores: Vec<ScoreRow> = data
-        .test
-        .iter()
-        .zip(&last_scores)
-        .map(|(s, &score)| ScoreRow {
-            path: s.path.display().to_string(),
-            category: data.category.clone(),
-            defect: s.defect.clone(),
-            label: s.is_anomalous() as u8,
-            score,
-        })
-        .collect();
+    let scores = record::score_rows(&data, &last_scores);
     let save = |path: &Path| -> Result<()> {
         flow_vs
             .save(path)
