@@ -113,7 +113,7 @@ fn demo() -> Result<()> {
     )?;
     util::step("demo: DifferNet on the generated smoke set (experiments/smoke.toml)");
     let adn = root.join("target/debug/adn");
-    let out = root.join("results/demo/smoke");
+    let out = root.join("results/smoke/demo");
     util::run(
         std::process::Command::new(&adn)
             .current_dir(&root)
