@@ -25,12 +25,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// SHA-256 of a file's bytes.
 pub fn file_hash(path: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    let mut file =
-        fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    std::io::copy(&mut file, &mut hasher)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(hex(&hasher.finalize()))
+    adn_backbones::weights::sha256_file(path)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Cache of one extractor configuration.
