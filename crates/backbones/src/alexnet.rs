@@ -64,6 +64,18 @@ impl AlexNetFeatures {
         last: Option<&str>,
         tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
     ) -> Tensor {
+        self.forward_from(xs, None, last, tap)
+    }
+
+    /// [`AlexNetFeatures::forward_with`] resumed at `start`: `xs` is the output of the
+    /// layer at position `start` (before its tap), as a frozen prefix computed it.
+    pub fn forward_from(
+        &self,
+        xs: &Tensor,
+        start: Option<&str>,
+        last: Option<&str>,
+        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Tensor {
         let [c1, c2, c3, c4, c5] = &self.convs;
         let steps: [Step<'_>; 6] = [
             ("relu1", &|x| c1.forward(x).relu()),
@@ -76,8 +88,17 @@ impl AlexNetFeatures {
             ("pool5", &max_pool),
         ];
         let mut x = xs.shallow_clone();
+        let mut skipping = start.is_some();
         for (name, step) in steps {
-            x = tap(name, step(&x));
+            if skipping {
+                if start != Some(name) {
+                    continue;
+                }
+                skipping = false;
+                x = tap(name, x);
+            } else {
+                x = tap(name, step(&x));
+            }
             if last == Some(name) {
                 break;
             }

@@ -198,27 +198,48 @@ impl EfficientNetLite {
         last: Option<&str>,
         tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
     ) -> Tensor {
-        let mut x = tap(
-            "stem",
-            relu6(&self.bn0.forward_t(&self.stem.forward(xs), false)),
-        );
-        if last == Some("stem") {
-            return x;
-        }
-        for (i, blocks) in self.stages.iter().enumerate() {
-            for block in blocks {
-                x = block.forward(&x);
+        self.forward_from(xs, None, last, tap)
+    }
+
+    /// [`EfficientNetLite::forward_with`] resumed at `start`: `xs` is the output of the
+    /// stem, stage or head named `start` (before its tap), as a frozen prefix computed it.
+    pub fn forward_from(
+        &self,
+        xs: &Tensor,
+        start: Option<&str>,
+        last: Option<&str>,
+        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Tensor {
+        let first = start.map_or(0, |s| {
+            POSITIONS
+                .iter()
+                .position(|p| *p == s)
+                .expect("start is a known position")
+        });
+        let mut x = xs.shallow_clone();
+        for (i, name) in POSITIONS.iter().enumerate().skip(first) {
+            if start.is_none() || i != first {
+                x = self.step(i, &x);
             }
-            let name = POSITIONS[i + 1];
             x = tap(name, x);
-            if last == Some(name) {
-                return x;
+            if last == Some(*name) {
+                break;
             }
         }
-        tap(
-            "head",
-            relu6(&self.bn1.forward_t(&self.head.forward(&x), false)),
-        )
+        x
+    }
+
+    /// The layers between position `i - 1` and position `i` of [`POSITIONS`].
+    fn step(&self, i: usize, x: &Tensor) -> Tensor {
+        match i {
+            0 => relu6(&self.bn0.forward_t(&self.stem.forward(x), false)),
+            i if i == POSITIONS.len() - 1 => {
+                relu6(&self.bn1.forward_t(&self.head.forward(x), false))
+            }
+            i => self.stages[i - 1]
+                .iter()
+                .fold(x.shallow_clone(), |x, block| block.forward(&x)),
+        }
     }
 
     /// ImageNet logits `[N, 1000]` (inference mode: dropout off).

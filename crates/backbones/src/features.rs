@@ -26,9 +26,19 @@ impl Net {
         last: Option<&str>,
         tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
     ) -> Tensor {
+        self.forward_from(xs, None, last, tap)
+    }
+
+    fn forward_from(
+        &self,
+        xs: &Tensor,
+        start: Option<&str>,
+        last: Option<&str>,
+        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Tensor {
         match self {
-            Net::AlexNet(n) => n.forward_with(xs, last, tap),
-            Net::Lite(n) => n.forward_with(xs, last, tap),
+            Net::AlexNet(n) => n.forward_from(xs, start, last, tap),
+            Net::Lite(n) => n.forward_from(xs, start, last, tap),
         }
     }
 }
@@ -100,6 +110,21 @@ impl FeatureExtractor {
             attention_vs.freeze();
         }
         let order = config.kind.positions();
+        let rank = |p: &str| order.iter().position(|q| *q == p);
+        // Joint training resumes each step from the activation at the first attention
+        // position; a feature layer before it would need a second frozen output.
+        if training == AttentionTraining::Joint
+            && let Some(first) = blocks
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .min_by_key(|p| rank(p))
+            && let Some(early) = config.feature_layers.iter().find(|l| rank(l) < rank(first))
+        {
+            return Err(BackboneError::Config(format!(
+                "feature layer {early} comes before the first attention position {first}; \
+                 with attention_training = \"joint\" every feature layer must be at or after it"
+            )));
+        }
         let last_layer = config
             .feature_layers
             .iter()
@@ -141,6 +166,85 @@ impl FeatureExtractor {
     /// True when nothing in the extractor trains, so its outputs can be cached.
     pub fn is_frozen(&self) -> bool {
         self.blocks.is_empty() || self.training == AttentionTraining::FrozenAtInit
+    }
+
+    /// Where the trainable part begins when attention trains jointly: the first attention
+    /// position. Everything that produces its input is frozen and can be computed once
+    /// ([`FeatureExtractor::frozen_prefix`]). `None` when nothing trains.
+    pub fn trainable_from(&self) -> Option<&str> {
+        if self.is_frozen() {
+            return None;
+        }
+        let order = self.config.kind.positions();
+        self.blocks
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .min_by_key(|p| order.iter().position(|q| q == p))
+    }
+
+    /// The images at scale `s` (nearest-neighbour downscaling by `2^s`).
+    fn at_scale(xs: &Tensor, s: usize) -> Tensor {
+        if s == 0 {
+            return xs.shallow_clone();
+        }
+        let (h, w) = (xs.size()[2], xs.size()[3]);
+        let f = 1i64 << s;
+        xs.upsample_nearest2d([h / f, w / f], None, None)
+    }
+
+    /// The frozen prefix of each scale: the activation at [`FeatureExtractor::trainable_from`]
+    /// before its attention, computed without autograd. Panics when nothing trains.
+    pub fn frozen_prefix(&self, xs: &Tensor) -> Vec<Tensor> {
+        let start = self
+            .trainable_from()
+            .expect("frozen_prefix needs jointly trained attention")
+            .to_string();
+        tch::no_grad(|| {
+            (0..self.config.scales)
+                .map(|s| {
+                    let mut out = None;
+                    let _ =
+                        self.net
+                            .forward_with(&Self::at_scale(xs, s), Some(&start), &mut |p, x| {
+                                if p == start {
+                                    out = Some(x.shallow_clone());
+                                }
+                                x
+                            });
+                    out.expect("the prefix reaches its last position")
+                })
+                .collect()
+        })
+    }
+
+    /// Pooled features `[N, feature_dim]` from frozen prefixes (one per scale, as
+    /// [`FeatureExtractor::frozen_prefix`] returns them), through the trainable attention
+    /// and the rest of the backbone; gradients reach the attention parameters.
+    pub fn pooled_from_prefix(&self, prefix: &[Tensor], train: bool) -> Tensor {
+        let start = self
+            .trainable_from()
+            .expect("pooled_from_prefix needs jointly trained attention");
+        let mut pooled = Vec::new();
+        for x in prefix {
+            let mut maps = Vec::new();
+            let mut tap = |position: &str, x: Tensor| {
+                let x = match self.blocks.iter().find(|(p, _)| p == position) {
+                    Some((_, block)) => block.forward_t(&x, train),
+                    None => x,
+                };
+                if self.config.feature_layers.iter().any(|l| l == position) {
+                    maps.push(x.shallow_clone());
+                }
+                x
+            };
+            let _ = self
+                .net
+                .forward_from(x, Some(start), Some(&self.last_layer), &mut tap);
+            for map in maps {
+                pooled.push(map.mean_dim([2, 3].as_slice(), false, map.kind()));
+            }
+        }
+        Tensor::cat(&pooled, 1)
     }
 
     /// Runs one scale, attention applied, and returns the output of every feature layer.
@@ -185,14 +289,12 @@ impl FeatureExtractor {
         train: bool,
         hook: &mut dyn FnMut(&str, Tensor) -> Tensor,
     ) -> Tensor {
-        let (h, w) = (xs.size()[2], xs.size()[3]);
         let mut pooled = Vec::new();
         for s in 0..self.config.scales {
             let maps = if s == 0 {
                 self.feature_maps_with(xs, train, hook)
             } else {
-                let f = 1i64 << s;
-                self.feature_maps(&xs.upsample_nearest2d([h / f, w / f], None, None), train)
+                self.feature_maps(&Self::at_scale(xs, s), train)
             };
             for map in maps {
                 pooled.push(map.mean_dim([2, 3].as_slice(), false, map.kind()));
@@ -373,6 +475,55 @@ mod tests {
         // Two bias-free linears C→C/2→C at 64, 192 and 256 channels: about 0.1 M.
         assert_eq!(n, 64 * 64 + 192 * 192 + 256 * 256);
         assert!(!fx.is_frozen());
+    }
+
+    #[test]
+    fn features_from_the_frozen_prefix_equal_the_full_forward_and_train_attention() {
+        for (kind, attention) in [
+            (BackboneKind::Alexnet, AttentionKind::Se),
+            (BackboneKind::Alexnet, AttentionKind::Cbam),
+            (BackboneKind::EfficientnetLite0, AttentionKind::Se),
+            (BackboneKind::EfficientnetLite0, AttentionKind::CbamOfficial),
+        ] {
+            let c = config(kind, attention);
+            let fx =
+                FeatureExtractor::new(&c, None, AttentionTraining::Joint, 3, Device::Cpu).unwrap();
+            assert_eq!(fx.trainable_from(), Some(c.positions[0].as_str()));
+            let x = Tensor::randn([2, 3, 128, 128], (tch::Kind::Float, Device::Cpu));
+            let full = tch::no_grad(|| fx.pooled_features(&x, false));
+            let prefix = fx.frozen_prefix(&x);
+            assert_eq!(prefix.len(), c.scales);
+            assert!(!prefix[0].requires_grad());
+            let resumed = fx.pooled_from_prefix(&prefix, false);
+            let err = (&resumed - &full).abs().max().double_value(&[]);
+            assert!(err < 1e-5, "{kind:?} {attention:?}: max error {err}");
+            // The gradient of the features reaches every attention parameter.
+            resumed.sum(tch::Kind::Float).backward();
+            for (name, v) in fx.attention_vs.variables() {
+                if !v.requires_grad() {
+                    continue; // BatchNorm running statistics
+                }
+                let g = v.grad();
+                assert!(
+                    g.defined(),
+                    "{kind:?} {attention:?}: no gradient for {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn joint_training_refuses_feature_layers_before_the_attention() {
+        let mut c = config(BackboneKind::EfficientnetLite0, AttentionKind::Se);
+        c.positions = vec!["stage6".into()];
+        c.feature_layers = vec!["stage5".into(), "stage6".into()];
+        let e =
+            FeatureExtractor::new(&c, None, AttentionTraining::Joint, 0, Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("stage5"), "{e}");
+        assert!(
+            FeatureExtractor::new(&c, None, AttentionTraining::FrozenAtInit, 0, Device::Cpu)
+                .is_ok()
+        );
     }
 
     #[test]
