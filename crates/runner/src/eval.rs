@@ -82,7 +82,18 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     }
     let cfg = Config::load(&run_dir.join("config.toml"), &opts.overrides)?;
     let device: Device = opts.device.resolve()?;
-    let extractor = run::build_extractor(&cfg, device)?;
+    let mut extractor = run::build_extractor(&cfg, device)?;
+    // A joint run trained its attention: load it. Its features depend on those weights, which
+    // the cache key does not cover, so they are computed afresh.
+    let joint = !extractor.is_frozen();
+    if joint {
+        let path = run_dir.join(run::ATTENTION_FILE);
+        extractor
+            .attention_vs
+            .load(&path)
+            .with_context(|| format!("cannot load the trained attention {}", path.display()))?;
+        extractor.attention_vs.freeze();
+    }
     let mut flow_vs = nn::VarStore::new(device);
     let flow = DifferNetFlow::new(&flow_vs.root(), extractor.feature_dim(), &cfg.flow);
     load_flow_checkpoint(&mut flow_vs, &run_dir.join("model.safetensors"))?;
@@ -90,7 +101,12 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     let data = run::load_data(&cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);
     let angles = run::test_angles(&cfg, data.test.len(), &mut rng);
-    let cache = run::feature_cache(opts.cache_dir.as_deref(), &cfg, &extractor, device);
+    let cache_dir = if joint {
+        None
+    } else {
+        opts.cache_dir.as_deref()
+    };
+    let cache = run::feature_cache(cache_dir, &cfg, &extractor, device);
     let mut stats = CacheStats::default();
     let bar = run::progress(opts.quiet, data.test.len() as u64, "features");
     let how = crate::extract::Extraction {

@@ -64,6 +64,21 @@ pub struct RunOutcome {
     pub manifest: Manifest,
 }
 
+/// The trained attention of a joint run, beside the flow's `model.safetensors`.
+pub const ATTENTION_FILE: &str = "attention.safetensors";
+
+/// What the flow trains on: fixed features (a frozen extractor, cached), or the frozen
+/// prefixes that jointly trained attention starts from.
+enum Features {
+    /// `[images · T, dim]` each.
+    Fixed { train: Tensor, test: Tensor },
+    /// Per scale `[images · T, C, H, W]`.
+    Joint {
+        train: Vec<Tensor>,
+        test: Vec<Tensor>,
+    },
+}
+
 /// Rows scored per forward pass at evaluation time.
 const EVAL_ROWS: i64 = 4096;
 
@@ -145,16 +160,16 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         .collect();
     let test_angles = test_angles(cfg, data.test.len(), &mut rng);
     let wall_data = t0.elapsed().as_secs_f64();
-    // Frozen features.
+    // Frozen features, or frozen prefixes when the attention trains.
     let t1 = Instant::now();
     let extractor = build_extractor(cfg, device)?;
-    let cache = feature_cache(opts.cache_dir.as_deref(), cfg, &extractor, device);
     let mut cache_stats = CacheStats::default();
     tracing::info!(
         run_id = %cfg.run_id(),
         device = ?device,
         train_images = data.train.len(),
         test_images = data.test.len(),
+        joint_attention = !extractor.is_frozen(),
         "run started"
     );
     let bar = progress(
@@ -162,25 +177,36 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         (data.train.len() + data.test.len()) as u64,
         "features",
     );
-    let how = crate::extract::Extraction {
-        extractor: &extractor,
-        device,
-        cache: cache.as_ref(),
-        mixed_precision: cfg.model.mixed_precision,
-        progress: &bar,
+    let features = if extractor.is_frozen() {
+        let cache = feature_cache(opts.cache_dir.as_deref(), cfg, &extractor, device);
+        let how = crate::extract::Extraction {
+            extractor: &extractor,
+            device,
+            cache: cache.as_ref(),
+            mixed_precision: cfg.model.mixed_precision,
+            progress: &bar,
+        };
+        let mut extract = |samples: &[adn_datasets::Sample], angles: &[Vec<f64>]| {
+            crate::extract::pooled_features(&how, samples, angles, &mut cache_stats)
+        };
+        let train = extract(&data.train, &train_angles)?;
+        let test = extract(&data.test, &test_angles)?;
+        tracing::info!(
+            train_mean = train.mean(Kind::Float).double_value(&[]),
+            train_std = train.std(true).double_value(&[]),
+            test_std = test.std(true).double_value(&[]),
+            "pooled features"
+        );
+        Features::Fixed { train, test }
+    } else {
+        let prefixes = |samples: &[adn_datasets::Sample], angles: &[Vec<f64>]| {
+            crate::joint::frozen_prefixes(&extractor, device, samples, angles, &bar)
+        };
+        let train = prefixes(&data.train, &train_angles)?;
+        let test = prefixes(&data.test, &test_angles)?;
+        Features::Joint { train, test }
     };
-    let mut extract = |samples: &[adn_datasets::Sample], angles: &[Vec<f64>]| {
-        crate::extract::pooled_features(&how, samples, angles, &mut cache_stats)
-    };
-    let train_feats = extract(&data.train, &train_angles)?;
-    let test_feats = extract(&data.test, &test_angles)?;
     bar.finish_and_clear();
-    tracing::info!(
-        train_mean = train_feats.mean(Kind::Float).double_value(&[]),
-        train_std = train_feats.std(true).double_value(&[]),
-        test_std = test_feats.std(true).double_value(&[]),
-        "pooled features"
-    );
     let wall_features = t1.elapsed().as_secs_f64();
 
     // Flow.
@@ -197,11 +223,28 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         amsgrad: false,
     }
     .build(&flow_vs, t.lr)?;
+    // Jointly trained attention: its own Adam, at `lr · attention_lr_scale`.
+    let mut attention_opt = match &features {
+        Features::Joint { .. } => Some(
+            nn::Adam {
+                beta1: t.betas[0],
+                beta2: t.betas[1],
+                wd: t.weight_decay,
+                eps: t.eps,
+                amsgrad: false,
+            }
+            .build(&extractor.attention_vs, t.lr * t.attention_lr_scale)?,
+        ),
+        Features::Fixed { .. } => None,
+    };
 
     let labels: Vec<bool> = data.test.iter().map(|s| s.is_anomalous()).collect();
     let n_train = data.train.len();
     let per_image = t.train_transforms as i64;
-    let train_feats = train_feats.reshape([n_train as i64, per_image, dim]);
+    let train_feats = match &features {
+        Features::Fixed { train, .. } => Some(train.reshape([n_train as i64, per_image, dim])),
+        Features::Joint { .. } => None,
+    };
     let mut trajectory = Vec::new();
     let mut last_scores = Vec::new();
     let (mut wall_train, mut wall_eval) = (0.0, 0.0);
@@ -216,7 +259,19 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
             order.shuffle(&mut rng);
             for batch in order.chunks(t.batch_size) {
                 let idx = Tensor::from_slice(batch).to_device(device);
-                let x = train_feats.index_select(0, &idx).reshape([-1, dim]);
+                let x = match (&train_feats, &features) {
+                    (Some(f), _) => f.index_select(0, &idx).reshape([-1, dim]),
+                    (None, Features::Joint { train, .. }) => {
+                        // Rows i·T .. i·T + T of every image i in the batch.
+                        let rows: Vec<i64> = batch
+                            .iter()
+                            .flat_map(|&i| (0..per_image).map(move |k| i * per_image + k))
+                            .collect();
+                        let rows = Tensor::from_slice(&rows).to_device(device);
+                        crate::joint::features(&extractor, train, &rows)
+                    }
+                    (None, Features::Fixed { .. }) => unreachable!("fixed features are reshaped"),
+                };
                 let (z, log_det) = flow.forward(&x);
                 let loss = nll_loss(&z, &log_det);
                 let value = loss.double_value(&[]);
@@ -227,7 +282,16 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
                     ));
                     break 'meta;
                 }
-                opt.backward_step(&loss);
+                match attention_opt.as_mut() {
+                    None => opt.backward_step(&loss),
+                    Some(att) => {
+                        opt.zero_grad();
+                        att.zero_grad();
+                        loss.backward();
+                        opt.step();
+                        att.step();
+                    }
+                }
                 loss_sum += value;
                 loss_count += 1;
             }
@@ -236,7 +300,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         wall_train += t2.elapsed().as_secs_f64();
 
         let t3 = Instant::now();
-        let scores = score(&flow, &test_feats, cfg.test.test_transforms as i64);
+        let scores = match &features {
+            Features::Fixed { test, .. } => score(&flow, test, cfg.test.test_transforms as i64),
+            Features::Joint { test, .. } => {
+                let test = crate::joint::all_features(&extractor, test);
+                score(&flow, &test, cfg.test.test_transforms as i64)
+            }
+        };
         wall_eval += t3.elapsed().as_secs_f64();
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
             failure = Some(format!(
@@ -328,7 +398,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     let save = |path: &Path| -> Result<()> {
         flow_vs
             .save(path)
-            .with_context(|| format!("cannot save {}", path.display()))
+            .with_context(|| format!("cannot save {}", path.display()))?;
+        if !extractor.is_frozen() {
+            let att = path.with_file_name(ATTENTION_FILE);
+            extractor
+                .attention_vs
+                .save(&att)
+                .with_context(|| format!("cannot save {}", att.display()))?;
+        }
+        Ok(())
     };
     let rec = record::RunRecord {
         config_toml: &config_toml,
@@ -391,12 +469,6 @@ pub fn build_extractor(cfg: &Config, device: Device) -> Result<FeatureExtractor>
         cfg.train.seed as i64,
         device,
     )?;
-    if !extractor.is_frozen() {
-        bail!(
-            "model.attention_training = \"joint\" is not supported yet: only frozen-at-init \
-             attention (features computed once) is implemented"
-        );
-    }
     Ok(extractor)
 }
 

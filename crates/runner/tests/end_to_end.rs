@@ -113,3 +113,68 @@ fn config_typos_are_reported_with_the_key() {
     assert!(stderr.contains("batchsize"), "{stderr}");
     assert!(!dir.path().join("typo").exists());
 }
+
+#[test]
+fn joint_attention_trains_saves_and_rescores_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let joint = [
+        "--set",
+        "model.attention=\"se\"",
+        "--set",
+        "model.attention_training=\"joint\"",
+        "--set",
+        "train.meta_epochs=2",
+        "--set",
+        "train.sub_epochs=2",
+    ];
+    let out = run_smoke(dir.path(), "joint", &joint);
+    assert!(
+        out.status.success(),
+        "adn failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = dir.path().join("joint");
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["status"], "complete");
+    // SE r=2 at relu1/relu2/relu5: 64² + 192² + 256² weights, all trained.
+    assert_eq!(
+        manifest["trainable_attention_parameters"],
+        64 * 64 + 192 * 192 + 256 * 256
+    );
+    assert!(run.join("attention.safetensors").is_file());
+    // Nothing from a joint run goes to the feature cache: its features change every step.
+    assert_eq!(manifest["feature_cache"]["enabled"], false);
+
+    // Same seed, same scores.
+    let again = run_smoke(dir.path(), "joint-again", &joint);
+    assert!(again.status.success());
+    let scores = std::fs::read_to_string(run.join("scores.csv")).unwrap();
+    assert_eq!(
+        scores,
+        std::fs::read_to_string(dir.path().join("joint-again/scores.csv")).unwrap()
+    );
+
+    // Rescoring loads the trained attention: the last epoch's AUROC comes back.
+    let eval = Command::new(env!("CARGO_BIN_EXE_adn"))
+        .current_dir(workspace_root())
+        .args(["--threads", "1", "eval"])
+        .arg(&run)
+        .args(["--device", "cpu", "--quiet", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let record = json(&run.join("eval-test/eval.json"));
+    let last = json(&run.join("metrics.json"))["auroc_last"]
+        .as_f64()
+        .unwrap();
+    let rescored = record["auroc"].as_f64().unwrap();
+    assert!(
+        (rescored - last).abs() < 1e-9,
+        "eval AUROC {rescored} differs from the run's {last}"
+    );
+}
