@@ -9,10 +9,12 @@ pub mod cache;
 pub mod config;
 pub mod eval;
 pub mod extract;
+pub mod joint;
 pub mod logging;
 pub mod record;
 pub mod run;
 pub mod summary;
+pub mod sweep;
 
 pub use config::Config;
 pub use run::{DeviceChoice, RunOptions, RunOutcome, run};

