@@ -3,8 +3,11 @@
 //! xtask never links libtorch: it is what installs it. Everything that trains or evaluates
 //! is delegated to the `adn` binary as a subprocess.
 
+mod report;
 mod setup;
 mod util;
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -26,8 +29,39 @@ enum Command {
         #[arg(long)]
         no_lint: bool,
     },
-    /// The main job: set-up, then the demo experiment; prints where the results are.
-    Demo,
+    /// The main job: set-up, then the demo grid (experiments/demo.toml: three stand-ins and
+    /// ELPV × vanilla/SE/CBAM × 3 seeds), its tables and figures under results/demo.
+    Demo {
+        /// Concurrent runs (default: the grid's).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Run a sweep grid (each run its own `adn run`; resumes what is missing), then write
+    /// runs.parquet, the tables and the figures.
+    Sweep {
+        grid: PathBuf,
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run again the runs recorded as failed.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Write a Slurm job array into this folder instead of running.
+        #[arg(long)]
+        slurm: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Gather an experiment's finished runs into runs.parquet and its tables (results/EXP).
+    Tables { experiment: String },
+    /// Draw an experiment's figures (results/EXP/figures).
+    Figures { experiment: String },
+    /// The paper's grid (experiments/paper.toml): runs what is missing and possible here,
+    /// says what is absent and how to provide it, then regenerates every table and figure.
+    Paper {
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
 }
 
 fn main() {
@@ -35,7 +69,34 @@ fn main() {
     let result = match cli.command {
         Command::Setup => setup::run().map(|_| ()),
         Command::Test { no_lint } => test(no_lint),
-        Command::Demo => demo(),
+        Command::Demo { jobs } => {
+            report::sweep(Path::new("experiments/demo.toml"), jobs, &[]).map(|_| ())
+        }
+        Command::Sweep {
+            grid,
+            jobs,
+            retry_failed,
+            slurm,
+            quiet,
+        } => {
+            let mut extra: Vec<String> = Vec::new();
+            if retry_failed {
+                extra.push("--retry-failed".into());
+            }
+            if quiet {
+                extra.push("--quiet".into());
+            }
+            if let Some(dir) = slurm {
+                extra.push("--slurm".into());
+                extra.push(dir.display().to_string());
+            }
+            report::sweep(&grid, jobs, &extra).map(|_| ())
+        }
+        Command::Tables { experiment } => report::tables(&experiment).map(|_| ()),
+        Command::Figures { experiment } => report::figures(&experiment),
+        Command::Paper { jobs } => {
+            report::sweep(Path::new("experiments/paper.toml"), jobs, &[]).map(|_| ())
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -92,35 +153,5 @@ fn test(no_lint: bool) -> Result<()> {
     test_env.push(("OMP_NUM_THREADS".into(), "1".into()));
     util::cargo(&root, &test_env, &["test", "--workspace"])?;
     util::step("all checks passed");
-    Ok(())
-}
-
-fn demo() -> Result<()> {
-    let env = setup::run()?;
-    let root = util::workspace_root();
-    util::step("building adn");
-    util::cargo(
-        &root,
-        &env,
-        &[
-            "build",
-            "--quiet",
-            "--package",
-            "adn-runner",
-            "--bin",
-            "adn",
-        ],
-    )?;
-    util::step("demo: DifferNet on the generated smoke set (experiments/smoke.toml)");
-    let adn = root.join("target/debug/adn");
-    let out = root.join("results/smoke/demo");
-    util::run(
-        std::process::Command::new(&adn)
-            .current_dir(&root)
-            .envs(env.iter().cloned())
-            .args(["run", "experiments/smoke.toml", "--force", "--out"])
-            .arg(&out),
-    )?;
-    util::step(&format!("demo results: {}", out.display()));
     Ok(())
 }

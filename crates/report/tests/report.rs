@@ -1,0 +1,216 @@
+//! Tables and figures from a hand-written experiment folder: two datasets, vanilla and SE,
+//! three seeds, one run failed and one still pending.
+
+use std::fs;
+use std::path::Path;
+
+use adn_report::{Metric, Published, Status, gather, write_tables};
+
+/// Writes a complete run whose test scores give exactly `auroc_last` (good images score
+/// 0..n, anomalous ones are shifted so the requested fraction of pairs is ordered).
+fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64) {
+    let dir = runs.join(id);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("manifest.json"),
+        r#"{"status": "complete", "device": "Cpu", "threads": 1,
+            "wall_s": {"total": 10.0, "features": 6.0, "train": 3.0},
+            "feature_cache": {"hits": 0, "misses": 20}, "feature_dim": 8,
+            "dataset": {"train_images": 10, "test_images": 4},
+            "backbone_weights": "random", "git_commit": "abc"}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("metrics.json"),
+        format!(
+            r#"{{"auroc_last": {auroc_last}, "auroc_best": {auroc_best}, "auroc_best_epoch": 1,
+                "auroc_min_loss": {auroc_last},
+                "trajectory": [{{"meta_epoch": 0, "train_loss": 1.0, "auroc": 0.5}},
+                               {{"meta_epoch": 1, "train_loss": 0.5, "auroc": {auroc_last}}}]}}"#
+        ),
+    )
+    .unwrap();
+    // Two good and two anomalous images: AUROC = ordered pairs / 4.
+    let ordered = (auroc_last * 4.0).round() as usize;
+    let bad = match ordered {
+        4 => [3.0, 4.0],
+        3 => [1.5, 4.0],
+        _ => [0.5, 1.5],
+    };
+    fs::write(
+        dir.join("scores.csv"),
+        format!(
+            "path,category,defect,label,score\na.png,c,good,0,1.0\nb.png,c,good,0,2.0\n\
+             c.png,c,crack,1,{}\nd.png,c,scratch,1,{}\n",
+            bad[0], bad[1]
+        ),
+    )
+    .unwrap();
+}
+
+fn write_experiment(dir: &Path) {
+    let runs = dir.join("runs");
+    let mut planned = Vec::new();
+    let mut id = 0;
+    for dataset in ["InsPLAD-fault", "Own"] {
+        for attention in ["none", "se"] {
+            for seed in 0..3 {
+                id += 1;
+                let run_id = format!("run{id:02}");
+                planned.push(format!(
+                    r#"{{"run_id": "{run_id}", "dataset": "{dataset}", "category": "glass-insulator",
+                        "axes": {{"model.attention": "\"{attention}\"", "train.seed": "{seed}"}},
+                        "overrides": []}}"#
+                ));
+                match (dataset, attention, seed) {
+                    // One failed run and one that never ran.
+                    ("Own", "se", 2) => {}
+                    ("Own", "se", 1) => {
+                        fs::create_dir_all(runs.join(&run_id)).unwrap();
+                        fs::write(
+                            runs.join(&run_id).join("manifest.json"),
+                            r#"{"status": "failed", "error": "training loss became NaN"}"#,
+                        )
+                        .unwrap();
+                    }
+                    _ => {
+                        let base = if attention == "none" { 0.75 } else { 1.0 };
+                        let step = if attention == "none" { 0.01 } else { 0.02 };
+                        let best = base - step * seed as f64;
+                        write_run(&runs, &run_id, base, best);
+                    }
+                }
+            }
+        }
+    }
+    fs::write(
+        dir.join("plan.json"),
+        format!(
+            r#"{{"experiment": "t", "axis_keys": ["model.attention", "train.seed"],
+                "published": {{"InsPLAD-fault": "InsPLAD-fault"}}, "runs": [{}]}}"#,
+            planned.join(",")
+        ),
+    )
+    .unwrap();
+}
+
+fn published() -> Published {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("published.toml");
+    fs::write(
+        &path,
+        "[[methods]]\nname = \"DifferNet\"\nvariant = \"none\"\n\
+         [[entries]]\ndataset = \"InsPLAD-fault\"\ncategory = \"glass-insulator\"\n\
+         method = \"DifferNet\"\nauroc = 82.81\nsource = \"paper\"\n",
+    )
+    .unwrap();
+    Published::load(&path).unwrap()
+}
+
+#[test]
+fn tables_report_means_differences_and_published_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_experiment(tmp.path());
+    let exp = gather(tmp.path()).unwrap();
+    assert_eq!(exp.count(Status::Complete), 10);
+    assert_eq!(exp.count(Status::Failed), 1);
+    assert_eq!(exp.count(Status::Pending), 1);
+    assert_eq!(exp.variants(), vec!["none", "se"]);
+
+    let c = adn_report::tables::cell(&exp, "InsPLAD-fault", "glass-insulator", "se", Metric::Best)
+        .unwrap();
+    assert_eq!(c.n, 3);
+    assert!((c.mean - 0.98).abs() < 1e-12 && (c.sd - 0.02).abs() < 1e-12);
+    assert_eq!(c.format(), "98.00 ± 2.00");
+
+    // SE − vanilla on auroc_best: +25, +24, +23 pp over the seeds.
+    let cmp = adn_report::tables::compare(
+        &exp,
+        "InsPLAD-fault",
+        "glass-insulator",
+        "se",
+        "none",
+        Metric::Best,
+    )
+    .unwrap();
+    assert_eq!(cmp.n, 3);
+    assert!((cmp.difference - 0.24).abs() < 1e-12);
+    assert_eq!(cmp.test, "paired t over seeds");
+    assert!(cmp.ci.0 < 0.24 && cmp.ci.1 > 0.24 && cmp.p_value < 0.01);
+    // auroc_last differs by exactly +25 pp on every seed: zero spread, so the paired test
+    // gives no p-value (never a silent p = 0), and the table says so.
+    let same = adn_report::tables::compare(
+        &exp,
+        "InsPLAD-fault",
+        "glass-insulator",
+        "se",
+        "none",
+        Metric::Last,
+    )
+    .unwrap();
+    assert!(same.p_value.is_nan());
+    assert_eq!(same.format(), "+25.00 pp on all 3 seeds, p = n/a");
+
+    let written = write_tables(&exp, &published()).unwrap();
+    let md = &written.markdown;
+    assert!(md.contains("10 runs complete, 1 failed, 1 pending"), "{md}");
+    assert!(
+        md.contains("| glass-insulator | 75.00 ± 0.00 | 100.00 ± 0.00 | 82.81 |"),
+        "{md}"
+    );
+    assert!(md.contains("paper: DifferNet"), "{md}");
+    // The other dataset has no published numbers and a failed run listed with its error.
+    assert!(md.contains("training loss became NaN"), "{md}");
+    // Only seed 0 of "Own" has both variants: DeLong on its scores for auroc_last.
+    let own =
+        adn_report::tables::compare(&exp, "Own", "glass-insulator", "se", "none", Metric::Last)
+            .unwrap();
+    assert_eq!(own.test, "DeLong (one seed)");
+    assert!((own.difference - 0.25).abs() < 1e-12);
+
+    for name in [
+        "runs.parquet",
+        "runs.csv",
+        "tables/summary.parquet",
+        "tables/tables.tex",
+    ] {
+        assert!(tmp.path().join(name).is_file(), "{name} missing");
+    }
+    let tex = fs::read_to_string(tmp.path().join("tables/tables.tex")).unwrap();
+    assert!(tex.contains("\\toprule") && tex.contains("$\\pm$"), "{tex}");
+    let runs_csv = fs::read_to_string(tmp.path().join("runs.csv")).unwrap();
+    assert_eq!(runs_csv.lines().count(), 13, "{runs_csv}");
+    assert!(
+        runs_csv
+            .lines()
+            .next()
+            .unwrap()
+            .contains("axis:model.attention")
+    );
+}
+
+#[test]
+fn figures_are_written_as_png_and_svg() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_experiment(tmp.path());
+    let exp = gather(tmp.path()).unwrap();
+    let files = adn_report::figures::write_figures(&exp).unwrap();
+    // Two bar charts, and ROC, scores and training per dataset × category, each twice.
+    assert_eq!(files.len(), (2 + 2 * 3) * 2, "{files:?}");
+    for f in &files {
+        let bytes = fs::read(f).unwrap();
+        match f.extension().unwrap().to_str().unwrap() {
+            "png" => assert_eq!(&bytes[..4], b"\x89PNG", "{}", f.display()),
+            _ => assert!(
+                String::from_utf8_lossy(&bytes).contains("<svg"),
+                "{}",
+                f.display()
+            ),
+        }
+    }
+    let svg = fs::read_to_string(tmp.path().join("figures/auroc_last_bars.svg")).unwrap();
+    assert!(
+        svg.contains("DifferNet") && svg.contains("SE"),
+        "legend missing"
+    );
+}

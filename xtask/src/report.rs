@@ -1,0 +1,102 @@
+//! Sweeps, tables and figures: `adn sweep` does the runs; the adn-report crate reads them
+//! back and writes runs.parquet, the tables and the figures.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::{setup, util};
+
+/// Builds `adn` (after the libtorch set-up) and returns its path and the environment.
+pub fn build_adn() -> Result<(PathBuf, util::Env)> {
+    let env = setup::run()?;
+    let root = util::workspace_root();
+    util::step("building adn");
+    util::cargo(
+        &root,
+        &env,
+        &[
+            "build",
+            "--quiet",
+            "--package",
+            "adn-runner",
+            "--bin",
+            "adn",
+        ],
+    )?;
+    Ok((root.join("target/debug/adn"), env))
+}
+
+/// The experiment name of a grid file.
+fn experiment_of(grid: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(grid)
+        .with_context(|| format!("cannot read grid {}", grid.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", grid.display()))?;
+    table
+        .get("experiment")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .with_context(|| format!("{} has no `experiment = \"...\"`", grid.display()))
+}
+
+/// Runs `adn sweep GRID`, then (unless it only wrote a Slurm script) the tables and figures.
+pub fn sweep(grid: &Path, jobs: Option<usize>, extra: &[String]) -> Result<()> {
+    let root = util::workspace_root();
+    let grid = if grid.is_absolute() {
+        grid.to_path_buf()
+    } else {
+        root.join(grid)
+    };
+    let experiment = experiment_of(&grid)?;
+    let (adn, env) = build_adn()?;
+    util::step(&format!("sweep {}", grid.display()));
+    let mut cmd = std::process::Command::new(&adn);
+    cmd.current_dir(&root)
+        .envs(env.iter().cloned())
+        .arg("sweep")
+        .arg(&grid)
+        .args(extra);
+    if let Some(j) = jobs {
+        cmd.args(["--jobs", &j.to_string()]);
+    }
+    util::run(&mut cmd)?;
+    if extra.iter().any(|a| a == "--slurm") {
+        return Ok(());
+    }
+    tables(&experiment)?;
+    figures(&experiment)
+}
+
+fn experiment_dir(experiment: &str) -> PathBuf {
+    util::workspace_root().join("results").join(experiment)
+}
+
+/// Writes runs.parquet and the tables of `results/<experiment>`; prints the Markdown.
+pub fn tables(experiment: &str) -> Result<()> {
+    let dir = experiment_dir(experiment);
+    let exp = adn_report::gather(&dir)?;
+    let published_path = util::workspace_root().join("experiments/published.toml");
+    let published = adn_report::Published::load(&published_path)?;
+    let written = adn_report::write_tables(&exp, &published)?;
+    println!("{}", written.markdown);
+    util::step(&format!(
+        "tables: {} files under {}",
+        written.files.len(),
+        dir.display()
+    ));
+    Ok(())
+}
+
+/// Draws the figures of `results/<experiment>`.
+pub fn figures(experiment: &str) -> Result<()> {
+    let dir = experiment_dir(experiment);
+    let exp = adn_report::gather(&dir)?;
+    let files = adn_report::figures::write_figures(&exp)?;
+    util::step(&format!(
+        "figures: {} files under {}",
+        files.len(),
+        dir.join("figures").display()
+    ));
+    Ok(())
+}
