@@ -43,19 +43,16 @@ fn experiment_of(grid: &Path) -> Result<String> {
 /// Runs `adn sweep GRID`, then (unless it only wrote a Slurm script) the tables and figures.
 pub fn sweep(grid: &Path, jobs: Option<usize>, extra: &[String]) -> Result<()> {
     let root = util::workspace_root();
-    let grid = if grid.is_absolute() {
-        grid.to_path_buf()
-    } else {
-        root.join(grid)
-    };
-    let experiment = experiment_of(&grid)?;
+    // Relative paths stay relative (adn runs in the workspace root), so plan.json and the
+    // Slurm job lines name files the same way on every machine.
+    let experiment = experiment_of(&root.join(grid))?;
     let (adn, env) = build_adn()?;
     util::step(&format!("sweep {}", grid.display()));
     let mut cmd = std::process::Command::new(&adn);
     cmd.current_dir(&root)
         .envs(env.iter().cloned())
         .arg("sweep")
-        .arg(&grid)
+        .arg(grid)
         .args(extra);
     if let Some(j) = jobs {
         cmd.args(["--jobs", &j.to_string()]);
