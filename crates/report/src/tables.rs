@@ -725,10 +725,28 @@ pub fn write_tables(exp: &Experiment, published: &Published) -> Result<Written> 
             }
         }
     }
+    let mut skipped: Vec<(&str, &str, usize)> = Vec::new();
+    for r in exp.runs.iter().filter(|r| r.status == Status::Skipped) {
+        let reason = r.error.as_deref().unwrap_or("");
+        match skipped
+            .iter_mut()
+            .find(|(d, e, _)| *d == r.dataset && *e == reason)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => skipped.push((&r.dataset, reason, 1)),
+        }
+    }
+    if !skipped.is_empty() {
+        md.push_str("**Runs that cannot run here**\n\n| dataset | runs | what is missing |\n|---|---:|---|\n");
+        for (d, e, n) in skipped {
+            md.push_str(&format!("| {d} | {n} | {} |\n", e.replace('|', "/")));
+        }
+        md.push('\n');
+    }
     let failed: Vec<&Run> = exp
         .runs
         .iter()
-        .filter(|r| matches!(r.status, Status::Failed | Status::Skipped))
+        .filter(|r| r.status == Status::Failed)
         .collect();
     if !failed.is_empty() {
         md.push_str("**Runs that did not finish**\n\n| run | dataset | category | variant | seed | status | error |\n|---|---|---|---|---:|---|---|\n");
