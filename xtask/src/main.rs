@@ -3,6 +3,7 @@
 //! xtask never links libtorch: it is what installs it. Everything that trains or evaluates
 //! is delegated to the `adn` binary as a subprocess.
 
+mod bench;
 mod report;
 mod setup;
 mod util;
@@ -56,6 +57,9 @@ enum Command {
     Tables { experiment: String },
     /// Draw an experiment's figures (results/EXP/figures).
     Figures { experiment: String },
+    /// Rust vs the PyTorch reference (bench/reference/differnet.py) on the same work:
+    /// results/bench/README.md and bench.json.
+    Bench,
     /// The paper's grid (experiments/paper.toml): runs what is missing and possible here,
     /// says what is absent and how to provide it, then regenerates every table and figure.
     Paper {
@@ -92,6 +96,7 @@ fn main() {
             }
             report::sweep(&grid, jobs, &extra).map(|_| ())
         }
+        Command::Bench => bench::run(),
         Command::Tables { experiment } => report::tables(&experiment).map(|_| ()),
         Command::Figures { experiment } => report::figures(&experiment),
         Command::Paper { jobs } => {

@@ -60,6 +60,22 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
 
+/// Draws a chart's legend: white box, black border, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT_NAME, size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// A figure that can draw itself on any plotters backend.
 trait Figure {
     fn size(&self) -> (u32, u32);
@@ -235,14 +251,7 @@ impl Figure for Bars<'_> {
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT_NAME, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight, 14)?;
         Ok(())
     }
 }
@@ -337,14 +346,7 @@ impl Figure for Rocs<'_> {
                         PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font((FONT_NAME, 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight, 12)?;
         }
         Ok(())
     }
@@ -425,14 +427,7 @@ impl Figure for Histograms<'_> {
                         Rectangle::new([(x, y - 5), (x + 12, y + 5)], col.mix(0.5).filled())
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FONT_NAME, 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight, 12)?;
         }
         Ok(())
     }
@@ -547,18 +542,15 @@ impl Figure for Training<'_> {
                         PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(if panel == 0 {
+            legend(
+                &mut chart,
+                if panel == 0 {
                     SeriesLabelPosition::UpperRight
                 } else {
                     SeriesLabelPosition::LowerRight
-                })
-                .label_font((FONT_NAME, 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+                },
+                12,
+            )?;
         }
         Ok(())
     }

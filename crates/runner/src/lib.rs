@@ -5,6 +5,7 @@
 //! `metrics.json`, `scores.csv`, `model.safetensors`). Tables and figures are made
 //! elsewhere (xtask) from those records.
 
+pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod eval;

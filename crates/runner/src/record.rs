@@ -31,6 +31,17 @@ pub struct Manifest {
     pub flow_parameters: i64,
     pub trainable_attention_parameters: i64,
     pub feature_cache: crate::extract::CacheStats,
+    /// The process's peak resident memory (Linux `VmHWM`), in MB.
+    #[serde(default)]
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// This process's peak resident memory in MB, where the OS reports it (Linux).
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -375,6 +375,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
             .sum(),
         trainable_attention_parameters: trainable_attention,
         feature_cache: cache_stats,
+        peak_rss_mb: record::peak_rss_mb(),
     };
     let config_toml = cfg.to_toml();
 

@@ -1,0 +1,273 @@
+"""The PyTorch reference for `cargo xtask bench`: DifferNet the ordinary PyTorch way.
+
+Same pipeline, weights and data as the Rust run it is compared with, written as DifferNet's
+official code does it: a `DataLoader` over PIL images (Resize, RandomRotation/rotate,
+ToTensor, Normalize as torchvision would), eager modules, `torch.no_grad()` for the frozen
+backbone, and, in `run`, the backbone recomputed for every batch of every epoch as the
+official training loop does. The modules come from the parity-golden scripts, so they are
+the same code the Rust parity tests are checked against.
+
+    .venv/bin/python bench/reference/differnet.py MODE --config JSON --out FILE.json
+
+MODE: `extract` (backbone images/s), `score` (test-time scoring with many rotations),
+`flow` (flow training steps/s) or `run` (train + evaluate; wall time, peak memory, AUROC).
+Needs Pillow (`cargo xtask bench` installs it into the venv).
+"""
+import argparse
+import importlib.util
+import json
+import math
+import pathlib
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def load_module(name, path):
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+backbones = load_module("backbone_goldens", "crates/backbones/goldens/make_goldens.py")
+flows = load_module("flow_goldens", "crates/flows/goldens/make_goldens.py")
+
+IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+LITE = ([0.498, 0.498, 0.498], [0.502, 0.502, 0.502])
+LITE_STAGES = {f"stage{i + 1}": i for i in range(7)}
+ALEXNET_TAPS = {"pool5": 12}
+
+
+def list_images(category, split):
+    """(path, label) in sorted order: test/good is 0, every other test folder 1."""
+    root = pathlib.Path(category) / split
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"}:
+                out.append((f, 0 if folder.name == "good" else 1))
+    return out
+
+
+class Views(torch.utils.data.Dataset):
+    """Every image under its rotation angles, as DifferNet's transforms make it."""
+
+    def __init__(self, items, angles, size, norm):
+        self.items, self.angles, self.size = items, angles, size
+        self.mean = torch.tensor(norm[0])[:, None, None]
+        self.std = torch.tensor(norm[1])[:, None, None]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        img = Image.open(self.items[i][0]).convert("RGB").resize((self.size, self.size), Image.BILINEAR)
+        views = []
+        for a in self.angles[i]:
+            r = img.rotate(a, resample=Image.NEAREST)
+            t = torch.from_numpy(np.asarray(r).copy()).permute(2, 0, 1).float() / 255.0
+            views.append((t - self.mean) / self.std)
+        return torch.stack(views), self.items[i][1]
+
+
+class Extractor(nn.Module):
+    """Pooled multi-scale features of the frozen backbone (no attention: vanilla DifferNet)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.kind, self.scales, self.layers = cfg["backbone"], cfg["scales"], cfg["feature_layers"]
+        if self.kind == "alexnet":
+            self.net = backbones.AlexNetFeatures()
+            if cfg.get("weights"):
+                self.net.load_state_dict(load_file(ROOT / cfg["weights"]), strict=False)
+            else:
+                torch.manual_seed(cfg["seed"])
+        else:
+            self.net = backbones.Lite0()
+            self.net.load_state_dict(load_file(ROOT / cfg["weights"]))
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def one_scale(self, x):
+        if self.kind == "alexnet":
+            return [self.net(x).mean((2, 3))]
+        _, stages = self.net(x)
+        return [stages[LITE_STAGES[l]].mean((2, 3)) for l in self.layers]
+
+    def forward(self, x):
+        out = []
+        for s in range(self.scales):
+            xs = x if s == 0 else F.interpolate(x, scale_factor=0.5 ** s, mode="nearest")
+            out += self.one_scale(xs)
+        return torch.cat(out, 1)
+
+
+class Flow(nn.Module):
+    """DifferNet's flow from the golden script's couplings, at any dimension."""
+
+    def __init__(self, dim, hidden, blocks, clamp):
+        super().__init__()
+        self.perms = []
+        for k in range(blocks):
+            np.random.seed(k)
+            self.perms.append(torch.from_numpy(np.random.permutation(dim)))
+        self.coupling = nn.ModuleList([flows.Glow(dim, hidden, clamp) for _ in range(blocks)])
+
+    def forward(self, x):
+        log_det = torch.zeros(x.shape[0])
+        for perm, block in zip(self.perms, self.coupling):
+            x, ld = block(x[:, perm])
+            log_det = log_det + ld
+        return x.clamp(-1e6, 1e6), log_det
+
+
+def nll(z, log_det):
+    return torch.mean(0.5 * torch.sum(z ** 2, 1) - log_det) / z.shape[1]
+
+
+def auroc(labels, scores):
+    """Mann-Whitney AUROC with ties counted one half."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    s = scores[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    pos = labels == 1
+    n1, n0 = pos.sum(), (~pos).sum()
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def norm_of(cfg):
+    return IMAGENET if cfg["backbone"] == "alexnet" else LITE
+
+
+def loader(items, angles, cfg, shuffle=False):
+    ds = Views(items, angles, cfg["image_size"], norm_of(cfg))
+    return torch.utils.data.DataLoader(ds, batch_size=cfg["batch_size"], shuffle=shuffle,
+                                       num_workers=cfg.get("workers", 0))
+
+
+def extract(cfg):
+    items = list_images(cfg["category"], "test")[: cfg["images"]]
+    angles = [[i * 360.0 / cfg["views"] for i in range(cfg["views"])] for _ in items]
+    model = Extractor(cfg)
+    start = time.perf_counter()
+    n = 0
+    with torch.no_grad():
+        for x, _ in loader(items, angles, cfg):
+            model(x.flatten(0, 1))
+            n += x.shape[0] * x.shape[1]
+    return {"forwards": n, "seconds": time.perf_counter() - start}
+
+
+def score(cfg):
+    items = list_images(cfg["category"], "test")[: cfg["images"]]
+    t = cfg["views"]
+    angles = [[i * 360.0 / t for i in range(t)] for _ in items]
+    model = Extractor(cfg)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        dim = model(torch.zeros(1, 3, cfg["image_size"], cfg["image_size"])).shape[1]
+        flow = Flow(dim, cfg["hidden"], 8, 3.0).eval()
+        start = time.perf_counter()
+        for x, _ in loader(items, angles, cfg):
+            z, _ = flow(model(x.flatten(0, 1)))
+            (z ** 2).reshape(x.shape[0], t, -1).mean((1, 2))
+    return {"images": len(items), "views": t, "seconds": time.perf_counter() - start}
+
+
+def flow_steps(cfg):
+    torch.manual_seed(0)
+    flow = Flow(cfg["dim"], cfg["hidden"], 8, 3.0)
+    opt = torch.optim.Adam(flow.parameters(), lr=2e-4, betas=(0.8, 0.8), eps=1e-4, weight_decay=1e-5)
+    x = torch.randn(cfg["rows"], cfg["dim"])
+    for _ in range(3):
+        opt.zero_grad()
+        nll(*flow(x)).backward()
+        opt.step()
+    start = time.perf_counter()
+    for _ in range(cfg["steps"]):
+        opt.zero_grad()
+        nll(*flow(x)).backward()
+        opt.step()
+    return {"steps": cfg["steps"], "seconds": time.perf_counter() - start}
+
+
+def run(cfg):
+    """DifferNet's training loop: random rotations drawn per batch, backbone every epoch."""
+    torch.manual_seed(cfg["seed"])
+    rng = np.random.default_rng(cfg["seed"])
+    start = time.perf_counter()
+    train = list_images(cfg["category"], "train")
+    test = list_images(cfg["category"], "test")
+    model = Extractor(cfg)
+    with torch.no_grad():
+        dim = model(torch.zeros(1, 3, cfg["image_size"], cfg["image_size"])).shape[1]
+    flow = Flow(dim, cfg["hidden"], 8, 3.0)
+    opt = torch.optim.Adam(flow.parameters(), lr=cfg["lr"], betas=(0.8, 0.8), eps=1e-4, weight_decay=1e-5)
+    t_test = cfg["test_transforms"]
+    test_angles = [[i * 360.0 / t_test for i in range(t_test)] for _ in test]
+    labels = [l for _, l in test]
+    trajectory = []
+    for meta in range(cfg["meta_epochs"]):
+        flow.train()
+        for _ in range(cfg["sub_epochs"]):
+            angles = [[90.0 * rng.integers(4) if cfg["quarter_turns"] else rng.uniform(-180, 180)
+                       for _ in range(cfg["train_transforms"])] for _ in train]
+            for x, _ in loader(train, angles, cfg, shuffle=True):
+                with torch.no_grad():
+                    f = model(x.flatten(0, 1))
+                opt.zero_grad()
+                loss = nll(*flow(f))
+                loss.backward()
+                opt.step()
+        flow.eval()
+        scores = []
+        with torch.no_grad():
+            for x, _ in loader(test, test_angles, cfg):
+                z, _ = flow(model(x.flatten(0, 1)))
+                scores += (z ** 2).reshape(x.shape[0], t_test, -1).mean((1, 2)).tolist()
+        trajectory.append(auroc(labels, scores))
+    return {
+        "seconds": time.perf_counter() - start,
+        "auroc_last": trajectory[-1],
+        "trajectory": trajectory,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "feature_dim": dim,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["extract", "score", "flow", "run"])
+    p.add_argument("--config", required=True, help="JSON object with the settings")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    cfg = json.loads(args.config)
+    torch.set_num_threads(cfg.get("threads", 1))
+    result = {"extract": extract, "score": score, "flow": flow_steps, "run": run}[args.mode](cfg)
+    result.update({"mode": args.mode, "config": cfg, "torch": torch.__version__,
+                   "threads": torch.get_num_threads()})
+    pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

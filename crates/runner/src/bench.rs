@@ -1,0 +1,115 @@
+//! `adn bench`: the Rust side of `cargo xtask bench`, each measurement the same work as the
+//! PyTorch reference's mode of the same name (`bench/reference/differnet.py`), printed as
+//! JSON. The full run is measured with `adn run` itself.
+
+use std::time::Instant;
+
+use adn_flows::{DifferNetFlow, FlowConfig, nll_loss};
+use anyhow::Result;
+use serde_json::{Value, json};
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::Config;
+use crate::run;
+
+/// The extractor of `cfg` and the features of its first `images` test images under `views`
+/// fixed rotations each, computed without the cache, with the seconds that took.
+fn test_features(
+    cfg: &Config,
+    images: usize,
+    views: usize,
+    device: Device,
+) -> Result<(adn_backbones::FeatureExtractor, Tensor, f64)> {
+    let data = run::load_data(cfg)?;
+    let samples = &data.test[..images.min(data.test.len())];
+    let angles = vec![adn_datasets::transforms::fixed_angles(views); samples.len()];
+    let extractor = run::build_extractor(cfg, device)?;
+    let bar = indicatif::ProgressBar::hidden();
+    let how = crate::extract::Extraction {
+        extractor: &extractor,
+        device,
+        cache: None,
+        mixed_precision: cfg.model.mixed_precision,
+        progress: &bar,
+    };
+    let mut stats = crate::extract::CacheStats::default();
+    let start = Instant::now();
+    let feats = crate::extract::pooled_features(&how, samples, &angles, &mut stats)?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((extractor, feats, seconds))
+}
+
+/// Backbone features of the first `images` test images under `views` fixed rotations each,
+/// no cache: images/s with decoding, transforms and the forward, as a run computes them.
+pub fn extract(cfg: &Config, images: usize, views: usize, device: Device) -> Result<Value> {
+    let (_, feats, seconds) = test_features(cfg, images, views, device)?;
+    let macs = adn_backbones::cost::macs(&cfg.model.backbone_config());
+    Ok(json!({
+        "forwards": feats.size()[0],
+        "seconds": seconds,
+        "macs_per_forward": macs,
+        "feature_dim": feats.size()[1],
+    }))
+}
+
+/// Test-time scoring with `views` rotations per image: features and flow, images/s.
+pub fn score(cfg: &Config, images: usize, views: usize, device: Device) -> Result<Value> {
+    let (extractor, feats, feature_seconds) = test_features(cfg, images, views, device)?;
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let flow = DifferNetFlow::new(&vs.root(), extractor.feature_dim(), &cfg.flow);
+    let start = Instant::now();
+    let scores = run::score(&flow, &feats, views as i64);
+    let seconds = feature_seconds + start.elapsed().as_secs_f64();
+    Ok(json!({"images": scores.len(), "views": views, "seconds": seconds}))
+}
+
+/// Flow training steps per second on random rows: forward, NLL, backward, Adam.
+pub fn flow_steps(dim: i64, hidden: i64, rows: i64, steps: usize, device: Device) -> Result<Value> {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let cfg = FlowConfig {
+        hidden,
+        ..FlowConfig::default()
+    };
+    let flow = DifferNetFlow::new(&vs.root(), dim, &cfg);
+    let mut opt = nn::Adam {
+        beta1: 0.8,
+        beta2: 0.8,
+        wd: 1e-5,
+        eps: 1e-4,
+        amsgrad: false,
+    }
+    .build(&vs, 2e-4)?;
+    let x = Tensor::randn([rows, dim], (Kind::Float, device));
+    let mut step = || {
+        let (z, log_det) = flow.forward(&x);
+        opt.backward_step(&nll_loss(&z, &log_det));
+    };
+    for _ in 0..3 {
+        step();
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        step();
+    }
+    Ok(json!({"steps": steps, "seconds": start.elapsed().as_secs_f64()}))
+}
+
+/// Achieved GFLOP/s of a square float32 matrix multiply: the machine's compute ceiling.
+pub fn matmul(n: i64, repeats: usize, device: Device) -> Value {
+    let a = Tensor::randn([n, n], (Kind::Float, device));
+    let b = Tensor::randn([n, n], (Kind::Float, device));
+    let _ = a.matmul(&b);
+    let start = Instant::now();
+    for _ in 0..repeats {
+        let _ = a.matmul(&b);
+    }
+    if device.is_cuda() {
+        tch::Cuda::synchronize(0);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let flops = 2.0 * (n as f64).powi(3) * repeats as f64;
+    json!({"n": n, "repeats": repeats, "seconds": seconds, "gflops": flops / seconds / 1e9})
+}
