@@ -89,7 +89,34 @@ pub fn tables(experiment: &str) -> Result<()> {
 pub fn figures(experiment: &str) -> Result<()> {
     let dir = experiment_dir(experiment);
     let exp = adn_report::gather(&dir)?;
-    let files = adn_report::figures::write_figures(&exp)?;
+    let mut files = adn_report::figures::write_figures(&exp)?;
+    // The qualitative Grad-CAM grid needs the trained models and libtorch: `adn explain`.
+    let adn = util::workspace_root().join("target/debug/adn");
+    let groups = adn_report::figures::gradcam_inputs(&exp);
+    if !adn.is_file() {
+        util::step("Grad-CAM figures skipped: build adn first (cargo build -p adn-runner)");
+    } else if groups.is_empty() {
+        util::step("Grad-CAM figures skipped: the run folders no longer hold their models");
+    }
+    for (title, stem, runs) in groups {
+        if !adn.is_file() {
+            break;
+        }
+        let explain_dir = dir.join("figures").join(format!(".{stem}"));
+        util::run(
+            std::process::Command::new(&adn)
+                .current_dir(util::workspace_root())
+                .args(["explain", "--images", "3", "--device", "cpu", "--out"])
+                .arg(&explain_dir)
+                .args(&runs),
+        )?;
+        files.push(adn_report::figures::write_gradcam_grid(
+            &explain_dir,
+            &title,
+            &dir.join("figures").join(&stem),
+        )?);
+        std::fs::remove_dir_all(&explain_dir).ok();
+    }
     util::step(&format!(
         "figures: {} files under {}",
         files.len(),

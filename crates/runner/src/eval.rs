@@ -75,18 +75,17 @@ pub fn load_flow_checkpoint(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Rescores the model of `run_dir` on the data named by the overrides.
-pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)> {
-    if !record::is_complete(run_dir) {
-        bail!("{} is not a complete run record", run_dir.display());
-    }
-    let cfg = Config::load(&run_dir.join("config.toml"), &opts.overrides)?;
-    let device: Device = opts.device.resolve()?;
-    let mut extractor = run::build_extractor(&cfg, device)?;
+/// The trained model of a complete run: its extractor (with the trained attention of a
+/// joint run, then frozen), and its flow with the variables that hold it.
+pub fn load_trained(
+    run_dir: &Path,
+    cfg: &Config,
+    device: Device,
+) -> Result<(adn_backbones::FeatureExtractor, nn::VarStore, DifferNetFlow)> {
+    let mut extractor = run::build_extractor(cfg, device)?;
     // A joint run trained its attention: load it. Its features depend on those weights, which
-    // the cache key does not cover, so they are computed afresh.
-    let joint = !extractor.is_frozen();
-    if joint {
+    // the cache key does not cover, so callers compute them afresh.
+    if !extractor.is_frozen() {
         let path = run_dir.join(run::ATTENTION_FILE);
         extractor
             .attention_vs
@@ -97,6 +96,18 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     let mut flow_vs = nn::VarStore::new(device);
     let flow = DifferNetFlow::new(&flow_vs.root(), extractor.feature_dim(), &cfg.flow);
     load_flow_checkpoint(&mut flow_vs, &run_dir.join("model.safetensors"))?;
+    Ok((extractor, flow_vs, flow))
+}
+
+/// Rescores the model of `run_dir` on the data named by the overrides.
+pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)> {
+    if !record::is_complete(run_dir) {
+        bail!("{} is not a complete run record", run_dir.display());
+    }
+    let cfg = Config::load(&run_dir.join("config.toml"), &opts.overrides)?;
+    let device: Device = opts.device.resolve()?;
+    let (extractor, _flow_vs, flow) = load_trained(run_dir, &cfg, device)?;
+    let joint = !extractor.is_frozen();
 
     let data = run::load_data(&cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);

