@@ -61,7 +61,16 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
     // The qualitative figure's input: Grad-CAM overlays of the trained run.
     let explain = Command::new(env!("CARGO_BIN_EXE_adn"))
         .current_dir(workspace_root())
-        .args(["--threads", "1", "explain", "--images", "2", "--device", "cpu", "--out"])
+        .args([
+            "--threads",
+            "1",
+            "explain",
+            "--images",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+        ])
         .arg(dir.path().join("explain"))
         .arg(&run)
         .output()
@@ -77,7 +86,10 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
     assert_eq!(e["images"].as_array().unwrap().len(), 3);
     let overlays = e["runs"][0]["overlays"].as_array().unwrap();
     assert_eq!(overlays.len(), 3);
-    let first = dir.path().join("explain").join(overlays[0].as_str().unwrap());
+    let first = dir
+        .path()
+        .join("explain")
+        .join(overlays[0].as_str().unwrap());
     assert_eq!(image::image_dimensions(&first).unwrap(), (128, 128));
 
     // Same config, same seed, CPU: bit-identical scores.
