@@ -74,14 +74,9 @@ pub fn flow_steps(dim: i64, hidden: i64, rows: i64, steps: usize, device: Device
         ..FlowConfig::default()
     };
     let flow = DifferNetFlow::new(&vs.root(), dim, &cfg);
-    let mut opt = nn::Adam {
-        beta1: 0.8,
-        beta2: 0.8,
-        wd: 1e-5,
-        eps: 1e-4,
-        amsgrad: false,
-    }
-    .build(&vs, 2e-4)?;
+    // DifferNet's optimiser: the config defaults (betas 0.8/0.8, eps 1e-4, wd 1e-5, lr 2e-4).
+    let train = crate::config::TrainConfig::default();
+    let mut opt = run::adam(&train).build(&vs, train.lr)?;
     let x = Tensor::randn([rows, dim], (Kind::Float, device));
     let mut step = || {
         let (z, log_det) = flow.forward(&x);

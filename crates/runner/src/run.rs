@@ -64,6 +64,18 @@ pub struct RunOutcome {
     pub manifest: Manifest,
 }
 
+/// DifferNet's Adam with the run's betas, eps and weight decay (the learning rate is given
+/// when it is built).
+pub fn adam(t: &crate::config::TrainConfig) -> nn::Adam {
+    nn::Adam {
+        beta1: t.betas[0],
+        beta2: t.betas[1],
+        wd: t.weight_decay,
+        eps: t.eps,
+        amsgrad: false,
+    }
+}
+
 /// The trained attention of a joint run, beside the flow's `model.safetensors`.
 pub const ATTENTION_FILE: &str = "attention.safetensors";
 
@@ -215,26 +227,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     let dim = extractor.feature_dim();
     let flow = DifferNetFlow::new(&flow_vs.root(), dim, &cfg.flow);
     let t = &cfg.train;
-    let mut opt = nn::Adam {
-        beta1: t.betas[0],
-        beta2: t.betas[1],
-        wd: t.weight_decay,
-        eps: t.eps,
-        amsgrad: false,
-    }
-    .build(&flow_vs, t.lr)?;
+    let mut opt = adam(t).build(&flow_vs, t.lr)?;
     // Jointly trained attention: its own Adam, at `lr · attention_lr_scale`.
     let mut attention_opt = match &features {
-        Features::Joint { .. } => Some(
-            nn::Adam {
-                beta1: t.betas[0],
-                beta2: t.betas[1],
-                wd: t.weight_decay,
-                eps: t.eps,
-                amsgrad: false,
-            }
-            .build(&extractor.attention_vs, t.lr * t.attention_lr_scale)?,
-        ),
+        Features::Joint { .. } => {
+            Some(adam(t).build(&extractor.attention_vs, t.lr * t.attention_lr_scale)?)
+        }
         Features::Fixed { .. } => None,
     };
 
