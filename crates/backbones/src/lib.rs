@@ -16,7 +16,7 @@ pub mod init;
 pub mod weights;
 
 pub use config::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
-pub use features::FeatureExtractor;
+pub use features::{FeatureExtractor, MemoryFormat};
 
 /// Errors of building a backbone or loading its weights.
 #[derive(Debug, thiserror::Error)]

@@ -468,7 +468,19 @@ pub fn build_extractor(cfg: &Config, device: Device) -> Result<FeatureExtractor>
         cfg.train.seed as i64,
         device,
     )?;
-    Ok(extractor)
+    Ok(extractor.with_memory_format(memory_format()?))
+}
+
+/// The activation layout: channels-last unless `ADN_MEMORY_FORMAT` says otherwise. A runtime
+/// setting like the thread count: values agree up to float rounding, so it is not part of
+/// the config or the cache key.
+pub fn memory_format() -> Result<adn_backbones::MemoryFormat> {
+    match std::env::var("ADN_MEMORY_FORMAT") {
+        Ok(v) => v
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("ADN_MEMORY_FORMAT: {e}")),
+        Err(_) => Ok(adn_backbones::MemoryFormat::default()),
+    }
 }
 
 /// The feature cache under `root` for this extractor, if caching is on.
