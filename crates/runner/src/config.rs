@@ -121,10 +121,18 @@ pub struct TrainConfig {
     pub sub_epochs: usize,
     /// Images per batch; each brings all of its `train_transforms` rotations.
     pub batch_size: usize,
-    /// Distinct random rotations per training image, computed once and reused every epoch.
+    /// Rotations of each training image in every batch (DifferNet: 4).
     pub train_transforms: usize,
     /// How training rotations are drawn.
     pub rotations: TrainRotations,
+    /// Draw new rotations for every image in every sub-epoch, as DifferNet's loop does
+    /// (true), or draw `train_transforms` once and reuse them (false: fewer backbone passes,
+    /// but the flow sees fewer views; not the paper's protocol).
+    pub redraw_rotations: bool,
+    /// Under `redraw_rotations` with uniform rotations: the draws come from this many evenly
+    /// spaced angles `i·360/n`, whose features are computed once (the cache's price for a
+    /// continuous angle; 64 puts them 5.6° apart). Quarter turns always draw from their 4.
+    pub rotation_pool: usize,
     pub lr: f64,
     /// Learning rate of jointly trained attention, as a multiple of `lr`.
     pub attention_lr_scale: f64,
@@ -142,6 +150,8 @@ impl Default for TrainConfig {
             batch_size: 24,
             train_transforms: 4,
             rotations: TrainRotations::Uniform,
+            redraw_rotations: true,
+            rotation_pool: 64,
             lr: 2e-4,
             attention_lr_scale: 0.5,
             betas: [0.8, 0.8],
@@ -212,6 +222,7 @@ impl Config {
             ("train.sub_epochs", t.sub_epochs),
             ("train.batch_size", t.batch_size),
             ("train.train_transforms", t.train_transforms),
+            ("train.rotation_pool", t.rotation_pool),
             ("test.test_transforms", self.test.test_transforms),
             ("flow.coupling_blocks", self.flow.coupling_blocks),
             ("model.scales", self.model.scales),

@@ -82,9 +82,9 @@ pub const ATTENTION_FILE: &str = "attention.safetensors";
 /// What the flow trains on: fixed features (a frozen extractor, cached), or the frozen
 /// prefixes that jointly trained attention starts from.
 enum Features {
-    /// `[images · T, dim]` each.
+    /// `[images · views, dim]` each: every rotation of the training pool, every test view.
     Fixed { train: Tensor, test: Tensor },
-    /// Per scale `[images · T, C, H, W]`.
+    /// Per scale `[images · views, C, H, W]`.
     Joint {
         train: Vec<Tensor>,
         test: Vec<Tensor>,
@@ -158,18 +158,27 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     // Data.
     let data = load_data(cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let train_angles: Vec<Vec<f64>> = data
-        .train
-        .iter()
-        .map(|_| {
-            (0..cfg.train.train_transforms)
-                .map(|_| match cfg.train.rotations {
-                    TrainRotations::Uniform => rng.random_range(-180.0..180.0),
-                    TrainRotations::QuarterTurns => 90.0 * rng.random_range(0..4) as f64,
-                })
-                .collect()
-        })
-        .collect();
+    // The rotations each training image has features for. Under `redraw_rotations` every
+    // batch draws its views from them; otherwise they are the views, drawn once.
+    let train_angles: Vec<Vec<f64>> = if cfg.train.redraw_rotations {
+        let pool = match cfg.train.rotations {
+            TrainRotations::QuarterTurns => fixed_angles(4),
+            TrainRotations::Uniform => fixed_angles(cfg.train.rotation_pool),
+        };
+        vec![pool; data.train.len()]
+    } else {
+        data.train
+            .iter()
+            .map(|_| {
+                (0..cfg.train.train_transforms)
+                    .map(|_| match cfg.train.rotations {
+                        TrainRotations::Uniform => rng.random_range(-180.0..180.0),
+                        TrainRotations::QuarterTurns => 90.0 * rng.random_range(0..4) as f64,
+                    })
+                    .collect()
+            })
+            .collect()
+    };
     let test_angles = test_angles(cfg, data.test.len(), &mut rng);
     let wall_data = t0.elapsed().as_secs_f64();
     // Frozen features, or frozen prefixes when the attention trains.
@@ -238,11 +247,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
 
     let labels: Vec<bool> = data.test.iter().map(|s| s.is_anomalous()).collect();
     let n_train = data.train.len();
-    let per_image = t.train_transforms as i64;
-    let train_feats = match &features {
-        Features::Fixed { train, .. } => Some(train.reshape([n_train as i64, per_image, dim])),
-        Features::Joint { .. } => None,
-    };
+    let pool = train_angles.first().map_or(0, Vec::len) as i64;
+    let views = t.train_transforms as i64;
     let mut trajectory = Vec::new();
     let mut last_scores = Vec::new();
     let (mut wall_train, mut wall_eval) = (0.0, 0.0);
@@ -256,19 +262,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
             let mut order: Vec<i64> = (0..n_train as i64).collect();
             order.shuffle(&mut rng);
             for batch in order.chunks(t.batch_size) {
-                let idx = Tensor::from_slice(batch).to_device(device);
-                let x = match (&train_feats, &features) {
-                    (Some(f), _) => f.index_select(0, &idx).reshape([-1, dim]),
-                    (None, Features::Joint { train, .. }) => {
-                        // Rows i·T .. i·T + T of every image i in the batch.
-                        let rows: Vec<i64> = batch
-                            .iter()
-                            .flat_map(|&i| (0..per_image).map(move |k| i * per_image + k))
-                            .collect();
-                        let rows = Tensor::from_slice(&rows).to_device(device);
+                let rows = batch_rows(batch, pool, views, t.redraw_rotations, &mut rng);
+                let rows = Tensor::from_slice(&rows).to_device(device);
+                let x = match &features {
+                    Features::Fixed { train, .. } => train.index_select(0, &rows),
+                    Features::Joint { train, .. } => {
                         crate::joint::features(&extractor, train, &rows)
                     }
-                    (None, Features::Fixed { .. }) => unreachable!("fixed features are reshaped"),
                 };
                 let (z, log_det) = flow.forward(&x);
                 let loss = nll_loss(&z, &log_det);
@@ -529,6 +529,26 @@ fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, device: Device) -> 
     )
 }
 
+/// The training feature rows of a batch of images: `views` rows `i·pool + v` per image `i`,
+/// each rotation `v` drawn independently from the image's pool (DifferNet's RandomRotation
+/// per view) under `redraw`, else the whole pool, which then holds the once-drawn views.
+fn batch_rows(
+    images: &[i64],
+    pool: i64,
+    views: i64,
+    redraw: bool,
+    rng: &mut ChaCha8Rng,
+) -> Vec<i64> {
+    let mut rows = Vec::with_capacity(images.len() * views as usize);
+    for &i in images {
+        for k in 0..views {
+            let v = if redraw { rng.random_range(0..pool) } else { k };
+            rows.push(i * pool + v);
+        }
+    }
+    rows
+}
+
 /// Per-image anomaly scores of test features laid out `[image · transforms, dim]`.
 pub fn score(flow: &DifferNetFlow, feats: &Tensor, transforms: i64) -> Vec<f64> {
     let rows = feats.size()[0];
@@ -568,5 +588,40 @@ fn summarise(trajectory: Vec<EvalPoint>) -> MetricsRecord {
         auroc_min_loss: min_loss.auroc,
         auroc_min_loss_epoch: min_loss.meta_epoch,
         trajectory,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redrawn_views_come_from_each_images_pool_and_change_between_batches() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let images = [3i64, 0, 5];
+        let draws: Vec<Vec<i64>> = (0..20)
+            .map(|_| batch_rows(&images, 4, 2, true, &mut rng))
+            .collect();
+        for rows in &draws {
+            assert_eq!(rows.len(), 6);
+            for (k, r) in rows.iter().enumerate() {
+                let i = images[k / 2];
+                assert!((i * 4..i * 4 + 4).contains(r), "row {r} of image {i}");
+            }
+        }
+        // Independent draws: every rotation of image 3 appears across the batches, and the
+        // batches are not all the same.
+        let seen: std::collections::BTreeSet<i64> =
+            draws.iter().flat_map(|r| r[..2].to_vec()).collect();
+        assert_eq!(seen, (12..16).collect());
+        assert!(draws.iter().any(|r| r != &draws[0]));
+    }
+
+    #[test]
+    fn without_redraw_every_batch_takes_each_images_fixed_views() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..3 {
+            assert_eq!(batch_rows(&[2, 0], 2, 2, false, &mut rng), vec![4, 5, 0, 1]);
+        }
     }
 }
