@@ -7,7 +7,7 @@
 //! "SAME" does (asymmetric for stride 2), computed from the input size at run time.
 
 use tch::Tensor;
-use tch::nn::{self, Module, ModuleT};
+use tch::nn::{self, Module};
 
 /// (expand ratio, kernel, stride, output channels, repeats) of the seven stages.
 pub(crate) const STAGES: [(i64, i64, i64, i64, usize); 7] = [
@@ -40,59 +40,87 @@ pub fn channels_at(position: &str) -> Option<i64> {
     }
 }
 
-/// Pads `xs` so that a convolution with `kernel` and `stride` and no padding gives
-/// `ceil(size / stride)` outputs, splitting odd totals with the extra pixel after.
-fn pad_same(xs: &Tensor, kernel: i64, stride: i64) -> Tensor {
-    let size = xs.size();
-    let pad = |n: i64| {
-        let out = (n + stride - 1) / stride;
-        let total = ((out - 1) * stride + kernel - n).max(0);
-        (total / 2, total - total / 2)
-    };
-    let (top, bottom) = pad(size[2]);
-    let (left, right) = pad(size[3]);
-    if top == 0 && bottom == 0 && left == 0 && right == 0 {
-        return xs.shallow_clone();
-    }
-    xs.constant_pad_nd([left, right, top, bottom])
+/// TensorFlow "SAME" padding of one side of length `n`: (before, after), so that the
+/// convolution gives `ceil(n / stride)` outputs; odd totals put the extra pixel after.
+fn same_padding(n: i64, kernel: i64, stride: i64) -> (i64, i64) {
+    let out = (n + stride - 1) / stride;
+    let total = ((out - 1) * stride + kernel - n).max(0);
+    (total / 2, total - total / 2)
 }
 
+/// A bias-free convolution with "SAME" padding followed by inference-mode BatchNorm, run as
+/// one convolution. BatchNorm with frozen statistics is an affine map per output channel, so
+/// it folds into the weights and a bias, which saves a full pass over the activation; the
+/// fold is redone on each call (a few million multiplies) so that it always follows the
+/// variables. Symmetric padding is left to the convolution, which needs no padded copy.
 #[derive(Debug)]
-struct SameConv {
+struct ConvBn {
     conv: nn::Conv2D,
+    bn: nn::BatchNorm,
     kernel: i64,
     stride: i64,
+    groups: i64,
 }
 
-impl SameConv {
-    fn new(p: nn::Path, c_in: i64, c_out: i64, kernel: i64, stride: i64, groups: i64) -> Self {
+impl ConvBn {
+    fn new(
+        conv: nn::Path,
+        bn: nn::Path,
+        c_in: i64,
+        c_out: i64,
+        kernel: i64,
+        stride: i64,
+        groups: i64,
+    ) -> Self {
         let cfg = nn::ConvConfig {
             groups,
             ..crate::init::conv(c_in / groups * kernel * kernel, stride, 0, false)
         };
-        SameConv {
-            conv: nn::conv2d(p, c_in, c_out, kernel, cfg),
-            kernel,
-            stride,
-        }
-    }
-}
-
-impl Module for SameConv {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        self.conv.forward(&pad_same(xs, self.kernel, self.stride))
-    }
-}
-
-fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(
-        p,
-        c,
-        nn::BatchNormConfig {
+        let bn_cfg = nn::BatchNormConfig {
             eps: BN_EPS,
             ..Default::default()
-        },
-    )
+        };
+        ConvBn {
+            conv: nn::conv2d(conv, c_in, c_out, kernel, cfg),
+            bn: nn::batch_norm2d(bn, c_out, bn_cfg),
+            kernel,
+            stride,
+            groups,
+        }
+    }
+
+    /// The folded weight and bias: `w·γ/√(σ²+ε)` and `β − μ·γ/√(σ²+ε)`.
+    fn folded(&self) -> (Tensor, Tensor) {
+        let bn = &self.bn;
+        let gamma = bn.ws.as_ref().expect("affine BatchNorm");
+        let beta = bn.bs.as_ref().expect("affine BatchNorm");
+        let scale = gamma / (&bn.running_var + BN_EPS).sqrt();
+        let weight = &self.conv.ws * scale.view([-1, 1, 1, 1]);
+        let bias = beta - &bn.running_mean * &scale;
+        (weight, bias)
+    }
+}
+
+impl Module for ConvBn {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let size = xs.size();
+        let (top, bottom) = same_padding(size[2], self.kernel, self.stride);
+        let (left, right) = same_padding(size[3], self.kernel, self.stride);
+        let (xs, padding) = if top == bottom && left == right {
+            (xs.shallow_clone(), [top, left])
+        } else {
+            (xs.constant_pad_nd([left, right, top, bottom]), [0, 0])
+        };
+        let (weight, bias) = self.folded();
+        xs.conv2d(
+            &weight,
+            Some(&bias),
+            [self.stride, self.stride],
+            padding,
+            [1, 1],
+            self.groups,
+        )
+    }
 }
 
 fn relu6(xs: &Tensor) -> Tensor {
@@ -103,11 +131,9 @@ fn relu6(xs: &Tensor) -> Tensor {
 /// → BN, plus identity when shapes allow.
 #[derive(Debug)]
 struct MbConv {
-    expand: Option<(SameConv, nn::BatchNorm)>,
-    depthwise: SameConv,
-    bn1: nn::BatchNorm,
-    project: SameConv,
-    bn2: nn::BatchNorm,
+    expand: Option<ConvBn>,
+    depthwise: ConvBn,
+    project: ConvBn,
     skip: bool,
 }
 
@@ -115,27 +141,29 @@ impl MbConv {
     fn new(p: &nn::Path, c_in: i64, c_out: i64, expand: i64, kernel: i64, stride: i64) -> Self {
         let mid = c_in * expand;
         MbConv {
-            expand: (expand != 1).then(|| {
-                (
-                    SameConv::new(p / "_expand_conv", c_in, mid, 1, 1, 1),
-                    bn(p / "_bn0", mid),
-                )
-            }),
-            depthwise: SameConv::new(p / "_depthwise_conv", mid, mid, kernel, stride, mid),
-            bn1: bn(p / "_bn1", mid),
-            project: SameConv::new(p / "_project_conv", mid, c_out, 1, 1, 1),
-            bn2: bn(p / "_bn2", c_out),
+            expand: (expand != 1)
+                .then(|| ConvBn::new(p / "_expand_conv", p / "_bn0", c_in, mid, 1, 1, 1)),
+            depthwise: ConvBn::new(
+                p / "_depthwise_conv",
+                p / "_bn1",
+                mid,
+                mid,
+                kernel,
+                stride,
+                mid,
+            ),
+            project: ConvBn::new(p / "_project_conv", p / "_bn2", mid, c_out, 1, 1, 1),
             skip: stride == 1 && c_in == c_out,
         }
     }
 
     fn forward(&self, xs: &Tensor) -> Tensor {
         let mut x = xs.shallow_clone();
-        if let Some((conv, bn0)) = &self.expand {
-            x = relu6(&bn0.forward_t(&conv.forward(&x), false));
+        if let Some(expand) = &self.expand {
+            x = relu6(&expand.forward(&x));
         }
-        x = relu6(&self.bn1.forward_t(&self.depthwise.forward(&x), false));
-        x = self.bn2.forward_t(&self.project.forward(&x), false);
+        x = relu6(&self.depthwise.forward(&x));
+        x = self.project.forward(&x);
         if self.skip { x + xs } else { x }
     }
 }
@@ -143,12 +171,10 @@ impl MbConv {
 /// EfficientNet-Lite0, always in inference mode (BatchNorm uses its running statistics).
 #[derive(Debug)]
 pub struct EfficientNetLite {
-    stem: SameConv,
-    bn0: nn::BatchNorm,
+    stem: ConvBn,
     /// Blocks grouped by stage.
     stages: Vec<Vec<MbConv>>,
-    head: SameConv,
-    bn1: nn::BatchNorm,
+    head: ConvBn,
     fc: nn::Linear,
 }
 
@@ -176,11 +202,9 @@ impl EfficientNetLite {
             stages.push(blocks);
         }
         EfficientNetLite {
-            stem: SameConv::new(p / "_conv_stem", 3, STEM_CHANNELS, 3, 2, 1),
-            bn0: bn(p / "_bn0", STEM_CHANNELS),
+            stem: ConvBn::new(p / "_conv_stem", p / "_bn0", 3, STEM_CHANNELS, 3, 2, 1),
             stages,
-            head: SameConv::new(p / "_conv_head", c_in, HEAD_CHANNELS, 1, 1, 1),
-            bn1: bn(p / "_bn1", HEAD_CHANNELS),
+            head: ConvBn::new(p / "_conv_head", p / "_bn1", c_in, HEAD_CHANNELS, 1, 1, 1),
             fc: nn::linear(
                 p / "_fc",
                 HEAD_CHANNELS,
@@ -232,10 +256,8 @@ impl EfficientNetLite {
     /// The layers between position `i - 1` and position `i` of [`POSITIONS`].
     fn step(&self, i: usize, x: &Tensor) -> Tensor {
         match i {
-            0 => relu6(&self.bn0.forward_t(&self.stem.forward(x), false)),
-            i if i == POSITIONS.len() - 1 => {
-                relu6(&self.bn1.forward_t(&self.head.forward(x), false))
-            }
+            0 => relu6(&self.stem.forward(x)),
+            i if i == POSITIONS.len() - 1 => relu6(&self.head.forward(x)),
             i => self.stages[i - 1]
                 .iter()
                 .fold(x.shallow_clone(), |x, block| block.forward(&x)),
