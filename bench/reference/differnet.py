@@ -10,7 +10,10 @@ the same code the Rust parity tests are checked against.
     .venv/bin/python bench/reference/differnet.py MODE --config JSON --out FILE.json
 
 MODE: `extract` (backbone images/s), `score` (test-time scoring with many rotations),
-`flow` (flow training steps/s) or `run` (train + evaluate; wall time, peak memory, AUROC).
+`flow` (flow training steps/s), `run` (train + evaluate; wall time, peak memory, AUROC) or
+`profile` (where EfficientNet-Lite0's forward spends its time, by kind of operation, as
+PyTorch runs it and as the Rust extractor runs it: channels-last, BatchNorm folded, ReLU6
+in place; the same libtorch kernels, so the profile stands for the Rust side).
 Needs Pillow (`cargo xtask bench` installs it into the venv).
 """
 import argparse
@@ -254,15 +257,108 @@ def run(cfg):
     }
 
 
+def rust_like(net):
+    """Lite0 run as the Rust extractor runs it: each BatchNorm folded into the convolution
+    before it, symmetric SAME padding done by the convolution, channels-last activations
+    (ReLU6 in place: see `profile`)."""
+    def fold(conv, bn):
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        conv.weight.data = conv.weight.data * scale[:, None, None, None]
+        conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
+
+        def forward(x, conv=conv):
+            k, st = conv.kernel_size[0], conv.stride[0]
+            pads = [max((-(-n // st) - 1) * st + k - n, 0) for n in x.shape[2:]]
+            if all(p % 2 == 0 for p in pads):
+                return F.conv2d(x, conv.weight, conv.bias, conv.stride, [p // 2 for p in pads],
+                                1, conv.groups)
+            return F.conv2d(backbones.pad_same(x, k, st), conv.weight, conv.bias, conv.stride, 0,
+                            1, conv.groups)
+        conv.forward = forward
+        return nn.Identity()
+
+    net._bn0 = fold(net._conv_stem, net._bn0)
+    net._bn1 = fold(net._conv_head, net._bn1)
+    for b in net._blocks:
+        if b.e != 1:
+            b._bn0 = fold(b._expand_conv, b._bn0)
+        b._bn1 = fold(b._depthwise_conv, b._bn1)
+        b._bn2 = fold(b._project_conv, b._bn2)
+    return net.to(memory_format=torch.channels_last)
+
+
+def profile(cfg):
+    """Time and FLOP shares of Lite0's forward by kind of operation, both ways."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    x = torch.randn(cfg["batch"], 3, cfg["image_size"], cfg["image_size"])
+    out = {}
+    for way in ["pytorch", "rust"]:
+        net = backbones.Lite0().eval()
+        net.load_state_dict(load_file(ROOT / cfg["weights"]))
+        xs = x
+        if way == "rust":
+            net, xs = rust_like(net), x.to(memory_format=torch.channels_last)
+        # The Rust extractor applies ReLU6 in place to each fresh activation.
+        relu6 = F.relu6
+        if way == "rust":
+            F.relu6 = lambda t: t.clamp_(0.0, 6.0)
+        try:
+            with torch.no_grad():
+                net(xs)
+                with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True,
+                                   with_flops=True) as prof:
+                    start = time.perf_counter()
+                    net(xs)
+                    seconds = time.perf_counter() - start
+        finally:
+            F.relu6 = relu6
+        kinds = {}
+
+        def add(kind, us, flops=0):
+            k = kinds.setdefault(kind, {"ms": 0.0, "gflop": 0.0})
+            k["ms"] += us / 1e3
+            k["gflop"] += flops / 1e9
+
+        conv_children = {"aten::convolution", "aten::_convolution", "aten::mkldnn_convolution"}
+        for e in prof.key_averages(group_by_input_shape=True):
+            if e.key == "aten::conv2d":
+                w = e.input_shapes[1]
+                if w[1] == 1 and w[0] == e.input_shapes[0][1]:
+                    kind = "depthwise convolution"
+                elif w[2] == w[3] == 1:
+                    kind = "1×1 convolution"
+                else:
+                    kind = "full convolution (stem)"
+                add(kind, e.cpu_time_total, e.flops)
+            elif e.key in conv_children or e.key.startswith("aten::conv"):
+                continue
+            elif "batch_norm" in e.key:
+                add("BatchNorm", e.self_cpu_time_total)
+            elif e.key in {"aten::clamp", "aten::clamp_", "aten::hardtanh", "aten::hardtanh_",
+                           "aten::relu6"}:
+                add("ReLU6", e.self_cpu_time_total)
+            elif e.key in {"aten::fill_", "aten::copy_", "aten::constant_pad_nd", "aten::pad",
+                           "aten::empty", "aten::zeros", "aten::clone"}:
+                add("padding and copies", e.self_cpu_time_total)
+            elif e.key == "aten::add":
+                add("residual add", e.self_cpu_time_total)
+            else:
+                add("other", e.self_cpu_time_total)
+        out[way] = {"seconds": seconds, "images": cfg["batch"], "kinds": kinds}
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["extract", "score", "flow", "run"])
+    p.add_argument("mode", choices=["extract", "score", "flow", "run", "profile"])
     p.add_argument("--config", required=True, help="JSON object with the settings")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     cfg = json.loads(args.config)
     torch.set_num_threads(cfg.get("threads", 1))
-    result = {"extract": extract, "score": score, "flow": flow_steps, "run": run}[args.mode](cfg)
+    modes = {"extract": extract, "score": score, "flow": flow_steps, "run": run, "profile": profile}
+    result = modes[args.mode](cfg)
     result.update({"mode": args.mode, "config": cfg, "torch": torch.__version__,
                    "threads": torch.get_num_threads()})
     pathlib.Path(args.out).write_text(json.dumps(result, indent=2))

@@ -107,6 +107,8 @@ def pad_same(x, k, s):
         return total // 2, total - total // 2
     top, bottom = pad(x.shape[2])
     left, right = pad(x.shape[3])
+    if top == bottom == left == right == 0:
+        return x  # as efficientnet_pytorch's static padding: no copy when nothing pads
     return F.pad(x, (left, right, top, bottom))
 
 

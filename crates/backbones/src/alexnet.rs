@@ -36,6 +36,18 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -
     )
 }
 
+/// ReLU of a freshly computed activation, in place when no gradient is wanted (saves the
+/// allocation of a second activation).
+fn relu(xs: Tensor) -> Tensor {
+    if xs.requires_grad() {
+        xs.relu()
+    } else {
+        let mut xs = xs;
+        let _ = xs.relu_();
+        xs
+    }
+}
+
 fn max_pool(xs: &Tensor) -> Tensor {
     xs.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)
 }
@@ -78,12 +90,12 @@ impl AlexNetFeatures {
     ) -> Tensor {
         let [c1, c2, c3, c4, c5] = &self.convs;
         let steps: [Step<'_>; 6] = [
-            ("relu1", &|x| c1.forward(x).relu()),
+            ("relu1", &|x| relu(c1.forward(x))),
             ("pool1", &max_pool),
-            ("relu2", &|x| c2.forward(x).relu()),
+            ("relu2", &|x| relu(c2.forward(x))),
             ("pool2", &max_pool),
             ("relu5", &|x| {
-                c5.forward(&c4.forward(&c3.forward(x).relu()).relu()).relu()
+                relu(c5.forward(&relu(c4.forward(&relu(c3.forward(x))))))
             }),
             ("pool5", &max_pool),
         ];
