@@ -162,6 +162,9 @@ fn with_sets(args: &[&str], sets: &[String]) -> Vec<String> {
     v
 }
 
+/// Repeats of each extraction measurement (the median is reported).
+const REPEATS: usize = 3;
+
 /// The seeds of the full-run comparison.
 const SEEDS: [u64; 3] = [0, 1, 2];
 
@@ -244,23 +247,30 @@ pub fn run() -> Result<()> {
             ],
             &sets,
         );
-        let rust = b.adn(&args, "adn bench extract")?;
-        // The same extractor in PyTorch's default layout: what channels-last brings.
-        let nchw = b.adn_with(&args, "adn bench extract (contiguous)", "contiguous")?;
-        let torch = b.python(
-            "extract",
-            json!({
-                "category": format!("{DATA_ROOT}/{CATEGORY}"),
-                "backbone": if c.backbone == "alexnet" { "alexnet" } else { "lite0" },
-                "weights": if c.backbone == "alexnet" { Value::Null } else { json!("weights/efficientnet-lite0.safetensors") },
-                "image_size": c.size, "scales": c.scales,
-                "feature_layers": ["stage5", "stage6", "stage7"],
-                "images": images, "views": views, "batch_size": 16, "seed": 0,
-            }),
-            "reference extract",
-        )?;
-        let (r, t) = (rate(&rust, "forwards"), rate(&torch, "forwards"));
-        let n = rate(&nchw, "forwards");
+        let torch_config = json!({
+            "category": format!("{DATA_ROOT}/{CATEGORY}"),
+            "backbone": if c.backbone == "alexnet" { "alexnet" } else { "lite0" },
+            "weights": if c.backbone == "alexnet" { Value::Null } else { json!("weights/efficientnet-lite0.safetensors") },
+            "image_size": c.size, "scales": c.scales,
+            "feature_layers": ["stage5", "stage6", "stage7"],
+            "images": images, "views": views, "batch_size": 16, "seed": 0,
+        });
+        // Interleaved repeats, the median of each: one slow process (a cold page cache, a
+        // neighbour on this shared machine) must not decide a ratio.
+        let (mut rust, mut nchw, mut torch) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..REPEATS {
+            rust.push(b.adn(&args, "adn bench extract")?);
+            // The same extractor in PyTorch's default layout: what channels-last brings.
+            nchw.push(b.adn_with(&args, "adn bench extract (contiguous)", "contiguous")?);
+            torch.push(b.python("extract", torch_config.clone(), "reference extract")?);
+        }
+        let median_rate = |runs: &[Value]| {
+            let mut r: Vec<f64> = runs.iter().map(|v| rate(v, "forwards")).collect();
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        };
+        let (r, t, n) = (median_rate(&rust), median_rate(&torch), median_rate(&nchw));
+        let rust = &rust[0];
         let gflops = 2.0 * rust["macs_per_forward"].as_f64().unwrap_or(f64::NAN) * r / 1e9;
         rows.push(vec![
             format!("features: {} (images/s)", c.name),
@@ -268,7 +278,8 @@ pub fn run() -> Result<()> {
             format!("{t:.1}"),
             format!("{:.2}", r / t),
             format!(
-                "backbone {gflops:.1} GFLOP/s = {:.0} % of matmul; Rust in NCHW {n:.1} ({:.2})",
+                "backbone {gflops:.1} GFLOP/s = {:.0} % of matmul; Rust in NCHW {n:.1} ({:.2}); \
+                 medians of {REPEATS}",
                 100.0 * gflops / peak,
                 n / t
             ),
