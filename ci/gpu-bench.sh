@@ -8,6 +8,12 @@
 # The stand-in has 250 train images and 500 test images (250 good, 250 anomalous; the
 # generator makes equal splits), so its test phase is heavier than MVTec's ~100 per
 # category. Vanilla DifferNet and AttentDifferNet-SE (frozen) are both timed.
+#
+# Not yet run anywhere. On this project's lent H200 machines it cannot run as things are:
+# their image has PyTorch 2.11 (cu130) and no Rust toolchain, tch 0.26 needs libtorch 2.13,
+# and a call carries at most 64 MiB, so neither libtorch 2.13's CUDA libraries nor a
+# toolchain can travel. It needs an adn linked against the machine's own libtorch (2.11 is
+# tch 0.24's version), or a device image with libtorch 2.13.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results/bench/gpu}
