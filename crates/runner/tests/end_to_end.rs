@@ -160,6 +160,9 @@ fn joint_attention_trains_saves_and_rescores_identically() {
         "train.meta_epochs=2",
         "--set",
         "train.sub_epochs=2",
+        // Joint runs hold every pooled rotation's frozen prefix in memory: a small pool.
+        "--set",
+        "train.rotation_pool=8",
     ];
     let out = run_smoke(dir.path(), "joint", &joint);
     assert!(
