@@ -1,42 +1,54 @@
 #!/usr/bin/env bash
 # The paper's schedule (448 px, 3 scales, 192 epochs, 64 test rotations) on one MVTec-sized
-# stand-in category on the GPU: full-run wall time and backbone images/s, written to
-# results/bench/gpu/. Needs a CUDA GPU and a built `adn` (cargo xtask setup; cargo build).
+# stand-in category on a GPU: full-run wall time and backbone images/s, written to OUT_DIR
+# (default results/bench/gpu): summary.txt, gpu.txt and each variant's manifest and metrics.
 #
-#   ci/gpu-bench.sh [OUT_DIR]
+#   ci/gpu-bench.sh [OUT_DIR]        # VARIANTS="none se" by default
+#
+# On this project's lent H200 machines: build `.gpu/adn` here first with `ci/gpu-build.sh`
+# (their image has libtorch 2.11 and no Rust), then one device call:
+#   command: ci/gpu-bench.sh $OUT/gpu      carry: [".gpu"]      timeout_s: 600
+# The script then uses `.gpu/adn` with the machine's libtorch (python3's torch).
 #
 # The stand-in has 250 train images and 500 test images (250 good, 250 anomalous; the
 # generator makes equal splits), so its test phase is heavier than MVTec's ~100 per
-# category. Vanilla DifferNet and AttentDifferNet-SE (frozen) are both timed.
-#
-# Not yet run anywhere. On this project's lent H200 machines it cannot run as things are:
-# their image has PyTorch 2.11 (cu130) and no Rust toolchain, tch 0.26 needs libtorch 2.13,
-# and a call carries at most 64 MiB, so neither libtorch 2.13's CUDA libraries nor a
-# toolchain can travel. It needs an adn linked against the machine's own libtorch (2.11 is
-# tch 0.24's version), or a device image with libtorch 2.13.
+# category. Train rotations are redrawn each epoch from 64 cached angles (the default).
+# Vanilla DifferNet and AttentDifferNet-SE (frozen) are timed in turn. Never run so far:
+# no session has drawn a GPU yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results/bench/gpu}
-adn=${ADN:-target/debug/adn}
+if [[ -z "${ADN:-}" && -x .gpu/adn ]]; then
+    adn=.gpu/adn
+    torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+    export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+    adn=${ADN:-target/debug/adn}
+fi
+runs=$(mktemp -d)
 mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$out/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt"
 if [[ ! -d data/gpu-bench/fabric ]]; then
     "$adn" data make --kind synthetic-mvtec --out data/gpu-bench --per-split 250 > /dev/null
 fi
-for attention in none se; do
+: > "$out/summary.txt"
+for attention in ${VARIANTS:-none se}; do
     start=$(date +%s.%N)
     "$adn" run bench/gpu-paper.toml --device cuda --no-cache --force --quiet \
-        --set model.attention="\"$attention\"" --out "$out/run-$attention" | tee "$out/run-$attention.txt"
+        --set model.attention="\"$attention\"" --out "$runs/$attention" | tee -a "$out/summary.txt"
     end=$(date +%s.%N)
-    echo "$attention wall (with process start) $(echo "$end - $start" | bc) s" | tee -a "$out/summary.txt"
-    python3 - "$out/run-$attention/manifest.json" >> "$out/summary.txt" <<'PY'
+    cp "$runs/$attention/manifest.json" "$out/manifest-$attention.json"
+    cp "$runs/$attention/metrics.json" "$out/metrics-$attention.json"
+    python3 - "$runs/$attention/manifest.json" "$start" "$end" >> "$out/summary.txt" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
-w = m["wall_s"]
-forwards = m["dataset"]["train_images"] * 4 + m["dataset"]["test_images"] * 64
-print(f"  device {m['device']}, total {w['total']:.1f} s, features {w['features']:.1f} s "
-      f"({forwards} forwards at 3 scales: {forwards / w['features']:.0f} images/s), "
-      f"train {w['train']:.1f} s, eval {w['eval']:.1f} s, peak RSS {m.get('peak_rss_mb')} MB")
+w, c = m["wall_s"], m["feature_cache"]
+forwards = c["hits"] + c["misses"]
+print(f"  device {m['device']}, libtorch {m['libtorch']}, process {float(sys.argv[3]) - float(sys.argv[2]):.1f} s, "
+      f"run {w['total']:.1f} s: features {w['features']:.1f} s ({forwards} views at 3 scales: "
+      f"{forwards / w['features']:.0f} images/s), train {w['train']:.1f} s, eval {w['eval']:.1f} s, "
+      f"peak RSS {m.get('peak_rss_mb')} MB")
 PY
 done
+rm -rf "$runs"
 cat "$out/summary.txt"

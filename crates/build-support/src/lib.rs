@@ -22,6 +22,23 @@ pub fn link_libtorch() {
         return;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    // The version the binary is built against, for run records: `torch/version.py` in a
+    // Python install, `build-version` in a libtorch archive.
+    let root = Path::new(&lib_dir).join("..");
+    let version = std::fs::read_to_string(root.join("version.py"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("__version__ = "))
+                .map(|v| v.trim().trim_matches(['\'', '"']).to_string())
+        })
+        .or_else(|| {
+            std::fs::read_to_string(root.join("build-version"))
+                .ok()
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=ADN_LIBTORCH_VERSION={version}");
     let has_cuda = Path::new(&lib_dir).join("libtorch_cuda.so").exists();
     if has_cuda && env::var_os("ADN_NO_CUDA").is_none() {
         // Keep libtorch_cuda.so as a dependency although no Rust symbol uses it: loading it

@@ -341,7 +341,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         error: None,
         git_commit: git_commit(),
         adn_version: env!("CARGO_PKG_VERSION").into(),
-        libtorch: "2.13.0 (tch 0.26)".into(),
+        libtorch: option_env!("ADN_LIBTORCH_VERSION")
+            .unwrap_or("unknown")
+            .into(),
         device: format!("{device:?}"),
         threads: tch::get_num_threads(),
         seed,
