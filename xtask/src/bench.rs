@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use adn_metrics::stats::mean_sd;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
@@ -168,16 +169,6 @@ const REPEATS: usize = 3;
 /// The seeds of the full-run comparison.
 const SEEDS: [u64; 3] = [0, 1, 2];
 
-fn mean(xs: &[f64]) -> f64 {
-    xs.iter().sum::<f64>() / xs.len() as f64
-}
-
-/// Sample standard deviation.
-fn sd(xs: &[f64]) -> f64 {
-    let m = mean(xs);
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() as f64 - 1.0).max(1.0)).sqrt()
-}
-
 fn rate(v: &Value, count: &str) -> f64 {
     v[count].as_f64().unwrap_or(f64::NAN) / v["seconds"].as_f64().unwrap_or(f64::NAN)
 }
@@ -270,8 +261,7 @@ pub fn run() -> Result<()> {
             r[r.len() / 2]
         };
         let (r, t, n) = (median_rate(&rust), median_rate(&torch), median_rate(&nchw));
-        let rust = &rust[0];
-        let gflops = 2.0 * rust["macs_per_forward"].as_f64().unwrap_or(f64::NAN) * r / 1e9;
+        let gflops = 2.0 * rust[0]["macs_per_forward"].as_f64().unwrap_or(f64::NAN) * r / 1e9;
         rows.push(vec![
             format!("features: {} (images/s)", c.name),
             format!("{r:.1}"),
@@ -428,7 +418,7 @@ pub fn run() -> Result<()> {
         format!("{:.2} (speed-up)", torch_wall[0] / rust_wall[0]),
         "features once (cache) vs every epoch".into(),
     ]);
-    let (rw, tw) = (mean(&rust_wall[1..]), mean(&torch_wall[1..]));
+    let (rw, tw) = (mean_sd(&rust_wall[1..]).0, mean_sd(&torch_wall[1..]).0);
     rows.push(vec![
         "full run, seeds 1-2, warm cache (mean wall s)".into(),
         format!("{rw:.1}"),
@@ -459,11 +449,13 @@ pub fn run() -> Result<()> {
         .iter()
         .map(|r| field(r, &["auroc_last"]))
         .collect();
-    let delta = mean(&rust_auroc) - mean(&torch_auroc);
+    let ((rust_mean, rust_sd), (torch_mean, torch_sd)) =
+        (mean_sd(&rust_auroc), mean_sd(&torch_auroc));
+    let delta = rust_mean - torch_mean;
     rows.push(vec![
         format!("full run, auroc_last (mean ± sd, seeds {SEEDS:?})"),
-        format!("{:.4} ± {:.4}", mean(&rust_auroc), sd(&rust_auroc)),
-        format!("{:.4} ± {:.4}", mean(&torch_auroc), sd(&torch_auroc)),
+        format!("{rust_mean:.4} ± {rust_sd:.4}"),
+        format!("{torch_mean:.4} ± {torch_sd:.4}"),
         format!("Δ {delta:+.4}"),
         format!(
             "target |Δ| ≤ 0.01: {}; same protocol, different random streams",

@@ -116,7 +116,8 @@ fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
-fn mean_sd(values: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (n − 1; 0 for fewer than two values).
+pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     if values.len() < 2 {
