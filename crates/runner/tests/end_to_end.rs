@@ -7,13 +7,19 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `adn --threads 1 SUBCOMMAND`, run from the workspace root.
+fn adn(subcommand: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_adn"));
+    cmd.current_dir(workspace_root())
+        .args(["--threads", "1", subcommand]);
+    cmd
+}
+
 /// Runs `adn run experiments/smoke.toml` with its data and record in `dir`.
 fn run_smoke(dir: &Path, name: &str, extra: &[&str]) -> std::process::Output {
     let root = workspace_root();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_adn"));
-    cmd.current_dir(&root)
-        .args(["--threads", "1", "run"])
-        .arg(root.join("experiments/smoke.toml"))
+    let mut cmd = adn("run");
+    cmd.arg(root.join("experiments/smoke.toml"))
         .arg("--set")
         .arg(format!(
             "data.root={:?}",
@@ -59,18 +65,8 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
     assert_eq!(scores.lines().count(), 41);
 
     // The qualitative figure's input: Grad-CAM overlays of the trained run.
-    let explain = Command::new(env!("CARGO_BIN_EXE_adn"))
-        .current_dir(workspace_root())
-        .args([
-            "--threads",
-            "1",
-            "explain",
-            "--images",
-            "2",
-            "--device",
-            "cpu",
-            "--out",
-        ])
+    let explain = adn("explain")
+        .args(["--images", "2", "--device", "cpu", "--out"])
         .arg(dir.path().join("explain"))
         .arg(&run)
         .output()
@@ -192,9 +188,7 @@ fn joint_attention_trains_saves_and_rescores_identically() {
     );
 
     // Rescoring loads the trained attention: the last epoch's AUROC comes back.
-    let eval = Command::new(env!("CARGO_BIN_EXE_adn"))
-        .current_dir(workspace_root())
-        .args(["--threads", "1", "eval"])
+    let eval = adn("eval")
         .arg(&run)
         .args(["--device", "cpu", "--quiet", "--cache-dir"])
         .arg(dir.path().join("cache"))
