@@ -50,7 +50,7 @@ pub enum MemoryFormat {
     /// `[N, C, H, W]` row-major, PyTorch's default.
     Contiguous,
     /// Channels innermost (NHWC strides behind the NCHW shape). oneDNN's convolutions,
-    /// depthwise ones above all, run much faster on it: 1.3× for AlexNet and 1.6× for
+    /// depthwise ones above all, run much faster on it: 1.2× for AlexNet and 2.1× for
     /// EfficientNet-Lite0 on this project's 2-core CPU (`cargo xtask bench`).
     #[default]
     ChannelsLast,
