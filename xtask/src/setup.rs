@@ -167,8 +167,3 @@ fn link(link: &Path, target: &Path, root: &Path) -> Result<()> {
     ));
     Ok(())
 }
-
-/// The project venv's Python (with torch), for scripts that need PyTorch itself.
-pub fn venv_python(root: &Path) -> PathBuf {
-    root.join(".venv/bin/python")
-}

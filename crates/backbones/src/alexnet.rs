@@ -1,6 +1,7 @@
 //! AlexNet's `features` stack with torchvision's names (`features.0`, `features.3`, ...),
 //! including the last max-pool, with named taps where attention can be inserted.
 
+use crate::Backbone;
 use tch::Tensor;
 use tch::nn::{self, Module};
 
@@ -66,22 +67,10 @@ impl AlexNetFeatures {
             ],
         }
     }
+}
 
-    /// Runs the stack, calling `tap(position, x)` at every named position; the tap returns
-    /// the tensor that continues (attention applied, or `x` unchanged). Stops after `last`
-    /// when given.
-    pub fn forward_with(
-        &self,
-        xs: &Tensor,
-        last: Option<&str>,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
-    ) -> Tensor {
-        self.forward_from(xs, None, last, tap)
-    }
-
-    /// [`AlexNetFeatures::forward_with`] resumed at `start`: `xs` is the output of the
-    /// layer at position `start` (before its tap), as a frozen prefix computed it.
-    pub fn forward_from(
+impl Backbone for AlexNetFeatures {
+    fn forward_from(
         &self,
         xs: &Tensor,
         start: Option<&str>,

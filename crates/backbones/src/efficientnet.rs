@@ -6,6 +6,7 @@
 //! swish, and a stem and head that are not width-scaled. Convolutions pad as TensorFlow's
 //! "SAME" does (asymmetric for stride 2), computed from the input size at run time.
 
+use crate::Backbone;
 use tch::Tensor;
 use tch::nn::{self, Module};
 
@@ -222,21 +223,27 @@ impl EfficientNetLite {
             ),
         }
     }
-
-    /// Runs up to the head, calling `tap(position, x)` after the stem, each stage and the
-    /// head; the tap returns the tensor that continues. Stops after `last` when given.
-    pub fn forward_with(
-        &self,
-        xs: &Tensor,
-        last: Option<&str>,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
-    ) -> Tensor {
-        self.forward_from(xs, None, last, tap)
+    /// The layers between position `i - 1` and position `i` of [`POSITIONS`].
+    fn step(&self, i: usize, x: &Tensor) -> Tensor {
+        match i {
+            0 => relu6(self.stem.forward(x)),
+            i if i == POSITIONS.len() - 1 => relu6(self.head.forward(x)),
+            i => self.stages[i - 1]
+                .iter()
+                .fold(x.shallow_clone(), |x, block| block.forward(&x)),
+        }
     }
 
-    /// [`EfficientNetLite::forward_with`] resumed at `start`: `xs` is the output of the
-    /// stem, stage or head named `start` (before its tap), as a frozen prefix computed it.
-    pub fn forward_from(
+    /// ImageNet logits `[N, 1000]` (inference mode: dropout off).
+    pub fn logits(&self, xs: &Tensor) -> Tensor {
+        let features = self.forward_with(xs, None, &mut |_, x| x);
+        self.fc
+            .forward(&features.mean_dim([2, 3].as_slice(), false, features.kind()))
+    }
+}
+
+impl Backbone for EfficientNetLite {
+    fn forward_from(
         &self,
         xs: &Tensor,
         start: Option<&str>,
@@ -260,23 +267,5 @@ impl EfficientNetLite {
             }
         }
         x
-    }
-
-    /// The layers between position `i - 1` and position `i` of [`POSITIONS`].
-    fn step(&self, i: usize, x: &Tensor) -> Tensor {
-        match i {
-            0 => relu6(self.stem.forward(x)),
-            i if i == POSITIONS.len() - 1 => relu6(self.head.forward(x)),
-            i => self.stages[i - 1]
-                .iter()
-                .fold(x.shallow_clone(), |x, block| block.forward(&x)),
-        }
-    }
-
-    /// ImageNet logits `[N, 1000]` (inference mode: dropout off).
-    pub fn logits(&self, xs: &Tensor) -> Tensor {
-        let features = self.forward_with(xs, None, &mut |_, x| x);
-        self.fc
-            .forward(&features.mean_dim([2, 3].as_slice(), false, features.kind()))
     }
 }

@@ -6,42 +6,12 @@ use std::path::Path;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
+use crate::Backbone;
 use crate::alexnet::AlexNetFeatures;
 use crate::attention::AttentionBlock;
 use crate::efficientnet::EfficientNetLite;
 use crate::weights::{self, LoadReport};
 use crate::{AttentionKind, AttentionTraining, BackboneConfig, BackboneError, BackboneKind};
-
-/// The convolutional network itself.
-#[derive(Debug)]
-enum Net {
-    AlexNet(Box<AlexNetFeatures>),
-    Lite(Box<EfficientNetLite>),
-}
-
-impl Net {
-    fn forward_with(
-        &self,
-        xs: &Tensor,
-        last: Option<&str>,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
-    ) -> Tensor {
-        self.forward_from(xs, None, last, tap)
-    }
-
-    fn forward_from(
-        &self,
-        xs: &Tensor,
-        start: Option<&str>,
-        last: Option<&str>,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
-    ) -> Tensor {
-        match self {
-            Net::AlexNet(n) => n.forward_from(xs, start, last, tap),
-            Net::Lite(n) => n.forward_from(xs, start, last, tap),
-        }
-    }
-}
 
 /// How activations are laid out in memory during the forward pass. The values are the same
 /// up to float rounding; only the speed differs.
@@ -84,7 +54,8 @@ pub struct FeatureExtractor {
     pub backbone_vs: nn::VarStore,
     /// Attention parameters; trainable only under [`AttentionTraining::Joint`].
     pub attention_vs: nn::VarStore,
-    net: Net,
+    /// The convolutional network itself.
+    net: Box<dyn Backbone>,
     blocks: Vec<(String, AttentionBlock)>,
     training: AttentionTraining,
     /// The deepest feature layer: the forward pass stops there.
@@ -118,10 +89,10 @@ impl FeatureExtractor {
         let mut backbone_vs = nn::VarStore::new(device);
         let net = match config.kind {
             BackboneKind::Alexnet => {
-                Net::AlexNet(Box::new(AlexNetFeatures::new(&backbone_vs.root())))
+                Box::new(AlexNetFeatures::new(&backbone_vs.root())) as Box<dyn Backbone>
             }
             BackboneKind::EfficientnetLite0 => {
-                Net::Lite(Box::new(EfficientNetLite::lite0(&backbone_vs.root())))
+                Box::new(EfficientNetLite::lite0(&backbone_vs.root()))
             }
         };
         let report = match weights {

@@ -7,6 +7,7 @@
 
 pub mod alexnet;
 pub mod attention;
+pub mod backbone;
 pub mod config;
 pub mod cost;
 pub mod efficientnet;
@@ -15,6 +16,7 @@ pub mod gradcam;
 pub mod init;
 pub mod weights;
 
+pub use backbone::Backbone;
 pub use config::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
 pub use features::{FeatureExtractor, MemoryFormat};
 

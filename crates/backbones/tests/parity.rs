@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use adn_backbones::Backbone;
 use adn_backbones::alexnet::AlexNetFeatures;
 use adn_backbones::attention::AttentionBlock;
 use adn_backbones::efficientnet::EfficientNetLite;

@@ -110,21 +110,24 @@ impl fmt::Display for ProblemList<'_> {
 }
 
 impl DatasetError {
-    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         DatasetError::Io {
             path: path.into(),
             error,
         }
     }
 
-    pub(crate) fn write(path: impl Into<PathBuf>, reason: impl fmt::Display) -> Self {
+    /// `path` could not be written.
+    pub fn write(path: impl Into<PathBuf>, reason: impl fmt::Display) -> Self {
         DatasetError::Write {
             path: path.into(),
             reason: reason.to_string(),
         }
     }
 
-    pub(crate) fn invalid(path: impl Into<PathBuf>, reason: impl fmt::Display) -> Self {
+    /// `path` holds something it should not.
+    pub fn invalid(path: impl Into<PathBuf>, reason: impl fmt::Display) -> Self {
         DatasetError::Invalid {
             path: path.into(),
             reason: reason.to_string(),

@@ -6,24 +6,17 @@
 //!   Semiconductor Wafer set or ELPV) and validates them ([`check`], [`load`]);
 //! - [`decode`] decodes images with errors that name the file;
 //! - [`transforms`] applies DifferNet's transforms (byte-exact with torchvision/Pillow);
-//! - [`loader`] decodes and transforms ahead of the backbone, in parallel;
-//! - [`make()`] writes datasets: real ELPV cells from PyPI ([`elpv`]), the generated stand-ins
-//!   ([`synth`]) and the smoke set ([`smoke`]);
-//! - [`stats`] holds the global-statistics guard of the stand-ins.
+//! - [`loader`] decodes and transforms ahead of the backbone, in parallel.
 //!
-//! Output images are plain `f32` CHW buffers; the runner turns them into tensors.
+//! Output images are plain `f32` CHW buffers; the runner turns them into tensors. Writing
+//! datasets (ELPV from PyPI, the generated stand-ins, the smoke set) is `adn-datagen`'s job,
+//! so this reader stays small and free of zip and pip.
 
 pub mod dataset;
 pub mod decode;
-pub mod elpv;
 pub mod error;
 pub mod layout;
 pub mod loader;
-pub mod make;
-pub mod smoke;
-pub mod staging;
-pub mod stats;
-pub mod synth;
 pub mod transforms;
 
 pub use dataset::{
@@ -31,4 +24,3 @@ pub use dataset::{
 };
 pub use error::DatasetError;
 pub use layout::{CategoryData, Sample};
-pub use make::{MadeCategory, MakeKind, MakeOptions, MakeReport, make};

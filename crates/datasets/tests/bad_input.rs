@@ -1,5 +1,5 @@
 //! Every bad input of the issue gets an error naming the file or folder and what is wrong
-//! (never a panic), and `make` never loses what is already written.
+//! (never a panic).
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use adn_datasets::decode::{load_dynamic, load_rgb};
-use adn_datasets::{DatasetError, DatasetKind, MakeKind, MakeOptions, check, load, make};
+use adn_datasets::{DatasetError, DatasetKind, check, load};
 use common::*;
 
 /// A valid small MVTec-style dataset `<root>/cat`.
@@ -264,44 +264,4 @@ fn decoding_never_panics_on_garbage() {
     fs::write(&p, &bytes).unwrap();
     assert!(load_dynamic(&p).is_err());
     assert!(load_dynamic(&dir.path().join("missing.png")).is_err());
-}
-
-#[test]
-fn make_never_overwrites_what_is_there() {
-    let dir = tempfile::tempdir().unwrap();
-    // The user's own folder where a category would go.
-    let mine = dir.path().join("die-logic");
-    fs::create_dir_all(&mine).unwrap();
-    fs::write(mine.join("precious.txt"), "keep me").unwrap();
-    let opts = MakeOptions {
-        size: Some(32),
-        per_split: Some(1),
-        ..MakeOptions::default()
-    };
-    let err = make(MakeKind::SyntheticWafer, dir.path(), &opts).unwrap_err();
-    assert!(matches!(err, DatasetError::AlreadyExists { .. }), "{err:?}");
-    assert!(err.to_string().contains("die-logic"), "{err}");
-    assert_eq!(
-        fs::read_to_string(mine.join("precious.txt")).unwrap(),
-        "keep me"
-    );
-    // An output path that is a file.
-    let file = dir.path().join("out.txt");
-    fs::write(&file, "x").unwrap();
-    let err = make(MakeKind::SyntheticMvtec, &file, &opts).unwrap_err();
-    assert!(err.to_string().contains("out.txt"), "{err}");
-    assert_eq!(fs::read_to_string(&file).unwrap(), "x");
-    // Bad options are refused before anything is written.
-    let err = make(
-        MakeKind::SyntheticMvtec,
-        &dir.path().join("new"),
-        &MakeOptions {
-            per_split: Some(0),
-            ..MakeOptions::default()
-        },
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("per-split"), "{err}");
-    assert!("synthetic-nothing".parse::<MakeKind>().is_err());
-    assert!("tiff".parse::<DatasetKind>().is_err());
 }

@@ -5,30 +5,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use adn_record::{EvalPoint, MetricsRecord, Plan, PlannedRun, RunFacts};
+use adn_record::{RunState, files};
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
-
-/// The part of `plan.json` the reports use.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Plan {
-    pub experiment: String,
-    #[serde(default)]
-    pub axis_keys: Vec<String>,
-    /// Dataset label → its name in the published-numbers file.
-    #[serde(default)]
-    pub published: BTreeMap<String, String>,
-    pub runs: Vec<PlannedRun>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct PlannedRun {
-    pub run_id: String,
-    pub dataset: String,
-    pub category: String,
-    pub axes: BTreeMap<String, String>,
-    #[serde(default)]
-    pub missing: Option<String>,
-}
 
 /// Where a planned run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,14 +31,6 @@ impl Status {
     }
 }
 
-/// One evaluation after a meta-epoch.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct EvalPoint {
-    pub meta_epoch: usize,
-    pub train_loss: f64,
-    pub auroc: f64,
-}
-
 /// One run of the experiment, as the tables see it.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -77,35 +48,10 @@ pub struct Run {
     pub axes: BTreeMap<String, String>,
     pub status: Status,
     pub error: Option<String>,
-    pub metrics: Option<Metrics>,
-    pub manifest: Option<ManifestInfo>,
-}
-
-/// `metrics.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Metrics {
-    pub auroc_last: f64,
-    pub auroc_best: f64,
-    pub auroc_best_epoch: usize,
-    pub auroc_min_loss: f64,
-    pub trajectory: Vec<EvalPoint>,
-}
-
-/// The parts of `manifest.json` the tables use.
-#[derive(Debug, Clone, Default)]
-pub struct ManifestInfo {
-    pub device: String,
-    pub threads: i64,
-    pub wall_total: f64,
-    pub wall_features: f64,
-    pub wall_train: f64,
-    pub cache_hits: i64,
-    pub cache_misses: i64,
-    pub feature_dim: i64,
-    pub train_images: i64,
-    pub test_images: i64,
-    pub backbone_weights: String,
-    pub git_commit: String,
+    /// A complete run's `metrics.json`.
+    pub metrics: Option<MetricsRecord>,
+    /// What a complete run recorded about itself in `manifest.json`.
+    pub manifest: Option<RunFacts>,
 }
 
 /// An experiment: its plan and every planned run.
@@ -186,19 +132,18 @@ fn bare(value: &str) -> String {
 
 /// Reads `results/<experiment>` (the folder holding `plan.json`).
 pub fn gather(dir: &Path) -> Result<Experiment> {
-    let plan_path = dir.join("plan.json");
-    let text = fs::read_to_string(&plan_path).with_context(|| {
-        format!(
+    let plan_path = dir.join(files::PLAN);
+    if !plan_path.is_file() {
+        bail!(
             "cannot read {} (an experiment folder is written by `adn sweep` / `cargo xtask sweep`)",
             plan_path.display()
-        )
-    })?;
-    let plan: Plan = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid plan", plan_path.display()))?;
+        );
+    }
+    let plan = Plan::read(&plan_path)?;
     if plan.runs.is_empty() {
         bail!("{} lists no runs", plan_path.display());
     }
-    let runs_dir = dir.join("runs");
+    let runs_dir = dir.join(files::RUNS);
     let mut runs = Vec::new();
     for p in &plan.runs {
         let run_dir = runs_dir.join(&p.run_id);
@@ -257,48 +202,36 @@ fn attention_from_config(run_dir: &Path) -> Option<String> {
 type RunFiles = (
     Status,
     Option<String>,
-    Option<Metrics>,
-    Option<ManifestInfo>,
+    Option<MetricsRecord>,
+    Option<RunFacts>,
 );
 
+/// Reads one run folder through the record contract: anything unreadable is an error naming
+/// the file, never a silent NaN.
 fn read_run(dir: &Path, missing: Option<&str>) -> Result<RunFiles> {
-    let manifest_path = dir.join("manifest.json");
-    let Ok(text) = fs::read_to_string(&manifest_path) else {
-        return Ok(match missing {
+    Ok(match adn_record::run_state(dir)? {
+        RunState::Absent | RunState::Partial => match missing {
             Some(m) => (Status::Skipped, Some(m.to_string()), None, None),
             None => (Status::Pending, None, None, None),
-        });
-    };
-    let m: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", manifest_path.display()))?;
-    let status = m["status"].as_str().unwrap_or("");
-    let error = m["error"].as_str().map(str::to_string);
-    if status != "complete" {
-        return Ok((Status::Failed, error, None, None));
-    }
-    let metrics_path = dir.join("metrics.json");
-    let metrics: Metrics = serde_json::from_str(
-        &fs::read_to_string(&metrics_path)
-            .with_context(|| format!("cannot read {}", metrics_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a metrics record", metrics_path.display()))?;
-    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
-    let i = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
-    let info = ManifestInfo {
-        device: m["device"].as_str().unwrap_or("").into(),
-        threads: i(&m["threads"]),
-        wall_total: f(&m["wall_s"]["total"]),
-        wall_features: f(&m["wall_s"]["features"]),
-        wall_train: f(&m["wall_s"]["train"]),
-        cache_hits: i(&m["feature_cache"]["hits"]),
-        cache_misses: i(&m["feature_cache"]["misses"]),
-        feature_dim: i(&m["feature_dim"]),
-        train_images: i(&m["dataset"]["train_images"]),
-        test_images: i(&m["dataset"]["test_images"]),
-        backbone_weights: m["backbone_weights"].as_str().unwrap_or("").into(),
-        git_commit: m["git_commit"].as_str().unwrap_or("").into(),
-    };
-    Ok((Status::Complete, None, Some(metrics), Some(info)))
+        },
+        RunState::Failed => (
+            Status::Failed,
+            adn_record::read_manifest(dir)?.error,
+            None,
+            None,
+        ),
+        RunState::Complete => {
+            let manifest = adn_record::read_manifest(dir)?;
+            let Some(facts) = manifest.run else {
+                bail!(
+                    "{}: a complete record without the run's own facts",
+                    dir.join(files::MANIFEST).display()
+                );
+            };
+            let metrics = adn_record::read_metrics(dir)?;
+            (Status::Complete, None, Some(metrics), Some(facts))
+        }
+    })
 }
 
 /// A run's test scores (`scores.csv`): labels, scores and defect types in file order.
@@ -310,16 +243,12 @@ pub struct Scores {
 
 /// Reads a complete run's `scores.csv`.
 pub fn read_scores(run: &Run) -> Result<Scores> {
-    let path = run.dir.join("scores.csv");
-    let file = adn_metrics::ScoresFile::read(&path)
+    let path = run.dir.join(files::SCORES);
+    let rows = adn_record::read_scores(&path)
         .with_context(|| format!("cannot read the scores of run {}", run.run_id))?;
     Ok(Scores {
-        labels: file.labels(),
-        scores: file.scores(),
-        defects: file
-            .rows
-            .iter()
-            .map(|r| r.defect.clone().unwrap_or_default())
-            .collect(),
+        labels: rows.iter().map(|r| r.label == 1).collect(),
+        scores: rows.iter().map(|r| r.score).collect(),
+        defects: rows.into_iter().map(|r| r.defect).collect(),
     })
 }

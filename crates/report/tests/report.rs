@@ -4,32 +4,70 @@
 use std::fs;
 use std::path::Path;
 
+use adn_record::{
+    CacheStats, DatasetSummary, EvalPoint, Manifest, MetricsRecord, RunFacts, RunRecord, ScoreRow,
+    WallTimes, Writer,
+};
 use adn_report::{Metric, Published, Status, gather, write_tables};
 
 /// Writes a complete run whose test scores give exactly `auroc_last` (good images score
 /// 0..n, anomalous ones are shifted so the requested fraction of pairs is ordered).
 fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64) {
     let dir = runs.join(id);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("manifest.json"),
-        r#"{"status": "complete", "device": "Cpu", "threads": 1,
-            "wall_s": {"total": 10.0, "features": 6.0, "train": 3.0},
-            "feature_cache": {"hits": 0, "misses": 20}, "feature_dim": 8,
-            "dataset": {"train_images": 10, "test_images": 4},
-            "backbone_weights": "random", "git_commit": "abc"}"#,
-    )
-    .unwrap();
-    fs::write(
-        dir.join("metrics.json"),
-        format!(
-            r#"{{"auroc_last": {auroc_last}, "auroc_best": {auroc_best}, "auroc_best_epoch": 1,
-                "auroc_min_loss": {auroc_last},
-                "trajectory": [{{"meta_epoch": 0, "train_loss": 1.0, "auroc": 0.5}},
-                               {{"meta_epoch": 1, "train_loss": 0.5, "auroc": {auroc_last}}}]}}"#
-        ),
-    )
-    .unwrap();
+    let manifest = Manifest {
+        format: adn_record::FORMAT,
+        run_id: id.into(),
+        experiment: "t".into(),
+        status: adn_record::Status::Complete,
+        error: None,
+        written_by: Writer::Run,
+        run: Some(RunFacts {
+            git_commit: Some("abc".into()),
+            adn_version: "0.1.0".into(),
+            libtorch: "2.13.0".into(),
+            device: "Cpu".into(),
+            threads: 1,
+            seed: 0,
+            started_unix: 0.0,
+            finished_unix: 10.0,
+            wall_s: WallTimes {
+                data: 1.0,
+                features: 6.0,
+                train: 3.0,
+                eval: 0.0,
+                total: 10.0,
+            },
+            dataset: DatasetSummary {
+                train_images: 10,
+                test_images: 4,
+                ..Default::default()
+            },
+            feature_dim: 8,
+            backbone_weights: "random".into(),
+            flow_parameters: 100,
+            trainable_attention_parameters: 0,
+            feature_cache: CacheStats {
+                enabled: true,
+                misses: 20,
+                ..Default::default()
+            },
+            peak_rss_mb: None,
+        }),
+    };
+    let point = |meta_epoch, train_loss, auroc| EvalPoint {
+        meta_epoch,
+        train_loss,
+        auroc,
+    };
+    let metrics = MetricsRecord {
+        auroc_last,
+        auroc_best,
+        auroc_best_epoch: 1,
+        auroc_best_selection: "test".into(),
+        auroc_min_loss: auroc_last,
+        auroc_min_loss_epoch: 1,
+        trajectory: vec![point(0, 1.0, 0.5), point(1, 0.5, auroc_last)],
+    };
     // Two good and two anomalous images: AUROC = ordered pairs / 4.
     let ordered = (auroc_last * 4.0).round() as usize;
     let bad = match ordered {
@@ -37,15 +75,28 @@ fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64) {
         3 => [1.5, 4.0],
         _ => [0.5, 1.5],
     };
-    fs::write(
-        dir.join("scores.csv"),
-        format!(
-            "path,category,defect,label,score\na.png,c,good,0,1.0\nb.png,c,good,0,2.0\n\
-             c.png,c,crack,1,{}\nd.png,c,scratch,1,{}\n",
-            bad[0], bad[1]
-        ),
-    )
-    .unwrap();
+    let row = |path: &str, defect: &str, score: f64| ScoreRow {
+        path: path.into(),
+        category: "c".into(),
+        defect: defect.into(),
+        label: (defect != "good") as u8,
+        score,
+    };
+    let scores = [
+        row("a.png", "good", 1.0),
+        row("b.png", "good", 2.0),
+        row("c.png", "crack", bad[0]),
+        row("d.png", "scratch", bad[1]),
+    ];
+    let record = RunRecord {
+        config_toml: "",
+        manifest: &manifest,
+        metrics: Some(&metrics),
+        scores: &scores,
+        save_model: None,
+        log: None,
+    };
+    adn_record::write_run(&dir, &record, false).unwrap();
 }
 
 fn write_experiment(dir: &Path) {
@@ -66,12 +117,9 @@ fn write_experiment(dir: &Path) {
                     // One failed run and one that never ran.
                     ("Own", "se", 2) => {}
                     ("Own", "se", 1) => {
-                        fs::create_dir_all(runs.join(&run_id)).unwrap();
-                        fs::write(
-                            runs.join(&run_id).join("manifest.json"),
-                            r#"{"status": "failed", "error": "training loss became NaN"}"#,
-                        )
-                        .unwrap();
+                        let failed =
+                            Manifest::failed_elsewhere(&run_id, "t", "training loss became NaN");
+                        adn_record::write_failure(&runs.join(&run_id), &failed).unwrap();
                     }
                     _ => {
                         let base = if attention == "none" { 0.75 } else { 1.0 };
@@ -86,7 +134,7 @@ fn write_experiment(dir: &Path) {
     fs::write(
         dir.join("plan.json"),
         format!(
-            r#"{{"experiment": "t", "axis_keys": ["model.attention", "train.seed"],
+            r#"{{"experiment": "t", "base": "base.toml", "axis_keys": ["model.attention", "train.seed"],
                 "published": {{"InsPLAD-fault": "InsPLAD-fault"}}, "runs": [{}]}}"#,
             planned.join(",")
         ),

@@ -2,6 +2,7 @@
 //! PyTorch reference's mode of the same name (`bench/reference/differnet.py`), printed as
 //! JSON. The full run is measured with `adn run` itself.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use adn_flows::{DifferNetFlow, FlowConfig, nll_loss};
@@ -11,7 +12,102 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::Config;
-use crate::run;
+use crate::device::DeviceChoice;
+use crate::extract::{CacheStats, FeatureSource};
+use crate::run::data::load_data;
+use crate::run::evaluate::score as score_features;
+use crate::run::train::adam;
+
+/// `adn bench`'s measurements.
+#[derive(Debug, clap::Subcommand)]
+pub enum Args {
+    /// Backbone features (decode, transforms, forward) of the first test images, no cache.
+    Extract {
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, default_value_t = 32)]
+        images: usize,
+        #[arg(long, default_value_t = 4)]
+        views: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Test-time scoring: features and flow under many rotations per image.
+    Score {
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        images: usize,
+        #[arg(long, default_value_t = 64)]
+        views: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Flow training steps (forward, NLL, backward, Adam) on random rows.
+    Flow {
+        #[arg(long, default_value_t = 768)]
+        dim: i64,
+        #[arg(long, default_value_t = 2048)]
+        hidden: i64,
+        #[arg(long, default_value_t = 96)]
+        rows: i64,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// A square float32 matrix multiply: the machine's achievable GFLOP/s.
+    Matmul {
+        #[arg(long, default_value_t = 1024)]
+        n: i64,
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceChoice,
+    },
+}
+
+/// `adn bench`: one measurement, as JSON on stdout.
+pub fn command(args: Args) -> Result<()> {
+    let value = match args {
+        Args::Extract {
+            config,
+            overrides,
+            images,
+            views,
+            device,
+        } => extract(
+            &Config::load(&config, &overrides)?,
+            images,
+            views,
+            device.resolve()?,
+        )?,
+        Args::Score {
+            config,
+            overrides,
+            images,
+            views,
+            device,
+        } => score(
+            &Config::load(&config, &overrides)?,
+            images,
+            views,
+            device.resolve()?,
+        )?,
+        Args::Flow {
+            dim,
+            hidden,
+            rows,
+            steps,
+            device,
+        } => flow_steps(dim, hidden, rows, steps, device.resolve()?)?,
+        Args::Matmul { n, repeats, device } => matmul(n, repeats, device.resolve()?),
+    };
+    println!("{value}");
+    Ok(())
+}
 
 /// The extractor of `cfg` and the features of its first `images` test images under `views`
 /// fixed rotations each, computed without the cache, with the seconds that took.
@@ -21,23 +117,16 @@ fn test_features(
     views: usize,
     device: Device,
 ) -> Result<(adn_backbones::FeatureExtractor, Tensor, f64)> {
-    let data = run::load_data(cfg)?;
+    let data = load_data(cfg)?;
     let samples = &data.test[..images.min(data.test.len())];
     let angles = vec![adn_datasets::transforms::fixed_angles(views); samples.len()];
-    let extractor = run::build_extractor(cfg, device)?;
+    let source = FeatureSource::new(cfg, device, None)?;
     let bar = indicatif::ProgressBar::hidden();
-    let how = crate::extract::Extraction {
-        extractor: &extractor,
-        device,
-        cache: None,
-        mixed_precision: cfg.model.mixed_precision,
-        progress: &bar,
-    };
-    let mut stats = crate::extract::CacheStats::default();
+    let mut stats = CacheStats::default();
     let start = Instant::now();
-    let feats = crate::extract::pooled_features(&how, samples, &angles, &mut stats)?;
+    let feats = source.pooled(samples, &angles, &bar, &mut stats)?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok((extractor, feats, seconds))
+    Ok((source.extractor, feats, seconds))
 }
 
 /// Backbone features of the first `images` test images under `views` fixed rotations each,
@@ -60,7 +149,7 @@ pub fn score(cfg: &Config, images: usize, views: usize, device: Device) -> Resul
     let vs = nn::VarStore::new(device);
     let flow = DifferNetFlow::new(&vs.root(), extractor.feature_dim(), &cfg.flow);
     let start = Instant::now();
-    let scores = run::score(&flow, &feats, views as i64);
+    let scores = score_features(&flow, &feats, views as i64);
     let seconds = feature_seconds + start.elapsed().as_secs_f64();
     Ok(json!({"images": scores.len(), "views": views, "seconds": seconds}))
 }
@@ -76,7 +165,7 @@ pub fn flow_steps(dim: i64, hidden: i64, rows: i64, steps: usize, device: Device
     let flow = DifferNetFlow::new(&vs.root(), dim, &cfg);
     // DifferNet's optimiser: the config defaults (betas 0.8/0.8, eps 1e-4, wd 1e-5, lr 2e-4).
     let train = crate::config::TrainConfig::default();
-    let mut opt = run::adam(&train).build(&vs, train.lr)?;
+    let mut opt = adam(&train).build(&vs, train.lr)?;
     let x = Tensor::randn([rows, dim], (Kind::Float, device));
     let mut step = || {
         let (z, log_det) = flow.forward(&x);

@@ -25,8 +25,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// SHA-256 of a file's bytes.
 pub fn file_hash(path: &Path) -> Result<String> {
-    adn_backbones::weights::sha256_file(path)
-        .with_context(|| format!("cannot read {}", path.display()))
+    adn_util::sha256_file(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Cache of one extractor configuration.

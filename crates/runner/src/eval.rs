@@ -3,16 +3,82 @@
 use std::path::{Path, PathBuf};
 
 use adn_flows::DifferNetFlow;
+use adn_record::{RunState, files};
+use adn_util::atomic::{commit_folder, write_synced};
 use anyhow::{Context, Result, bail};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tch::{Device, nn};
 
 use crate::config::Config;
-use crate::extract::CacheStats;
-use crate::record;
-use crate::run::{self, DeviceChoice};
+use crate::device::DeviceChoice;
+use crate::extract::{CacheStats, FeatureSource};
+use crate::progress;
+use crate::run::data::{fixed_test_angles, load_data};
+use crate::run::evaluate::score;
+use crate::run::record::score_rows;
+
+/// `adn eval`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run folder (holds config.toml and model.safetensors).
+    run_dir: PathBuf,
+    /// Dataset root to score (default: the run's).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Category inside the root (default: the run's).
+    #[arg(long)]
+    category: Option<String>,
+    /// Further overrides of the run's config, e.g. `--set data.kind=folder`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Output folder (default: <run_dir>/eval-<category>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+    #[arg(long, default_value = "cache/features")]
+    cache_dir: PathBuf,
+    #[arg(long)]
+    quiet: bool,
+    #[arg(long)]
+    force: bool,
+}
+
+/// `adn eval`: rescores and prints one line.
+pub fn command(args: Args) -> Result<()> {
+    let mut overrides = args.overrides;
+    if let Some(root) = &args.data {
+        overrides.push(format!("data.root={:?}", root.display().to_string()));
+    }
+    if let Some(c) = &args.category {
+        overrides.push(format!("data.category={c:?}"));
+    }
+    let out = args.out.unwrap_or_else(|| {
+        args.run_dir.join(format!(
+            "eval-{}",
+            args.category.as_deref().unwrap_or("test")
+        ))
+    });
+    let opts = EvalOptions {
+        overrides,
+        out,
+        device: args.device,
+        cache_dir: Some(args.cache_dir),
+        quiet: args.quiet,
+        force: args.force,
+    };
+    let (dir, rec) = eval(&args.run_dir, &opts)?;
+    println!(
+        "eval {} on {}/{}: auroc={:.4} ({} images) -> {}",
+        rec.source_run,
+        rec.data_root,
+        rec.category,
+        rec.auroc,
+        rec.test_images,
+        dir.display()
+    );
+    Ok(())
+}
 
 /// What to rescore and where.
 #[derive(Debug, Clone)]
@@ -75,64 +141,65 @@ pub fn load_flow_checkpoint(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The trained model of a complete run: its extractor (with the trained attention of a
+/// The trained model of a complete run: its features (with the trained attention of a
 /// joint run, then frozen), and its flow with the variables that hold it.
+pub struct TrainedModel {
+    pub features: FeatureSource,
+    pub flow_vs: nn::VarStore,
+    pub flow: DifferNetFlow,
+}
+
+/// Loads the model of the complete run in `run_dir`; `cache_root` serves its features when
+/// its extractor is frozen.
 pub fn load_trained(
     run_dir: &Path,
     cfg: &Config,
     device: Device,
-) -> Result<(adn_backbones::FeatureExtractor, nn::VarStore, DifferNetFlow)> {
-    let mut extractor = run::build_extractor(cfg, device)?;
-    // A joint run trained its attention: load it. Its features depend on those weights, which
-    // the cache key does not cover, so callers compute them afresh.
-    if !extractor.is_frozen() {
-        let path = run_dir.join(run::ATTENTION_FILE);
-        extractor
-            .attention_vs
-            .load(&path)
-            .with_context(|| format!("cannot load the trained attention {}", path.display()))?;
-        extractor.attention_vs.freeze();
-    }
+    cache_root: Option<&Path>,
+) -> Result<TrainedModel> {
+    let features = FeatureSource::trained(cfg, run_dir, device, cache_root)?;
     let mut flow_vs = nn::VarStore::new(device);
-    let flow = DifferNetFlow::new(&flow_vs.root(), extractor.feature_dim(), &cfg.flow);
-    load_flow_checkpoint(&mut flow_vs, &run_dir.join("model.safetensors"))?;
-    Ok((extractor, flow_vs, flow))
+    let flow = DifferNetFlow::new(&flow_vs.root(), features.extractor.feature_dim(), &cfg.flow);
+    load_flow_checkpoint(&mut flow_vs, &run_dir.join(files::MODEL))?;
+    Ok(TrainedModel {
+        features,
+        flow_vs,
+        flow,
+    })
+}
+
+/// Fails unless `dir` holds a complete run record with its model.
+pub fn require_complete(dir: &Path) -> Result<()> {
+    let complete = adn_record::run_state(dir)? == RunState::Complete;
+    if !complete || !dir.join(files::MODEL).is_file() {
+        bail!(
+            "{} is not a complete run with its model ({})",
+            dir.display(),
+            files::MODEL
+        );
+    }
+    Ok(())
 }
 
 /// Rescores the model of `run_dir` on the data named by the overrides.
 pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)> {
-    if !record::is_complete(run_dir) {
-        bail!("{} is not a complete run record", run_dir.display());
-    }
-    let cfg = Config::load(&run_dir.join("config.toml"), &opts.overrides)?;
+    require_complete(run_dir)?;
+    let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
     let device: Device = opts.device.resolve()?;
-    let (extractor, _flow_vs, flow) = load_trained(run_dir, &cfg, device)?;
-    let joint = !extractor.is_frozen();
+    let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
 
-    let data = run::load_data(&cfg)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);
-    let angles = run::test_angles(&cfg, data.test.len(), &mut rng);
-    let cache_dir = if joint {
-        None
-    } else {
-        opts.cache_dir.as_deref()
-    };
-    let cache = run::feature_cache(cache_dir, &cfg, &extractor, device);
+    let data = load_data(&cfg)?;
+    let angles = fixed_test_angles(&cfg, data.test.len());
     let mut stats = CacheStats::default();
-    let bar = run::progress(opts.quiet, data.test.len() as u64, "features");
-    let how = crate::extract::Extraction {
-        extractor: &extractor,
-        device,
-        cache: cache.as_ref(),
-        mixed_precision: cfg.model.mixed_precision,
-        progress: &bar,
-    };
-    let feats = crate::extract::pooled_features(&how, &data.test, &angles, &mut stats)?;
+    let bar = progress::bar(opts.quiet, data.test.len() as u64, "features");
+    let feats = model
+        .features
+        .pooled(&data.test, &angles, &bar, &mut stats)?;
     bar.finish_and_clear();
-    let scores = run::score(&flow, &feats, cfg.test.test_transforms as i64);
+    let scores = score(&model.flow, &feats, cfg.test.test_transforms as i64);
     let labels: Vec<bool> = data.test.iter().map(|s| s.is_anomalous()).collect();
     let auroc = adn_metrics::auroc(&labels, &scores).context("cannot compute the AUROC")?;
-    let rows = record::score_rows(&data, &scores);
+    let rows = score_rows(&data, &scores);
     let rec = EvalRecord {
         source_run: run_dir.display().to_string(),
         data_root: data.root.display().to_string(),
@@ -142,16 +209,17 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
         device: format!("{device:?}"),
         feature_cache: stats,
     };
-    let dir = record::commit_folder(&opts.out, opts.force, |tmp| {
-        record::write_file(&tmp.join("config.toml"), cfg.to_toml().as_bytes())?;
-        record::write_file(
-            &tmp.join("scores.csv"),
-            record::scores_csv(&rows).as_bytes(),
+    let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
+        write_synced(&tmp.join(files::CONFIG), cfg.to_toml().as_bytes())?;
+        write_synced(
+            &tmp.join(files::SCORES),
+            adn_record::scores_csv(&rows).as_bytes(),
         )?;
-        record::write_file(
+        write_synced(
             &tmp.join("eval.json"),
             serde_json::to_string_pretty(&rec)?.as_bytes(),
-        )
+        )?;
+        Ok(())
     })?;
     Ok((dir, rec))
 }

@@ -11,8 +11,46 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::Config;
-use crate::eval::load_trained;
-use crate::{record, run};
+use crate::device::DeviceChoice;
+use crate::eval::{load_trained, require_complete};
+use crate::run::data::load_data;
+
+/// `adn explain`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run folders on the same dataset (e.g. vanilla, SE, CBAM).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Anomalous test images to show (the first good one is added).
+    #[arg(long, default_value_t = 3)]
+    images: usize,
+    /// Backbone layer (default: AlexNet relu5, EfficientNet-Lite0 stage4).
+    #[arg(long)]
+    layer: Option<String>,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+}
+
+/// `adn explain`: writes the overlays and prints one line.
+pub fn command(args: Args) -> Result<()> {
+    let e = explain(
+        &args.runs,
+        args.images,
+        args.layer.as_deref(),
+        &args.out,
+        args.device.resolve()?,
+    )?;
+    println!(
+        "Grad-CAM at {} of {} runs on {} images -> {}",
+        e.layer,
+        e.runs.len(),
+        e.images.len(),
+        args.out.display()
+    );
+    Ok(())
+}
 
 /// What `explain.json` holds.
 #[derive(Debug, Serialize)]
@@ -76,16 +114,11 @@ pub fn explain(
         bail!("give at least one run folder");
     };
     for r in runs {
-        if !record::is_complete(r) || !r.join("model.safetensors").is_file() {
-            bail!(
-                "{} is not a complete run with its model (model.safetensors)",
-                r.display()
-            );
-        }
+        require_complete(r)?;
     }
     let cfg0 = Config::load(&first.join("config.toml"), &[])?;
     let layer = layer.unwrap_or_else(|| default_layer(&cfg0)).to_string();
-    let data = run::load_data(&cfg0)?;
+    let data = load_data(&cfg0)?;
     let mut picked: Vec<&adn_datasets::Sample> = data
         .test
         .iter()
@@ -120,7 +153,8 @@ pub fn explain(
                 cfg0.data.category
             );
         }
-        let (extractor, _vs, flow) = load_trained(run_dir, &cfg, device)?;
+        let model = load_trained(run_dir, &cfg, device, None)?;
+        let (extractor, flow) = (&model.features.extractor, &model.flow);
         let (mean, std) = cfg.model.backbone.normalization();
         let norm = adn_datasets::transforms::Normalization { mean, std };
         let pixels: Vec<f32> = resized
@@ -166,7 +200,7 @@ pub fn explain(
         runs: explained,
         inputs,
     };
-    record::write_file(
+    adn_util::atomic::write_file(
         &out.join("explain.json"),
         serde_json::to_string_pretty(&explanation)?.as_bytes(),
     )?;

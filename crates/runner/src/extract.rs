@@ -1,19 +1,22 @@
 //! Turning images into pooled backbone features: look each (image, rotation) up in the
 //! feature cache, decode and transform the missing ones in parallel, forward them in
-//! batches through the frozen backbone without autograd, and store them.
+//! batches through the frozen backbone without autograd, and store them. [`FeatureSource`]
+//! is the way in for every command.
 
 use std::time::Instant;
 
 use adn_backbones::FeatureExtractor;
 use adn_datasets::transforms::Normalization;
 use adn_datasets::{Sample, loader};
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::cache::{self, FeatureCache};
+use crate::config::Config;
 
 /// Views (image × rotation) decoded and forwarded together, rounded to whole images. Enough
 /// to keep the convolutions efficient; more only adds memory (64 rotations of 4 images at
@@ -22,43 +25,150 @@ const CHUNK_VIEWS: usize = 64;
 /// Chunks the loader keeps ready ahead of the backbone.
 const PREFETCH_CHUNKS: usize = 2;
 
-/// What the cache did during one run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CacheStats {
-    pub enabled: bool,
-    pub hits: usize,
-    pub misses: usize,
-    /// Wall time spent computing the misses.
-    pub compute_seconds: f64,
-    /// Hits times the measured cost of one computed entry.
-    pub estimated_seconds_saved: f64,
+pub use adn_record::CacheStats;
+
+/// A config's extractor, ready to turn images into pooled features: the device it runs on,
+/// its feature cache (when it is frozen and caching is on) and its precision. The one entry
+/// point that `adn run`, `eval`, `explain`, `extract`, `bench` and `model summary` share.
+pub struct FeatureSource {
+    pub extractor: FeatureExtractor,
+    pub device: Device,
+    cache: Option<FeatureCache>,
+    /// CUDA autocast for the backbone (ignored on the CPU).
+    mixed_precision: bool,
 }
 
-/// A frozen extractor with where and how it runs.
-pub struct Extraction<'a> {
-    pub extractor: &'a FeatureExtractor,
-    pub device: Device,
-    pub cache: Option<&'a FeatureCache>,
-    /// CUDA autocast for the backbone (ignored on the CPU).
-    pub mixed_precision: bool,
-    pub progress: &'a ProgressBar,
+impl FeatureSource {
+    /// The extractor `cfg` describes, on `device`. `cache_root` turns the feature cache on,
+    /// for a frozen extractor only: jointly trained attention changes its features.
+    pub fn new(cfg: &Config, device: Device, cache_root: Option<&Path>) -> Result<Self> {
+        let extractor = build_extractor(cfg, device)?;
+        Ok(Self::with_extractor(cfg, extractor, device, cache_root))
+    }
+
+    /// The extractor of a trained run in `run_dir`. A joint run's trained attention is loaded
+    /// and frozen; its features depend on those weights, which the cache key does not cover,
+    /// so they are computed afresh.
+    pub fn trained(
+        cfg: &Config,
+        run_dir: &Path,
+        device: Device,
+        cache_root: Option<&Path>,
+    ) -> Result<Self> {
+        let mut extractor = build_extractor(cfg, device)?;
+        if extractor.is_frozen() {
+            return Ok(Self::with_extractor(cfg, extractor, device, cache_root));
+        }
+        let path = run_dir.join(adn_record::files::ATTENTION);
+        extractor
+            .attention_vs
+            .load(&path)
+            .with_context(|| format!("cannot load the trained attention {}", path.display()))?;
+        extractor.attention_vs.freeze();
+        Ok(Self::with_extractor(cfg, extractor, device, None))
+    }
+
+    fn with_extractor(
+        cfg: &Config,
+        extractor: FeatureExtractor,
+        device: Device,
+        cache_root: Option<&Path>,
+    ) -> Self {
+        let cache = cache_root.filter(|_| extractor.is_frozen()).map(|root| {
+            FeatureCache::new(
+                root,
+                &extractor_key(cfg, &extractor, device),
+                extractor.feature_dim() as usize,
+            )
+        });
+        FeatureSource {
+            extractor,
+            device,
+            cache,
+            mixed_precision: cfg.model.mixed_precision,
+        }
+    }
+
+    /// Features `[samples.len() · T, dim]`: row `i·T + t` is image `i` under rotation
+    /// `angles[i][t]` (every image has the same number `T` of angles).
+    pub fn pooled(
+        &self,
+        samples: &[Sample],
+        angles: &[Vec<f64>],
+        progress: &ProgressBar,
+        stats: &mut CacheStats,
+    ) -> Result<Tensor> {
+        pooled_features(self, samples, angles, progress, stats)
+    }
+}
+
+/// The extractor of `cfg` on `device`, in the activation layout [`memory_format`] gives.
+pub fn build_extractor(cfg: &Config, device: Device) -> Result<FeatureExtractor> {
+    let extractor = FeatureExtractor::new(
+        &cfg.model.backbone_config(),
+        cfg.model.weights.as_deref(),
+        cfg.model.attention_training,
+        cfg.train.seed as i64,
+        device,
+    )?;
+    Ok(extractor.with_memory_format(memory_format()?))
+}
+
+/// The activation layout: channels-last unless `ADN_MEMORY_FORMAT` says otherwise. A runtime
+/// setting like the thread count: values agree up to float rounding, so it is not part of
+/// the config or the cache key.
+pub fn memory_format() -> Result<adn_backbones::MemoryFormat> {
+    match std::env::var("ADN_MEMORY_FORMAT") {
+        Ok(v) => v
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("ADN_MEMORY_FORMAT: {e}")),
+        Err(_) => Ok(adn_backbones::MemoryFormat::default()),
+    }
+}
+
+/// Everything about the frozen extractor that changes its output, for the feature cache.
+/// The seed matters only where something is randomly initialised.
+fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, device: Device) -> String {
+    let b = extractor.config();
+    let weights = match extractor.weights_report() {
+        Some(w) => w.sha256.clone(),
+        None => format!("random-seed-{}", cfg.train.seed),
+    };
+    let attention = match b.attention {
+        adn_backbones::AttentionKind::None => "none".to_string(),
+        kind => format!(
+            "{kind:?}@{:?}/r{}/seed-{}",
+            b.positions, b.se_reduction, cfg.train.seed
+        ),
+    };
+    let device = match (device.is_cuda(), cfg.model.mixed_precision) {
+        (false, _) => "cpu",
+        (true, false) => "cuda",
+        (true, true) => "cuda-autocast",
+    };
+    format!(
+        "{}|weights={weights}|attention={attention}|layers={:?}|scales={}|size={}|norm={:?}|{device}",
+        b.kind.name(),
+        b.feature_layers,
+        b.scales,
+        b.image_size,
+        b.kind.normalization()
+    )
 }
 
 /// Features `[samples.len() · T, dim]`: row `i·T + t` is image `i` under rotation
 /// `angles[i][t]` (every image has the same number `T` of angles).
-pub fn pooled_features(
-    how: &Extraction<'_>,
+fn pooled_features(
+    source: &FeatureSource,
     samples: &[Sample],
     angles: &[Vec<f64>],
+    progress: &ProgressBar,
     stats: &mut CacheStats,
 ) -> Result<Tensor> {
-    let Extraction {
-        extractor,
-        device,
-        cache,
-        mixed_precision,
-        progress,
-    } = *how;
+    let extractor = &source.extractor;
+    let device = source.device;
+    let cache = source.cache.as_ref();
+    let mixed_precision = source.mixed_precision;
     let dim = extractor.feature_dim() as usize;
     let per_image = angles.first().map_or(0, |a| a.len());
     let hashes: Vec<String> = match cache {

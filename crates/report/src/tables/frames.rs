@@ -1,0 +1,184 @@
+//! The long-form polars frames: one row per planned run (`runs.parquet`) and one per
+//! dataset × category × variant (`summary`).
+
+use anyhow::Result;
+use polars::prelude::*;
+
+use super::stats::*;
+use super::text::row_labels;
+use crate::gather::{Experiment, Run};
+use crate::published::Published;
+
+/// One row per planned run: status, metrics, times and axis values.
+pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
+    let runs = &exp.runs;
+    let s = |f: &dyn Fn(&Run) -> String| runs.iter().map(f).collect::<Vec<String>>();
+    let of = |f: &dyn Fn(&Run) -> Option<f64>| runs.iter().map(f).collect::<Vec<Option<f64>>>();
+    let oi = |f: &dyn Fn(&Run) -> Option<i64>| runs.iter().map(f).collect::<Vec<Option<i64>>>();
+    let mut columns = vec![
+        Column::new("run_id".into(), s(&|r| r.run_id.clone())),
+        Column::new("dataset".into(), s(&|r| r.dataset.clone())),
+        Column::new("category".into(), s(&|r| r.category.clone())),
+        Column::new("variant".into(), s(&|r| r.variant.clone())),
+        Column::new("attention".into(), s(&|r| r.attention.clone())),
+        Column::new(
+            "seed".into(),
+            runs.iter().map(|r| r.seed).collect::<Vec<i64>>(),
+        ),
+        Column::new("status".into(), s(&|r| r.status.name().to_string())),
+        Column::new(
+            "error".into(),
+            runs.iter().map(|r| r.error.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "auroc_last".into(),
+            of(&|r| r.metrics.as_ref().map(|m| m.auroc_last)),
+        ),
+        Column::new(
+            "auroc_best".into(),
+            of(&|r| r.metrics.as_ref().map(|m| m.auroc_best)),
+        ),
+        Column::new(
+            "auroc_best_epoch".into(),
+            oi(&|r| r.metrics.as_ref().map(|m| m.auroc_best_epoch as i64)),
+        ),
+        Column::new(
+            "auroc_min_loss".into(),
+            of(&|r| r.metrics.as_ref().map(|m| m.auroc_min_loss)),
+        ),
+        Column::new(
+            "final_train_loss".into(),
+            of(&|r| {
+                r.metrics
+                    .as_ref()
+                    .and_then(|m| m.trajectory.last().map(|p| p.train_loss))
+            }),
+        ),
+        Column::new(
+            "wall_total_s".into(),
+            of(&|r| r.manifest.as_ref().map(|m| m.wall_s.total)),
+        ),
+        Column::new(
+            "wall_features_s".into(),
+            of(&|r| r.manifest.as_ref().map(|m| m.wall_s.features)),
+        ),
+        Column::new(
+            "wall_train_s".into(),
+            of(&|r| r.manifest.as_ref().map(|m| m.wall_s.train)),
+        ),
+        Column::new(
+            "cache_hits".into(),
+            oi(&|r| r.manifest.as_ref().map(|m| m.feature_cache.hits as i64)),
+        ),
+        Column::new(
+            "cache_misses".into(),
+            oi(&|r| r.manifest.as_ref().map(|m| m.feature_cache.misses as i64)),
+        ),
+        Column::new(
+            "feature_dim".into(),
+            oi(&|r| r.manifest.as_ref().map(|m| m.feature_dim)),
+        ),
+        Column::new(
+            "train_images".into(),
+            oi(&|r| r.manifest.as_ref().map(|m| m.dataset.train_images as i64)),
+        ),
+        Column::new(
+            "test_images".into(),
+            oi(&|r| r.manifest.as_ref().map(|m| m.dataset.test_images as i64)),
+        ),
+        Column::new(
+            "device".into(),
+            runs.iter()
+                .map(|r| r.manifest.as_ref().map(|m| m.device.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "threads".into(),
+            oi(&|r| r.manifest.as_ref().map(|m| m.threads as i64)),
+        ),
+        Column::new(
+            "backbone_weights".into(),
+            runs.iter()
+                .map(|r| r.manifest.as_ref().map(|m| m.backbone_weights.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "git_commit".into(),
+            runs.iter()
+                .map(|r| {
+                    r.manifest
+                        .as_ref()
+                        .map(|m| m.git_commit.clone().unwrap_or_default())
+                })
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for key in &exp.plan.axis_keys {
+        columns.push(Column::new(
+            format!("axis:{key}").into(),
+            runs.iter()
+                .map(|r| r.axes.get(key).cloned())
+                .collect::<Vec<_>>(),
+        ));
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// Long form of the AUROC tables: one row per dataset × category × variant × metric.
+pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<DataFrame> {
+    let (mut ds, mut cat, mut var, mut met) = (vec![], vec![], vec![], vec![]);
+    let (mut n, mut mean, mut sd) = (vec![], vec![], vec![]);
+    let (mut base, mut diff, mut lo, mut hi, mut p, mut test) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut paper: Vec<Option<f64>> = vec![];
+    for dataset in exp.datasets() {
+        let pub_name = exp.plan.published.get(&dataset);
+        for c in row_labels(exp, &dataset) {
+            for v in exp.variants() {
+                for metric in [Metric::Last, Metric::Best] {
+                    let x = cell(exp, &dataset, &c, &v, metric);
+                    let b = baseline_of(exp, &v);
+                    let cmp = b
+                        .as_ref()
+                        .and_then(|b| compare(exp, &dataset, &c, &v, b, metric));
+                    ds.push(dataset.clone());
+                    cat.push(c.clone());
+                    var.push(v.clone());
+                    met.push(metric.key().to_string());
+                    n.push(x.map_or(0, |x| x.n as i64));
+                    mean.push(x.map(|x| x.mean));
+                    sd.push(x.map(|x| x.sd));
+                    base.push(b.clone());
+                    diff.push(cmp.as_ref().map(|c| c.difference));
+                    lo.push(cmp.as_ref().map(|c| c.ci.0));
+                    hi.push(cmp.as_ref().map(|c| c.ci.1));
+                    p.push(cmp.as_ref().map(|c| c.p_value));
+                    test.push(cmp.as_ref().map(|c| c.test.to_string()));
+                    let method = published.method_of(&v);
+                    paper.push(
+                        pub_name
+                            .zip(method)
+                            .and_then(|(d, m)| published.get(d, &c, &m))
+                            .map(|v| v / 100.0),
+                    );
+                }
+            }
+        }
+    }
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("dataset".into(), ds),
+        Column::new("category".into(), cat),
+        Column::new("variant".into(), var),
+        Column::new("metric".into(), met),
+        Column::new("n_seeds".into(), n),
+        Column::new("mean".into(), mean),
+        Column::new("sd".into(), sd),
+        Column::new("baseline".into(), base),
+        Column::new("diff_vs_baseline".into(), diff),
+        Column::new("diff_ci_low".into(), lo),
+        Column::new("diff_ci_high".into(), hi),
+        Column::new("p_value".into(), p),
+        Column::new("test".into(), test),
+        Column::new("published".into(), paper),
+    ])?)
+}

@@ -1,0 +1,77 @@
+//! A run's second stage: what the flow trains on.
+
+use anyhow::Result;
+use tch::{Device, Kind, Tensor};
+
+use crate::extract::{CacheStats, FeatureSource};
+use crate::run::RunOptions;
+use crate::run::data::RunData;
+
+/// Fixed features (a frozen extractor, cached), or the frozen prefixes that jointly trained
+/// attention starts from.
+pub enum Inputs {
+    /// `[images · views, dim]` each: every rotation of the training pool, every test view.
+    Fixed { train: Tensor, test: Tensor },
+    /// Per scale `[images · views, C, H, W]`.
+    Joint {
+        train: Vec<Tensor>,
+        test: Vec<Tensor>,
+    },
+}
+
+/// The extractor with what it produced for this run.
+pub struct RunFeatures {
+    pub source: FeatureSource,
+    pub inputs: Inputs,
+    pub cache_stats: CacheStats,
+}
+
+/// Computes the training and test inputs of the flow.
+pub fn compute(
+    cfg: &crate::config::Config,
+    data: &RunData,
+    device: Device,
+    opts: &RunOptions,
+) -> Result<RunFeatures> {
+    let source = FeatureSource::new(cfg, device, opts.cache_dir.as_deref())?;
+    let extractor = &source.extractor;
+    let images = &data.images;
+    let mut cache_stats = CacheStats::default();
+    tracing::info!(
+        run_id = %cfg.run_id(),
+        device = ?device,
+        train_images = images.train.len(),
+        test_images = images.test.len(),
+        joint_attention = !extractor.is_frozen(),
+        "run started"
+    );
+    let bar = crate::progress::bar(
+        opts.quiet,
+        (images.train.len() + images.test.len()) as u64,
+        "features",
+    );
+    let inputs = if extractor.is_frozen() {
+        let train = source.pooled(&images.train, &data.train_angles, &bar, &mut cache_stats)?;
+        let test = source.pooled(&images.test, &data.test_angles, &bar, &mut cache_stats)?;
+        tracing::info!(
+            train_mean = train.mean(Kind::Float).double_value(&[]),
+            train_std = train.std(true).double_value(&[]),
+            test_std = test.std(true).double_value(&[]),
+            "pooled features"
+        );
+        Inputs::Fixed { train, test }
+    } else {
+        let prefixes = |samples: &[adn_datasets::Sample], angles: &[Vec<f64>]| {
+            crate::joint::frozen_prefixes(extractor, device, samples, angles, &bar)
+        };
+        let train = prefixes(&images.train, &data.train_angles)?;
+        let test = prefixes(&images.test, &data.test_angles)?;
+        Inputs::Joint { train, test }
+    };
+    bar.finish_and_clear();
+    Ok(RunFeatures {
+        source,
+        inputs,
+        cache_stats,
+    })
+}

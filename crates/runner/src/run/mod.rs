@@ -1,0 +1,152 @@
+//! `adn run`: one configuration from data to run record, in the stages ARCHITECTURE.md's
+//! "One run" describes:
+//!
+//! 1. [`data`]: the images (listed and validated) and the rotations of every view;
+//! 2. [`features`]: pooled features from the frozen backbone (cached), or the frozen
+//!    prefixes that jointly trained attention starts from;
+//! 3. [`train`]: the flow (and joint attention) trained with DifferNet's Adam, and
+//! 4. [`evaluate`]d after every meta-epoch;
+//! 5. [`record`]: the run folder, written whole or not at all.
+
+pub mod data;
+pub mod evaluate;
+pub mod features;
+pub mod record;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use adn_record::{Manifest, MetricsRecord, RunState};
+use anyhow::{Result, bail};
+
+use crate::config::Config;
+use crate::device::DeviceChoice;
+
+/// `adn run`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The experiment config (TOML).
+    config: PathBuf,
+    /// Override a config value by its dotted path, e.g. `--set train.lr=1e-3`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Run folder (default: results/<experiment>/<run-id>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+    /// No progress bars; one summary line.
+    #[arg(long)]
+    quiet: bool,
+    /// Replace an existing run folder (only once the new record is complete).
+    #[arg(long)]
+    force: bool,
+    /// Root of the feature cache.
+    #[arg(long, default_value = "cache/features")]
+    cache_dir: PathBuf,
+    /// Compute every feature afresh and store nothing.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+/// `adn run`: runs the config and prints one summary line.
+pub fn command(args: Args, log: crate::logging::RunLog) -> Result<()> {
+    let cfg = Config::load(&args.config, &args.overrides)?;
+    let opts = RunOptions {
+        out: args.out,
+        device: args.device,
+        quiet: args.quiet,
+        force: args.force,
+        cache_dir: (!args.no_cache).then_some(args.cache_dir),
+        log: Some(log),
+    };
+    let outcome = run(&cfg, &opts)?;
+    let m = &outcome.metrics;
+    let facts = outcome
+        .manifest
+        .run
+        .as_ref()
+        .expect("a run records its facts");
+    println!(
+        "{} {}/{} attention={:?} auroc_last={:.4} auroc_best={:.4} (meta-epoch {}, test-selected) \
+         device={} wall={:.1}s cache={}/{} hits -> {}",
+        cfg.experiment,
+        cfg.data.category,
+        outcome.manifest.run_id,
+        cfg.model.attention,
+        m.auroc_last,
+        m.auroc_best,
+        m.auroc_best_epoch,
+        facts.device,
+        facts.wall_s.total,
+        facts.feature_cache.hits,
+        facts.feature_cache.hits + facts.feature_cache.misses,
+        outcome.dir.display()
+    );
+    Ok(())
+}
+
+/// How to run, apart from what the config says.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub out: Option<PathBuf>,
+    pub device: DeviceChoice,
+    pub quiet: bool,
+    pub force: bool,
+    /// Root of the feature cache; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// The process's log, written into the record as `log.txt`.
+    pub log: Option<crate::logging::RunLog>,
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub metrics: MetricsRecord,
+    pub manifest: Manifest,
+}
+
+/// The folder a run writes to when `--out` is not given.
+pub fn default_out(config: &Config) -> PathBuf {
+    Path::new("results")
+        .join(&config.experiment)
+        .join(config.run_id())
+}
+
+/// Runs `cfg` and writes its record. A run that fails after it started training writes a
+/// record marked `failed` (no metrics, no scores) and returns the error.
+pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
+    let out = opts.out.clone().unwrap_or_else(|| default_out(cfg));
+    if out.exists() && !opts.force {
+        let state = match adn_record::run_state(&out) {
+            Ok(RunState::Complete) => "a complete run",
+            _ => "something",
+        };
+        bail!(
+            "{} already holds {state}; pass --force to replace it or --out to write elsewhere",
+            out.display()
+        );
+    }
+    let device = opts.device.resolve()?;
+    let clock = record::Clock::start();
+
+    let t = Instant::now();
+    let (data, mut rng) = data::prepare(cfg)?;
+    let wall_data = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let features = features::compute(cfg, &data, device, opts)?;
+    let wall_features = t.elapsed().as_secs_f64();
+
+    let trained = train::train(cfg, &data, &features, device, opts.quiet, &mut rng)?;
+
+    let times = record::StageTimes {
+        data: wall_data,
+        features: wall_features,
+        train: trained.wall_train,
+        eval: trained.wall_eval,
+    };
+    record::write(cfg, opts, &out, &clock, times, &data, &features, trained)
+}

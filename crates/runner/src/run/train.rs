@@ -1,0 +1,207 @@
+//! A run's third stage: the flow (and jointly trained attention) trained with DifferNet's
+//! Adam over meta-epochs of sub-epochs, evaluated after every meta-epoch.
+
+use std::time::Instant;
+
+use adn_flows::{DifferNetFlow, nll_loss};
+use adn_record::EvalPoint;
+use anyhow::{Context, Result};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Tensor};
+
+use crate::config::{Config, TrainConfig};
+use crate::run::data::RunData;
+use crate::run::evaluate;
+use crate::run::features::{Inputs, RunFeatures};
+
+/// DifferNet's Adam with the run's betas, eps and weight decay (the learning rate is given
+/// when it is built).
+pub fn adam(t: &TrainConfig) -> nn::Adam {
+    nn::Adam {
+        beta1: t.betas[0],
+        beta2: t.betas[1],
+        wd: t.weight_decay,
+        eps: t.eps,
+        amsgrad: false,
+    }
+}
+
+/// The trained flow and what training saw.
+pub struct Trained {
+    pub flow_vs: nn::VarStore,
+    pub flow: DifferNetFlow,
+    /// One evaluation per finished meta-epoch.
+    pub trajectory: Vec<EvalPoint>,
+    /// Test scores after the last finished meta-epoch.
+    pub last_scores: Vec<f64>,
+    /// Why training stopped early (a non-finite loss or score), if it did.
+    pub failure: Option<String>,
+    pub wall_train: f64,
+    pub wall_eval: f64,
+}
+
+/// Trains the flow on `features`, drawing batches and views from `rng`.
+pub fn train(
+    cfg: &Config,
+    data: &RunData,
+    features: &RunFeatures,
+    device: Device,
+    quiet: bool,
+    rng: &mut ChaCha8Rng,
+) -> Result<Trained> {
+    let extractor = &features.source.extractor;
+    tch::manual_seed(cfg.train.seed as i64);
+    let flow_vs = nn::VarStore::new(device);
+    let flow = DifferNetFlow::new(&flow_vs.root(), extractor.feature_dim(), &cfg.flow);
+    let t = &cfg.train;
+    let mut opt = adam(t).build(&flow_vs, t.lr)?;
+    // Jointly trained attention: its own Adam, at `lr · attention_lr_scale`.
+    let mut attention_opt = match &features.inputs {
+        Inputs::Joint { .. } => {
+            Some(adam(t).build(&extractor.attention_vs, t.lr * t.attention_lr_scale)?)
+        }
+        Inputs::Fixed { .. } => None,
+    };
+
+    let test = &data.images.test;
+    let labels: Vec<bool> = test.iter().map(|s| s.is_anomalous()).collect();
+    let n_train = data.images.train.len();
+    let pool = data.train_angles.first().map_or(0, Vec::len) as i64;
+    let views = t.train_transforms as i64;
+    let mut trajectory = Vec::new();
+    let mut last_scores = Vec::new();
+    let (mut wall_train, mut wall_eval) = (0.0, 0.0);
+    let bar = crate::progress::bar(quiet, (t.meta_epochs * t.sub_epochs) as u64, "train");
+    let mut failure = None;
+    'meta: for meta in 0..t.meta_epochs {
+        let t2 = Instant::now();
+        let (mut loss_sum, mut loss_count) = (0.0, 0usize);
+        for _sub in 0..t.sub_epochs {
+            let mut order: Vec<i64> = (0..n_train as i64).collect();
+            order.shuffle(rng);
+            for batch in order.chunks(t.batch_size) {
+                let rows = batch_rows(batch, pool, views, t.redraw_rotations, rng);
+                let rows = Tensor::from_slice(&rows).to_device(device);
+                let x = match &features.inputs {
+                    Inputs::Fixed { train, .. } => train.index_select(0, &rows),
+                    Inputs::Joint { train, .. } => crate::joint::features(extractor, train, &rows),
+                };
+                let (z, log_det) = flow.forward(&x);
+                let loss = nll_loss(&z, &log_det);
+                let value = loss.double_value(&[]);
+                if !value.is_finite() {
+                    failure = Some(format!(
+                        "training loss became {value} at meta-epoch {meta}; the run is stopped \
+                         (try a lower train.lr or check the features for NaN)"
+                    ));
+                    break 'meta;
+                }
+                match attention_opt.as_mut() {
+                    None => opt.backward_step(&loss),
+                    Some(att) => {
+                        opt.zero_grad();
+                        att.zero_grad();
+                        loss.backward();
+                        opt.step();
+                        att.step();
+                    }
+                }
+                loss_sum += value;
+                loss_count += 1;
+            }
+            bar.inc(1);
+        }
+        wall_train += t2.elapsed().as_secs_f64();
+
+        let t3 = Instant::now();
+        let scores = evaluate::test_scores(cfg, &flow, features);
+        wall_eval += t3.elapsed().as_secs_f64();
+        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+            failure = Some(format!(
+                "the score of test image {} is {} after meta-epoch {meta}; the flow diverged",
+                test[i].path.display(),
+                scores[i]
+            ));
+            break;
+        }
+        let auroc =
+            adn_metrics::auroc(&labels, &scores).context("cannot compute the test AUROC")?;
+        let train_loss = loss_sum / loss_count.max(1) as f64;
+        tracing::info!(meta_epoch = meta, train_loss, auroc, "evaluated");
+        trajectory.push(EvalPoint {
+            meta_epoch: meta,
+            train_loss,
+            auroc,
+        });
+        last_scores = scores;
+    }
+    bar.finish_and_clear();
+    Ok(Trained {
+        flow_vs,
+        flow,
+        trajectory,
+        last_scores,
+        failure,
+        wall_train,
+        wall_eval,
+    })
+}
+
+/// The training feature rows of a batch of images: `views` rows `i·pool + v` per image `i`,
+/// each rotation `v` drawn independently from the image's pool (DifferNet's RandomRotation
+/// per view) under `redraw`, else the whole pool, which then holds the once-drawn views.
+fn batch_rows(
+    images: &[i64],
+    pool: i64,
+    views: i64,
+    redraw: bool,
+    rng: &mut ChaCha8Rng,
+) -> Vec<i64> {
+    let mut rows = Vec::with_capacity(images.len() * views as usize);
+    for &i in images {
+        for k in 0..views {
+            let v = if redraw { rng.random_range(0..pool) } else { k };
+            rows.push(i * pool + v);
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn redrawn_views_come_from_each_images_pool_and_change_between_batches() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let images = [3i64, 0, 5];
+        let draws: Vec<Vec<i64>> = (0..20)
+            .map(|_| batch_rows(&images, 4, 2, true, &mut rng))
+            .collect();
+        for rows in &draws {
+            assert_eq!(rows.len(), 6);
+            for (k, r) in rows.iter().enumerate() {
+                let i = images[k / 2];
+                assert!((i * 4..i * 4 + 4).contains(r), "row {r} of image {i}");
+            }
+        }
+        // Independent draws: every rotation of image 3 appears across the batches, and the
+        // batches are not all the same.
+        let seen: std::collections::BTreeSet<i64> =
+            draws.iter().flat_map(|r| r[..2].to_vec()).collect();
+        assert_eq!(seen, (12..16).collect());
+        assert!(draws.iter().any(|r| r != &draws[0]));
+    }
+
+    #[test]
+    fn without_redraw_every_batch_takes_each_images_fixed_views() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..3 {
+            assert_eq!(batch_rows(&[2, 0], 2, 2, false, &mut rng), vec![4, 5, 0, 1]);
+        }
+    }
+}

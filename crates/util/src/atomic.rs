@@ -1,0 +1,170 @@
+//! Files and folders that appear whole or not at all.
+//!
+//! Everything is first written under a hidden sibling name, `.<name>.partial-<pid>`, and
+//! renamed into place once complete. A rename within one folder is atomic on POSIX file
+//! systems, so a reader (or a resumed sweep) sees either the old state or the new one, and a
+//! killed writer leaves only a hidden leftover that [`is_leftover`] recognises.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The hidden sibling a folder or file is written in before it is renamed to `dest`.
+pub fn partial_path(dest: &Path) -> PathBuf {
+    sibling(dest, "partial")
+}
+
+/// Where an existing `dest` is moved while its replacement is renamed into place.
+pub fn old_path(dest: &Path) -> PathBuf {
+    sibling(dest, "old")
+}
+
+fn sibling(dest: &Path, what: &str) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+/// Whether a file name is what an interrupted writer leaves behind (`.<name>.partial-<pid>`
+/// or `.<name>.old-<pid>`).
+pub fn is_leftover(name: &str) -> bool {
+    name.starts_with('.') && (name.contains(".partial-") || name.contains(".old-"))
+}
+
+/// An I/O error that names the path and what was being done.
+pub fn context(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+/// Creates `path`, writes `bytes` and flushes them to the disk. For files inside a folder
+/// that is itself being staged; anywhere else use [`write_file`].
+pub fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = fs::File::create(path).map_err(|e| context(e, "cannot create", path))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| context(e, "cannot write", path))
+}
+
+/// Writes `bytes` to `path` atomically: a hidden temporary file in the same folder, flushed,
+/// then renamed over `path`. On error the temporary file is removed and `path` is as it was.
+pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = partial_path(path);
+    let result = write_synced(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| context(e, "cannot move into", path)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Fills a hidden temporary sibling of `dir` with `fill`, then renames it to `dir`. An
+/// existing folder at `dir` is replaced only when `replace` is set, and only after the new
+/// one is complete; on any error the temporary folder is removed and `dir` is untouched.
+pub fn commit_folder<E: From<io::Error>>(
+    dir: &Path,
+    replace: bool,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<PathBuf, E> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| context(e, "cannot create", parent))?;
+    if dir.file_name().is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("output folder {} has no name", dir.display()),
+        )
+        .into());
+    }
+    let tmp = partial_path(dir);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| context(e, "cannot remove", &tmp))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| context(e, "cannot create", &tmp))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dir.exists() {
+        if !replace {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} already exists; pass --force to replace it",
+                    dir.display()
+                ),
+            )
+            .into());
+        }
+        let old = old_path(dir);
+        fs::rename(dir, &old).map_err(|e| context(e, "cannot move aside", dir))?;
+        fs::rename(&tmp, dir).map_err(|e| context(e, "cannot move the new folder to", dir))?;
+        fs::remove_dir_all(&old).map_err(|e| context(e, "cannot remove", &old))?;
+    } else {
+        fs::rename(&tmp, dir).map_err(|e| context(e, "cannot move the new folder to", dir))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_replaced_whole_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        write_file(&path, b"one").unwrap();
+        write_file(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A folder in the way: an error naming the path, nothing left behind.
+        let blocked = dir.path().join("blocked");
+        fs::create_dir(&blocked).unwrap();
+        let err = write_file(&blocked, b"x").unwrap_err();
+        assert!(err.to_string().contains("blocked"), "{err}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_folder_appears_only_when_complete_and_replaces_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let fill = |text: &'static str| {
+            move |tmp: &Path| -> io::Result<()> {
+                write_synced(&tmp.join("a.txt"), text.as_bytes())
+            }
+        };
+        commit_folder(&out, false, fill("first")).unwrap();
+        let err = commit_folder(&out, false, fill("second")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(out.join("a.txt")).unwrap(), "first");
+        // A failing fill leaves the old folder and no temporary.
+        let err = commit_folder(&out, true, |_: &Path| -> io::Result<()> {
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        assert_eq!(fs::read_to_string(out.join("a.txt")).unwrap(), "first");
+        commit_folder(&out, true, fill("second")).unwrap();
+        assert_eq!(fs::read_to_string(out.join("a.txt")).unwrap(), "second");
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["run"]);
+    }
+
+    #[test]
+    fn leftovers_are_recognised_by_name() {
+        let p = partial_path(Path::new("runs/abc"));
+        assert!(is_leftover(&p.file_name().unwrap().to_string_lossy()));
+        assert!(is_leftover(&old_path(Path::new("abc")).to_string_lossy()));
+        assert!(!is_leftover("abc"));
+        assert!(!is_leftover(".hidden"));
+    }
+}
