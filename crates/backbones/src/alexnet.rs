@@ -1,7 +1,7 @@
 //! AlexNet's `features` stack with torchvision's names (`features.0`, `features.3`, ...),
 //! including the last max-pool, with named taps where attention can be inserted.
 
-use crate::Backbone;
+use crate::backbone::{Backbone, Tap};
 use tch::Tensor;
 use tch::nn::{self, Module};
 
@@ -75,7 +75,7 @@ impl Backbone for AlexNetFeatures {
         xs: &Tensor,
         start: Option<&str>,
         last: Option<&str>,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+        tap: Tap<'_>,
     ) -> Tensor {
         let [c1, c2, c3, c4, c5] = &self.convs;
         let steps: [Step<'_>; 6] = [

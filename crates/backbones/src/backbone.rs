@@ -4,6 +4,10 @@
 
 use tch::Tensor;
 
+/// Called at every named position with the activation there; returns the tensor that
+/// continues.
+pub type Tap<'a> = &'a mut dyn FnMut(&str, Tensor) -> Tensor;
+
 /// A convolutional stack with named positions (`relu1`, `stage4`, ...), in order.
 pub trait Backbone: std::fmt::Debug + Send {
     /// Runs the stack from position `start` (or from the input when `None`), calling
@@ -16,16 +20,11 @@ pub trait Backbone: std::fmt::Debug + Send {
         xs: &Tensor,
         start: Option<&str>,
         last: Option<&str>,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+        tap: Tap<'_>,
     ) -> Tensor;
 
     /// [`Backbone::forward_from`] from the input.
-    fn forward_with(
-        &self,
-        xs: &Tensor,
-        last: Option<&str>,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
-    ) -> Tensor {
+    fn forward_with(&self, xs: &Tensor, last: Option<&str>, tap: Tap<'_>) -> Tensor {
         self.forward_from(xs, None, last, tap)
     }
 }

@@ -6,7 +6,7 @@
 //! swish, and a stem and head that are not width-scaled. Convolutions pad as TensorFlow's
 //! "SAME" does (asymmetric for stride 2), computed from the input size at run time.
 
-use crate::Backbone;
+use crate::backbone::{Backbone, Tap};
 use tch::Tensor;
 use tch::nn::{self, Module};
 
@@ -248,7 +248,7 @@ impl Backbone for EfficientNetLite {
         xs: &Tensor,
         start: Option<&str>,
         last: Option<&str>,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+        tap: Tap<'_>,
     ) -> Tensor {
         let first = start.map_or(0, |s| {
             POSITIONS

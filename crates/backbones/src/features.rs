@@ -6,9 +6,9 @@ use std::path::Path;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-use crate::Backbone;
 use crate::alexnet::AlexNetFeatures;
 use crate::attention::AttentionBlock;
+use crate::backbone::{Backbone, Tap};
 use crate::efficientnet::EfficientNetLite;
 use crate::weights::{self, LoadReport};
 use crate::{AttentionKind, AttentionTraining, BackboneConfig, BackboneError, BackboneKind};
@@ -298,12 +298,7 @@ impl FeatureExtractor {
 
     /// [`FeatureExtractor::feature_maps`] with a hook after each position (after its
     /// attention) that may replace the tensor that continues.
-    fn feature_maps_with(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        hook: &mut dyn FnMut(&str, Tensor) -> Tensor,
-    ) -> Vec<Tensor> {
+    fn feature_maps_with(&self, xs: &Tensor, train: bool, hook: Tap<'_>) -> Vec<Tensor> {
         let xs = self.laid_out(xs);
         let mut maps = Vec::new();
         let mut tap = |position: &str, x: Tensor| {
@@ -328,12 +323,7 @@ impl FeatureExtractor {
     }
 
     /// [`FeatureExtractor::pooled_features`] with a hook on the first scale's positions.
-    pub(crate) fn pooled_features_hooked(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        hook: &mut dyn FnMut(&str, Tensor) -> Tensor,
-    ) -> Tensor {
+    pub(crate) fn pooled_features_hooked(&self, xs: &Tensor, train: bool, hook: Tap<'_>) -> Tensor {
         let mut pooled = Vec::new();
         for s in 0..self.config.scales {
             let maps = if s == 0 {

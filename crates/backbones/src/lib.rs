@@ -16,7 +16,7 @@ pub mod gradcam;
 pub mod init;
 pub mod weights;
 
-pub use backbone::Backbone;
+pub use backbone::{Backbone, Tap};
 pub use config::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
 pub use features::{FeatureExtractor, MemoryFormat};
 

@@ -77,7 +77,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, RecordError> {
                 advice: if newer {
                     "read it with the newer adn that wrote it"
                 } else {
-                    "rerun it with this adn (remove the folder, or pass --force), or read it with the adn that wrote it"
+                    "remove the folder to rerun it with this adn, or read it with the adn that wrote it"
                 },
             });
         }
@@ -168,7 +168,7 @@ pub fn write_failure(dir: &Path, manifest: &Manifest) -> Result<PathBuf, RecordE
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), RecordError> {
-    let text = serde_json::to_string_pretty(&manifest.to_json()).expect("plain data");
+    let text = manifest.to_json_text();
     atomic::write_synced(&dir.join(files::MANIFEST), text.as_bytes())?;
     Ok(())
 }

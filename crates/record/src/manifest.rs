@@ -151,18 +151,39 @@ impl Manifest {
     }
 }
 
+/// The on-disk form: the header, then the run's facts beside it, in declaration order.
+#[derive(Serialize)]
+struct Flat<'a> {
+    #[serde(flatten)]
+    header: Header,
+    #[serde(flatten)]
+    run: Option<&'a RunFacts>,
+}
+
 impl Manifest {
-    /// The flat JSON object written to `manifest.json`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let header = Header {
+    /// The text of `manifest.json`: one flat object, fields in declaration order.
+    pub fn to_json_text(&self) -> String {
+        let flat = Flat {
+            header: self.header(),
+            run: self.run.as_ref(),
+        };
+        serde_json::to_string_pretty(&flat).expect("plain data")
+    }
+
+    fn header(&self) -> Header {
+        Header {
             format: self.format,
             run_id: self.run_id.clone(),
             experiment: self.experiment.clone(),
             status: self.status,
             error: self.error.clone(),
             written_by: self.written_by,
-        };
-        let mut value = serde_json::to_value(header).expect("plain data");
+        }
+    }
+
+    /// The flat JSON object written to `manifest.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self.header()).expect("plain data");
         if let Some(run) = &self.run {
             let facts = serde_json::to_value(run).expect("plain data");
             let (serde_json::Value::Object(map), serde_json::Value::Object(more)) =

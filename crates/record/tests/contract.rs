@@ -100,6 +100,16 @@ fn a_written_record_reads_back_whole_and_flat() {
         serde_json::from_str(&fs::read_to_string(dir.join(files::MANIFEST)).unwrap()).unwrap();
     assert_eq!(raw["wall_s"]["total"], 1.0);
     assert_eq!(raw["format"], FORMAT);
+    // Header first, then the run's facts, in declaration order (readable as it stands).
+    let text = fs::read_to_string(dir.join(files::MANIFEST)).unwrap();
+    assert!(
+        text.starts_with("{\n  \"format\": 1,\n  \"run_id\""),
+        "{text}"
+    );
+    assert!(
+        text.find("\"written_by\"") < text.find("\"git_commit\""),
+        "{text}"
+    );
     assert_eq!(fs::read(dir.join(files::MODEL)).unwrap(), b"model");
     // A complete manifest without its scores is not a complete run.
     fs::remove_file(dir.join(files::SCORES)).unwrap();

@@ -2,7 +2,6 @@
 //! PyTorch reference's mode of the same name (`bench/reference/differnet.py`), printed as
 //! JSON. The full run is measured with `adn run` itself.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use adn_flows::{DifferNetFlow, FlowConfig, nll_loss};
@@ -11,7 +10,7 @@ use serde_json::{Value, json};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigArgs};
 use crate::device::DeviceChoice;
 use crate::extract::{CacheStats, FeatureSource};
 use crate::run::data::load_data;
@@ -23,9 +22,8 @@ use crate::run::train::adam;
 pub enum Args {
     /// Backbone features (decode, transforms, forward) of the first test images, no cache.
     Extract {
-        config: PathBuf,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        overrides: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
         #[arg(long, default_value_t = 32)]
         images: usize,
         #[arg(long, default_value_t = 4)]
@@ -35,9 +33,8 @@ pub enum Args {
     },
     /// Test-time scoring: features and flow under many rotations per image.
     Score {
-        config: PathBuf,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        overrides: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
         #[arg(long, default_value_t = 4)]
         images: usize,
         #[arg(long, default_value_t = 64)]
@@ -74,28 +71,16 @@ pub fn command(args: Args) -> Result<()> {
     let value = match args {
         Args::Extract {
             config,
-            overrides,
             images,
             views,
             device,
-        } => extract(
-            &Config::load(&config, &overrides)?,
-            images,
-            views,
-            device.resolve()?,
-        )?,
+        } => extract(&config.load()?, images, views, device.resolve()?)?,
         Args::Score {
             config,
-            overrides,
             images,
             views,
             device,
-        } => score(
-            &Config::load(&config, &overrides)?,
-            images,
-            views,
-            device.resolve()?,
-        )?,
+        } => score(&config.load()?, images, views, device.resolve()?)?,
         Args::Flow {
             dim,
             hidden,

@@ -262,6 +262,23 @@ impl Config {
     }
 }
 
+/// The config file and `--set` overrides every command that builds a model takes.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// The experiment config (TOML).
+    config: PathBuf,
+    /// Override a config value by its dotted path, e.g. `--set train.lr=1e-3`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// The resolved config.
+    pub fn load(&self) -> Result<Config> {
+        Config::load(&self.config, &self.overrides)
+    }
+}
+
 /// Applies `a.b.c=value` to a TOML table; `value` is parsed as TOML, or taken as a string.
 pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let Some((key, raw)) = assignment.split_once('=') else {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tch::Device;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigArgs};
 use crate::device::DeviceChoice;
 use crate::extract::{CacheStats, FeatureSource};
 use crate::progress;
@@ -13,9 +13,8 @@ use crate::run::data::{fixed_test_angles, load_data};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    config: PathBuf,
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Output file; `<out>.paths.txt` lists the images, one per row of the tensor.
     #[arg(long)]
     out: PathBuf,
@@ -24,7 +23,7 @@ pub struct Args {
 }
 
 pub fn command(args: Args) -> Result<()> {
-    let cfg = Config::load(&args.config, &args.overrides)?;
+    let cfg = args.config.load()?;
     let n = extract_test_features(&cfg, &args.out, args.device.resolve()?)?;
     println!("{n} test images -> {}", args.out.display());
     Ok(())

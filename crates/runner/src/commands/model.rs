@@ -1,28 +1,26 @@
 //! `adn model summary`: parameters and multiply-accumulates of a config's model.
 
 use std::fmt::Write;
-use std::path::PathBuf;
 
 use adn_flows::DifferNetFlow;
 use anyhow::Result;
 use tch::{Device, nn};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigArgs};
 use crate::extract::FeatureSource;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Args {
     /// Print the model of CONFIG: parameters per part, feature size, MACs per image.
     Summary {
-        config: PathBuf,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        overrides: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
 }
 
 pub fn command(args: Args) -> Result<()> {
-    let Args::Summary { config, overrides } = args;
-    let cfg = Config::load(&config, &overrides)?;
+    let Args::Summary { config } = args;
+    let cfg = config.load()?;
     print!("{}", model_summary(&cfg)?);
     Ok(())
 }

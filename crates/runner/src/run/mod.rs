@@ -20,17 +20,14 @@ use std::time::Instant;
 use adn_record::{Manifest, MetricsRecord, RunState};
 use anyhow::{Result, bail};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigArgs};
 use crate::device::DeviceChoice;
 
 /// `adn run`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The experiment config (TOML).
-    config: PathBuf,
-    /// Override a config value by its dotted path, e.g. `--set train.lr=1e-3`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Run folder (default: results/<experiment>/<run-id>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -52,7 +49,7 @@ pub struct Args {
 
 /// `adn run`: runs the config and prints one summary line.
 pub fn command(args: Args, log: crate::logging::RunLog) -> Result<()> {
-    let cfg = Config::load(&args.config, &args.overrides)?;
+    let cfg = args.config.load()?;
     let opts = RunOptions {
         out: args.out,
         device: args.device,

@@ -1,0 +1,111 @@
+//! The Grad-CAM grid composed from what `adn explain` wrote.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+
+use crate::gather::Experiment;
+use crate::tables::display_name;
+
+use super::*;
+
+/// `explain.json` as `adn explain` writes it.
+#[derive(serde::Deserialize)]
+struct Explanation {
+    layer: String,
+    images: Vec<(String, String)>,
+    runs: Vec<ExplainedRun>,
+    inputs: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ExplainedRun {
+    attention: String,
+    overlays: Vec<String>,
+}
+
+fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
+    let img = image::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .to_rgb8();
+    Ok((img.width(), img.height(), img.into_raw()))
+}
+
+/// The paper's qualitative figure from an `adn explain` folder: test images (rows) ×
+/// {input, each run's Grad-CAM overlay} (columns), as `<stem>.png` (bitmaps do not go into
+/// the SVG backend without its image feature, so PNG only).
+pub fn write_gradcam_grid(explain_dir: &Path, title: &str, stem: &Path) -> Result<PathBuf> {
+    register_font();
+    let text = fs::read_to_string(explain_dir.join("explain.json"))
+        .with_context(|| format!("cannot read {}/explain.json", explain_dir.display()))?;
+    let e: Explanation = serde_json::from_str(&text)
+        .with_context(|| format!("{}/explain.json is not valid", explain_dir.display()))?;
+    let (cell, _, _) = rgb(&explain_dir.join(&e.inputs[0]))?;
+    let (left, top, gap) = (110u32, 70u32, 6u32);
+    let cols = 1 + e.runs.len() as u32;
+    let rows = e.images.len() as u32;
+    let size = (left + cols * (cell + gap), top + rows * (cell + gap));
+    let path = stem.with_extension("png");
+    let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
+    {
+        let area = BitMapBackend::new(&tmp, size).into_drawing_area();
+        area.fill(&WHITE).map_err(err)?;
+        let style = |px| TextStyle::from((FONT_NAME, px).into_font());
+        area.draw(&Text::new(
+            format!("{title}: Grad-CAM of the anomaly score at {}", e.layer),
+            (10, 8),
+            style(18),
+        ))
+        .map_err(err)?;
+        let mut headers = vec!["input".to_string()];
+        headers.extend(e.runs.iter().map(|r| display_name(&r.attention)));
+        for (c, h) in headers.iter().enumerate() {
+            let x = (left + c as u32 * (cell + gap)) as i32;
+            area.draw(&Text::new(h.clone(), (x, top as i32 - 24), style(15)))
+                .map_err(err)?;
+        }
+        for (r, (_, defect)) in e.images.iter().enumerate() {
+            let y = (top + r as u32 * (cell + gap)) as i32;
+            area.draw(&Text::new(
+                defect.clone(),
+                (8, y + cell as i32 / 2 - 8),
+                style(14),
+            ))
+            .map_err(err)?;
+            let mut files = vec![e.inputs[r].clone()];
+            files.extend(e.runs.iter().map(|run| run.overlays[r].clone()));
+            for (c, f) in files.iter().enumerate() {
+                let (w, h, buf) = rgb(&explain_dir.join(f))?;
+                let x = (left + c as u32 * (cell + gap)) as i32;
+                let bitmap = BitMapElement::with_owned_buffer((x, y), (w, h), buf)
+                    .context("image buffer of the wrong size")?;
+                area.draw(&bitmap).map_err(err)?;
+            }
+        }
+        area.present().map_err(err)?;
+    }
+    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Per dataset × category, the run folders of the first complete seed of every variant,
+/// when each still holds its model: the input of `adn explain`. The file stem of the
+/// figure comes with them.
+pub fn gradcam_inputs(exp: &Experiment) -> Vec<(String, String, Vec<PathBuf>)> {
+    let mut out = Vec::new();
+    for d in exp.datasets() {
+        for c in exp.categories(&d) {
+            let runs: Vec<PathBuf> = first_runs(exp, &d, &c)
+                .into_iter()
+                .map(|(_, r)| r.dir.clone())
+                .collect();
+            if !runs.is_empty() && runs.iter().all(|r| r.join("model.safetensors").is_file()) {
+                let stem = format!("gradcam_{}_{}", slug(&d), slug(&c));
+                out.push((format!("{d} / {c}"), stem, runs));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,223 @@
+//! The experiment's figures (plotters), each as PNG and SVG: grouped AUROC bars with error
+//! bars, ROC curves (overall and per defect type), score histograms (good vs anomalous) and
+//! training curves. One colour per variant throughout.
+
+mod bars;
+mod gradcam;
+mod hist;
+mod roc;
+mod training;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::gather::{Experiment, Run, Scores, read_scores};
+use crate::tables::Metric;
+
+use bars::Bars;
+pub use gradcam::{gradcam_inputs, write_gradcam_grid};
+use hist::Histograms;
+use roc::Rocs;
+use training::Training;
+/// The embedded DejaVu Sans (see `fonts/LICENSE-DejaVu.txt`): PNGs render the same on any
+/// machine, with or without system fonts.
+static FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
+const FONT_NAME: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("the embedded font is a valid TTF"));
+    });
+}
+
+/// Variant colours: vanilla blue, SE orange, CBAM green, official CBAM red, then others.
+const PALETTE: [RGBColor; 7] = [
+    RGBColor(76, 114, 176),
+    RGBColor(221, 132, 82),
+    RGBColor(85, 168, 104),
+    RGBColor(196, 78, 82),
+    RGBColor(129, 114, 179),
+    RGBColor(147, 120, 96),
+    RGBColor(218, 139, 195),
+];
+
+fn colour(exp: &Experiment, variant: &str) -> RGBColor {
+    let fixed = match variant.split(' ').next().unwrap_or("") {
+        "none" => Some(0),
+        "se" => Some(1),
+        "cbam" => Some(2),
+        "cbam-official" => Some(3),
+        _ => None,
+    };
+    if let (Some(i), false) = (fixed, variant.contains(' ')) {
+        return PALETTE[i];
+    }
+    let i = exp
+        .variants()
+        .iter()
+        .position(|v| v == variant)
+        .unwrap_or(0);
+    PALETTE[(4 + i) % PALETTE.len()]
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing failed: {e:?}")
+}
+
+/// Draws a chart's legend: white box, black border, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT_NAME, size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
+/// A figure that can draw itself on any plotters backend.
+trait Figure {
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+/// Draws `fig` to `<stem>.png` and `<stem>.svg`, each under a temporary name first.
+fn render(fig: &impl Figure, stem: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
+    register_font();
+    let pid = std::process::id();
+    for ext in ["png", "svg"] {
+        let path = stem.with_extension(ext);
+        let tmp = stem.with_extension(format!("tmp{pid}.{ext}"));
+        {
+            if ext == "png" {
+                let area = BitMapBackend::new(&tmp, fig.size()).into_drawing_area();
+                area.fill(&WHITE).map_err(err)?;
+                fig.draw(&area)?;
+                area.present().map_err(err)?;
+            } else {
+                let area = SVGBackend::new(&tmp, fig.size()).into_drawing_area();
+                area.fill(&WHITE).map_err(err)?;
+                fig.draw(&area)?;
+                area.present().map_err(err)?;
+            }
+        }
+        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(())
+}
+
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// The first complete seed of each variant on one category.
+fn first_runs<'a>(exp: &'a Experiment, dataset: &str, category: &str) -> Vec<(String, &'a Run)> {
+    exp.variants()
+        .into_iter()
+        .filter_map(|v| {
+            let r = exp.complete(dataset, category, &v).into_iter().next()?;
+            Some((v, r))
+        })
+        .collect()
+}
+
+/// Writes every figure of the experiment under `figures/`; returns the files.
+pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
+    let dir = exp.dir.join("figures");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = Vec::new();
+    let groups: Vec<(String, String)> = exp
+        .datasets()
+        .into_iter()
+        .flat_map(|d| {
+            exp.categories(&d)
+                .into_iter()
+                .map(move |c| (d.clone(), c))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for metric in [Metric::Last, Metric::Best] {
+        let suffix = match metric {
+            Metric::Last => "last epoch, no model selection",
+            Metric::Best => "best epoch, selected on the test set",
+        };
+        render(
+            &Bars {
+                exp,
+                title: format!(
+                    "{}: image AUROC per variant (mean ± sd over seeds; {suffix})",
+                    exp.plan.experiment
+                ),
+                groups: groups.clone(),
+                metric,
+            },
+            &dir.join(format!("{}_bars", metric.key())),
+            &mut written,
+        )?;
+    }
+    for (d, c) in &groups {
+        let stem = format!("{}_{}", slug(d), slug(c));
+        let curves: Vec<(String, Scores)> = first_runs(exp, d, c)
+            .into_iter()
+            .filter_map(|(v, r)| Some((v, read_scores(r).ok()?)))
+            .collect();
+        if curves.is_empty() {
+            continue;
+        }
+        let seed = exp
+            .complete(d, c, &curves[0].0)
+            .first()
+            .map_or(0, |r| r.seed);
+        render(
+            &Rocs {
+                exp,
+                title: format!(
+                    "{d} / {c}: ROC after the last epoch (seed {seed}; AUROC in legend)"
+                ),
+                curves: &curves,
+            },
+            &dir.join(format!("roc_{stem}")),
+            &mut written,
+        )?;
+        render(
+            &Histograms {
+                title: format!("{d} / {c}: test scores, good vs anomalous (seed {seed})"),
+                curves: &curves,
+            },
+            &dir.join(format!("scores_{stem}")),
+            &mut written,
+        )?;
+        render(
+            &Training {
+                exp,
+                title: format!("{d} / {c}: training (mean over seeds)"),
+                dataset: d.clone(),
+                category: c.clone(),
+            },
+            &dir.join(format!("training_{stem}")),
+            &mut written,
+        )?;
+    }
+    Ok(written)
+}
