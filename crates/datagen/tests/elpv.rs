@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use adn_datagen::elpv::{self, ElpvOptions};
 use adn_datagen::staging::Outcome;
 use adn_datasets::{DatasetError, DatasetKind, check};
+use adn_util::wheel::WheelError;
 
 /// A wheel with `labels.csv`, one 24×24 PNG per row and the licence file.
 fn fake_wheel(dir: &Path, rows: &[(&str, f64, &str)]) -> PathBuf {
@@ -146,7 +147,10 @@ fn a_wheel_with_the_wrong_checksum_is_refused_and_nothing_written() {
     let wheel = wheel_in(dir.path());
     let out = dir.path().join("out");
     let err = elpv::write_from_wheel(&wheel, &out, 0, 0.7, Some(elpv::WHEEL_SHA256)).unwrap_err();
-    assert!(matches!(err, DatasetError::Checksum { .. }), "{err:?}");
+    assert!(
+        matches!(err, DatasetError::Wheel(WheelError::Checksum { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(elpv::WHEEL_SHA256));
     assert!(!out.exists());
 
@@ -160,7 +164,10 @@ fn a_wheel_with_the_wrong_checksum_is_refused_and_nothing_written() {
         ..ElpvOptions::default()
     };
     let err = elpv::obtain_wheel(&opts).unwrap_err();
-    assert!(matches!(err, DatasetError::Checksum { .. }), "{err:?}");
+    assert!(
+        matches!(err, DatasetError::Wheel(WheelError::Checksum { .. })),
+        "{err:?}"
+    );
     assert_eq!(
         fs::read(cache.join(elpv::WHEEL)).unwrap(),
         b"half a download"

@@ -54,16 +54,9 @@ pub enum DatasetError {
         "{path} already exists and differs from what would be written ({reason}); nothing was changed: remove it or choose another output folder"
     )]
     AlreadyExists { path: PathBuf, reason: String },
-    #[error(
-        "{path} has sha256 {actual}, expected {expected}: the file is corrupt or not the pinned release; delete it and run again"
-    )]
-    Checksum {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-    #[error("`{command}` failed: {reason}")]
-    Command { command: String, reason: String },
+    /// A pinned wheel (ELPV) could not be had: a wrong checksum or a failed download.
+    #[error(transparent)]
+    Wheel(#[from] adn_util::wheel::WheelError),
     #[error("{path} is malformed: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("unknown {what} `{given}` (expected one of: {expected})")]

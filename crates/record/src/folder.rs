@@ -1,5 +1,6 @@
 //! A run folder as a whole: its state, strict readers, and the atomic writer.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -131,14 +132,16 @@ pub struct RunRecord<'a> {
 }
 
 /// Writes the record into a hidden sibling of `dir` and renames it into place
-/// ([`atomic::commit_folder`]); the manifest goes last. An existing `dir` is replaced only
-/// when `replace` is set, and only once the new record is whole.
+/// ([`atomic::commit_folder`]); the manifest goes last, with the SHA-256 of every model file
+/// the save wrote. An existing `dir` is replaced only when `replace` is set, and only once
+/// the new record is whole. Returns the folder and the manifest as written.
 pub fn write_run(
     dir: &Path,
     record: &RunRecord<'_>,
     replace: bool,
-) -> Result<PathBuf, RecordError> {
-    atomic::commit_folder(dir, replace, |tmp| -> Result<(), RecordError> {
+) -> Result<(PathBuf, Manifest), RecordError> {
+    let mut manifest = record.manifest.clone();
+    let dir = atomic::commit_folder(dir, replace, |tmp| -> Result<(), RecordError> {
         atomic::write_synced(&tmp.join(files::CONFIG), record.config_toml.as_bytes())?;
         if let Some(metrics) = record.metrics {
             let text = serde_json::to_string_pretty(metrics).expect("plain data");
@@ -158,8 +161,46 @@ pub fn write_run(
         if let Some(log) = &record.log {
             atomic::write_synced(&tmp.join(files::LOG), log)?;
         }
-        write_manifest(tmp, record.manifest)
-    })
+        if let Some(facts) = manifest.run.as_mut() {
+            facts.model_sha256 = model_hashes(tmp)?;
+        }
+        write_manifest(tmp, &manifest)
+    })?;
+    Ok((dir, manifest))
+}
+
+/// SHA-256 of the model files present in `dir`, by file name.
+fn model_hashes(dir: &Path) -> Result<BTreeMap<String, String>, RecordError> {
+    let mut hashes = BTreeMap::new();
+    for name in [files::MODEL, files::ATTENTION] {
+        let path = dir.join(name);
+        if path.is_file() {
+            let hash = adn_util::sha256_file(&path).map_err(|e| RecordError::io(&path, e))?;
+            hashes.insert(name.to_string(), hash);
+        }
+    }
+    Ok(hashes)
+}
+
+/// Checks that the model files of the run in `dir` are the ones it recorded (by SHA-256),
+/// so a model copied in from another run of the same shape is not scored in its name.
+pub fn verify_model_files(dir: &Path, manifest: &Manifest) -> Result<(), RecordError> {
+    let Some(facts) = &manifest.run else {
+        return Ok(());
+    };
+    for (name, recorded) in &facts.model_sha256 {
+        let path = dir.join(name);
+        let actual = adn_util::sha256_file(&path).map_err(|e| RecordError::io(&path, e))?;
+        if &actual != recorded {
+            return Err(RecordError::Invalid {
+                path,
+                reason: format!(
+                    "SHA-256 is {actual}, but the run recorded {recorded}: this is not the model                      the run trained"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Records `manifest` (a failure) as the whole content of `dir`, replacing what is there.

@@ -29,7 +29,7 @@ mod scores;
 pub use error::RecordError;
 pub use folder::{
     RunRecord, RunState, SaveModel, read_json, read_manifest, read_metrics, run_state,
-    write_failure, write_run,
+    verify_model_files, write_failure, write_run,
 };
 pub use manifest::{CacheStats, DatasetSummary, Manifest, RunFacts, Status, WallTimes, Writer};
 pub use metrics::{EvalPoint, MetricsRecord};

@@ -91,6 +91,10 @@ pub struct RunFacts {
     pub flow_parameters: i64,
     pub trainable_attention_parameters: i64,
     pub feature_cache: CacheStats,
+    /// SHA-256 of each trained-model file in the folder (`model.safetensors`, and
+    /// `attention.safetensors` for joint runs), filled in by [`crate::write_run`]; empty for
+    /// a failed run. `adn eval` refuses model files whose hash differs.
+    pub model_sha256: std::collections::BTreeMap<String, String>,
     /// The process's peak resident memory (Linux `VmHWM`), in MB.
     #[serde(deserialize_with = "required")]
     pub peak_rss_mb: Option<f64>,

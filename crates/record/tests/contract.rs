@@ -29,6 +29,7 @@ fn facts() -> RunFacts {
         flow_parameters: 10,
         trainable_attention_parameters: 0,
         feature_cache: CacheStats::default(),
+        model_sha256: Default::default(),
         peak_rss_mb: Some(12.5),
     }
 }
@@ -111,6 +112,19 @@ fn a_written_record_reads_back_whole_and_flat() {
         "{text}"
     );
     assert_eq!(fs::read(dir.join(files::MODEL)).unwrap(), b"model");
+    // The model's hash is recorded, and a model swapped in afterwards is caught.
+    let recorded = read_manifest(&dir).unwrap();
+    assert_eq!(
+        recorded.run.as_ref().unwrap().model_sha256[files::MODEL],
+        adn_util::hash::sha256_hex(b"model")
+    );
+    verify_model_files(&dir, &recorded).unwrap();
+    fs::write(dir.join(files::MODEL), b"another run's model").unwrap();
+    let err = verify_model_files(&dir, &recorded).unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("not the model"),
+        "{err}"
+    );
     // A complete manifest without its scores is not a complete run.
     fs::remove_file(dir.join(files::SCORES)).unwrap();
     assert_eq!(run_state(&dir).unwrap(), RunState::Partial);

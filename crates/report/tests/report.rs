@@ -51,6 +51,7 @@ fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64) {
                 misses: 20,
                 ..Default::default()
             },
+            model_sha256: Default::default(),
             peak_rss_mb: None,
         }),
     };

@@ -241,9 +241,14 @@ impl Config {
         if !(self.flow.clamp.is_finite() && self.flow.clamp > 0.0) {
             bail!("flow.clamp must be a positive number");
         }
-        if self.experiment.is_empty() || self.experiment.contains(['/', '\\']) {
+        // The experiment names a folder under `results/`: nothing that leaves it or hides.
+        if self.experiment.is_empty()
+            || self.experiment.contains(['/', '\\'])
+            || self.experiment.starts_with('.')
+        {
             bail!(
-                "experiment must be a non-empty name without slashes, got {:?}",
+                "experiment must be a non-empty name without slashes that does not start \
+                 with a dot, got {:?}",
                 self.experiment
             );
         }
@@ -351,6 +356,15 @@ mod tests {
         assert!(format!("{e:#}").contains("sse"), "{e:#}");
         let e = load(MINIMAL, &["train.batch_size=0"]).unwrap_err();
         assert!(format!("{e:#}").contains("batch_size"), "{e:#}");
+    }
+
+    #[test]
+    fn experiment_names_cannot_leave_or_hide_in_results() {
+        for bad in ["..", ".", ".hidden", "a/b", "..\\x", ""] {
+            let err = load(MINIMAL, &[&format!("experiment={bad:?}")]).unwrap_err();
+            assert!(format!("{err:#}").contains("experiment"), "{bad}: {err:#}");
+        }
+        assert!(load(MINIMAL, &["experiment=\"demo-2\""]).is_ok());
     }
 
     #[test]

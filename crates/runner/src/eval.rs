@@ -42,6 +42,10 @@ pub struct Args {
     quiet: bool,
     #[arg(long)]
     force: bool,
+    /// Score the model files even when their SHA-256 differs from what the run recorded
+    /// (a model copied in from elsewhere).
+    #[arg(long)]
+    any_model: bool,
 }
 
 /// `adn eval`: rescores and prints one line.
@@ -66,6 +70,7 @@ pub fn command(args: Args) -> Result<()> {
         cache_dir: Some(args.cache_dir),
         quiet: args.quiet,
         force: args.force,
+        any_model: args.any_model,
     };
     let (dir, rec) = eval(&args.run_dir, &opts)?;
     println!(
@@ -90,6 +95,8 @@ pub struct EvalOptions {
     pub cache_dir: Option<PathBuf>,
     pub quiet: bool,
     pub force: bool,
+    /// Skip the check that the model files are the ones the run recorded.
+    pub any_model: bool,
 }
 
 /// `eval.json`.
@@ -168,8 +175,9 @@ pub fn load_trained(
     })
 }
 
-/// Fails unless `dir` holds a complete run record with its model.
-pub fn require_complete(dir: &Path) -> Result<()> {
+/// Fails unless `dir` holds a complete run record with its model, and (unless
+/// `any_model`) the model files are the ones the run recorded.
+pub fn require_complete(dir: &Path, any_model: bool) -> Result<()> {
     let complete = adn_record::run_state(dir)? == RunState::Complete;
     if !complete || !dir.join(files::MODEL).is_file() {
         bail!(
@@ -178,12 +186,17 @@ pub fn require_complete(dir: &Path) -> Result<()> {
             files::MODEL
         );
     }
+    if !any_model {
+        let manifest = adn_record::read_manifest(dir)?;
+        adn_record::verify_model_files(dir, &manifest)
+            .map_err(|e| anyhow::anyhow!("{e}; pass --any-model to score it anyway"))?;
+    }
     Ok(())
 }
 
 /// Rescores the model of `run_dir` on the data named by the overrides.
 pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)> {
-    require_complete(run_dir)?;
+    require_complete(run_dir, opts.any_model)?;
     let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
     let device: Device = opts.device.resolve()?;
     let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;

@@ -114,7 +114,7 @@ pub fn explain(
         bail!("give at least one run folder");
     };
     for r in runs {
-        require_complete(r)?;
+        require_complete(r, false)?;
     }
     let cfg0 = Config::load(&first.join("config.toml"), &[])?;
     let layer = layer.unwrap_or_else(|| default_layer(&cfg0)).to_string();

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// libtorch intra-op threads (default: all cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = clap::value_parser!(i32).range(1..=4096))]
     threads: Option<i32>,
     #[command(subcommand)]
     command: Command,

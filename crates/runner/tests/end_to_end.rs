@@ -209,3 +209,118 @@ fn joint_attention_trains_saves_and_rescores_identically() {
         "eval AUROC {rescored} differs from the run's {last}"
     );
 }
+
+/// One meta-epoch of one sub-epoch: enough for the record's behaviour.
+const SHORT: [&str; 4] = [
+    "--set",
+    "train.meta_epochs=1",
+    "--set",
+    "train.sub_epochs=1",
+];
+
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_failed_replacement_keeps_the_complete_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_smoke(dir.path(), "a", &SHORT);
+    assert_ok(&first);
+    let run = dir.path().join("a");
+    let scores = std::fs::read_to_string(run.join("scores.csv")).unwrap();
+    let model = std::fs::read(run.join("model.safetensors")).unwrap();
+
+    let mut diverging = SHORT.to_vec();
+    diverging.extend(["--set", "train.lr=1e30", "--force"]);
+    let second = run_smoke(dir.path(), "a", &diverging);
+    assert!(!second.status.success(), "lr=1e30 should fail");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("was kept"), "{stderr}");
+    assert_eq!(json(&run.join("manifest.json"))["status"], "complete");
+    assert_eq!(
+        std::fs::read_to_string(run.join("scores.csv")).unwrap(),
+        scores
+    );
+    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
+}
+
+#[test]
+fn an_out_path_that_is_a_file_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "mine").unwrap();
+    for (name, force) in [("notes.txt", true), ("notes.txt/run", false)] {
+        let extra: &[&str] = if force { &["--force"] } else { &[] };
+        let out = run_smoke(dir.path(), name, extra);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is a file"), "{name}: {stderr}");
+        // Refused before the smoke set was generated or a feature computed.
+        assert!(!dir.path().join("data").exists(), "{name}: work was done");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "something was left beside the user's file");
+}
+
+#[test]
+fn eval_refuses_a_model_the_run_did_not_train() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, seed) in [("a", "0"), ("b", "1")] {
+        let mut args = SHORT.to_vec();
+        let seed = format!("train.seed={seed}");
+        args.extend(["--set", &seed]);
+        let out = run_smoke(dir.path(), name, &args);
+        assert_ok(&out);
+    }
+    let a = dir.path().join("a");
+    assert!(json(&a.join("manifest.json"))["model_sha256"]["model.safetensors"].is_string());
+    // Same shapes, another run's weights.
+    std::fs::copy(
+        dir.path().join("b/model.safetensors"),
+        a.join("model.safetensors"),
+    )
+    .unwrap();
+    let eval = |extra: &[&str]| {
+        adn("eval")
+            .arg(&a)
+            .args(["--device", "cpu", "--quiet", "--force", "--cache-dir"])
+            .arg(dir.path().join("cache"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = eval(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("not the model") && stderr.contains("--any-model"),
+        "{stderr}"
+    );
+    assert!(!a.join("eval-test").exists());
+    let allowed = eval(&["--any-model"]);
+    assert_ok(&allowed);
+}
+
+#[test]
+fn out_of_range_thread_counts_are_usage_errors_not_panics() {
+    for threads in ["0", "-3"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_adn"))
+            .current_dir(workspace_root())
+            .arg(format!("--threads={threads}"))
+            .args(["model", "summary", "experiments/smoke.toml"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--threads={threads}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--threads") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+}

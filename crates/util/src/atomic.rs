@@ -88,6 +88,18 @@ pub fn commit_folder<E: From<io::Error>>(
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    if fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        // Never move a user's file aside to put a folder in its place.
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} is a file, not a folder; nothing was replaced",
+                dir.display()
+            ),
+        )
+        .into());
+    }
     if dir.exists() {
         if !replace {
             let _ = fs::remove_dir_all(&tmp);
@@ -157,6 +169,18 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["run"]);
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_never_replaced_by_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes.txt");
+        fs::write(&file, "mine").unwrap();
+        let err = commit_folder(&file, true, |tmp: &Path| write_synced(&tmp.join("a"), b"x"))
+            .unwrap_err();
+        assert!(err.to_string().contains("notes.txt"), "{err}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "mine");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

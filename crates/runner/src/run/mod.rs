@@ -112,10 +112,32 @@ pub fn default_out(config: &Config) -> PathBuf {
         .join(config.run_id())
 }
 
+/// Refuses, before any work, an output path that is a file or lies under one: the record
+/// could never be written there, and a user's file is never moved aside for it.
+fn check_output_folder(out: &Path) -> Result<()> {
+    for p in out.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if p == out => bail!(
+                "--out {} is a file, not a run folder; choose another --out",
+                out.display()
+            ),
+            Ok(_) => bail!(
+                "cannot create the run folder {}: {} is a file",
+                out.display(),
+                p.display()
+            ),
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Runs `cfg` and writes its record. A run that fails after it started training writes a
 /// record marked `failed` (no metrics, no scores) and returns the error.
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     let out = opts.out.clone().unwrap_or_else(|| default_out(cfg));
+    check_output_folder(&out)?;
     if out.exists() && !opts.force {
         let state = match adn_record::run_state(&out) {
             Ok(RunState::Complete) => "a complete run",

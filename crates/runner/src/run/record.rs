@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use adn_record::{
-    DatasetSummary, Manifest, MetricsRecord, RunFacts, RunRecord, ScoreRow, Status, WallTimes,
-    Writer,
+    DatasetSummary, Manifest, MetricsRecord, RunFacts, RunRecord, RunState, ScoreRow, Status,
+    WallTimes, Writer,
 };
 use anyhow::{Context, Result, bail};
 
@@ -99,6 +99,8 @@ pub fn write(
             .sum(),
         trainable_attention_parameters: trainable_attention,
         feature_cache: features.cache_stats.clone(),
+        // Filled in by `write_run` from the files it writes.
+        model_sha256: Default::default(),
         peak_rss_mb: peak_rss_mb(),
     };
     let mut manifest = Manifest {
@@ -120,6 +122,15 @@ pub fn write(
         (None, Some(metrics)) => metrics,
         (failure, _) => {
             let error = failure.unwrap_or_else(|| "no meta-epoch was evaluated".into());
+            // `--force` replaces a record only with a complete one: a failed replacement
+            // leaves the complete run where it is.
+            if matches!(adn_record::run_state(out), Ok(RunState::Complete)) {
+                bail!(
+                    "{error}; the complete run in {} was kept (a run is replaced only by a \
+                     complete one)",
+                    out.display()
+                );
+            }
             manifest.status = Status::Failed;
             manifest.error = Some(error.clone());
             let rec = RunRecord {
@@ -157,7 +168,7 @@ pub fn write(
         save_model: Some(&save),
         log: log(),
     };
-    let dir = adn_record::write_run(out, &rec, opts.force)?;
+    let (dir, manifest) = adn_record::write_run(out, &rec, opts.force)?;
     Ok(RunOutcome {
         dir,
         metrics,
