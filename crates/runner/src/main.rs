@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         Command::Weights(a) => commands::weights::command(a),
         Command::Explain(a) => explain::command(a),
         Command::Bench(a) => bench::command(a),
-        Command::Sweep(a) => sweep::command(a),
+        Command::Sweep(a) => sweep::command(a, cli.threads),
         Command::Metrics(a) => commands::metrics::command(a),
     };
     match result {

@@ -250,3 +250,37 @@ fn slurm_job_array_runs_the_grid() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches(" complete").count(), 2, "{stdout}");
 }
+
+#[test]
+fn the_global_thread_count_reaches_every_run_of_a_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_grid(dir, "threads", "[0]", "");
+    let out = adn(dir)
+        .args([
+            "--threads",
+            "1",
+            "sweep",
+            "threads.toml",
+            "--jobs",
+            "1",
+            "--quiet",
+        ])
+        .args(["--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = dir.join("results/threads/runs");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&runs).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path().join("manifest.json")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(manifest["threads"], 1, "{}", e.path().display());
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+}

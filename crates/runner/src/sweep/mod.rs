@@ -59,7 +59,9 @@ pub struct Args {
 
 /// `adn sweep`: plans the grid, writes missing generated datasets, then runs what is pending
 /// here or writes it as a Slurm array.
-pub fn command(a: Args) -> Result<()> {
+/// `threads` is the global `--threads`: the cores the sweep shares out between its runs
+/// (default: all of them).
+pub fn command(a: Args, threads: Option<i32>) -> Result<()> {
     let grid = load_grid(&a.grid)?;
     let plan = expand(&a.grid, &grid)?;
     let runs = runs_dir(&a.results, &plan.experiment);
@@ -119,7 +121,10 @@ pub fn command(a: Args) -> Result<()> {
     let opts = SweepOptions {
         results: a.results,
         jobs: a.jobs.or(grid.jobs).unwrap_or(1),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores: match threads {
+            Some(n) => n.max(1) as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
         retry_failed: a.retry_failed,
         quiet: a.quiet,
         run_args: vec!["--device".into(), device.into()],
