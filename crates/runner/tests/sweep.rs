@@ -251,36 +251,38 @@ fn slurm_job_array_runs_the_grid() {
     assert_eq!(stdout.matches(" complete").count(), 2, "{stdout}");
 }
 
+/// The `threads` of every run manifest under `runs`.
+fn recorded_threads(runs: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(runs)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path().join("manifest.json")).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["threads"].clone()
+        })
+        .collect()
+}
+
 #[test]
 fn the_global_thread_count_reaches_every_run_of_a_sweep() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write_grid(dir, "threads", "[0]", "");
-    let out = adn(dir)
-        .args([
-            "--threads",
-            "1",
-            "sweep",
-            "threads.toml",
-            "--jobs",
-            "1",
-            "--quiet",
-        ])
+    write_grid(tmp.path(), "threads", "[0]", "");
+    let sweep = [
+        "--threads",
+        "1",
+        "sweep",
+        "threads.toml",
+        "--jobs",
+        "1",
+        "--quiet",
+    ];
+    let out = adn(tmp.path())
+        .args(sweep)
         .args(["--device", "cpu"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs = dir.join("results/threads/runs");
-    let mut seen = 0;
-    for e in std::fs::read_dir(&runs).unwrap().flatten() {
-        let text = std::fs::read_to_string(e.path().join("manifest.json")).unwrap();
-        let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(manifest["threads"], 1, "{}", e.path().display());
-        seen += 1;
-    }
-    assert_eq!(seen, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let threads = recorded_threads(&tmp.path().join("results/threads/runs"));
+    assert_eq!(threads, [1, 1], "one thread per run, as --threads 1 says");
 }
