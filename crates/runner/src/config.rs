@@ -235,6 +235,22 @@ impl Config {
         if !(t.lr.is_finite() && t.lr > 0.0) {
             bail!("train.lr must be a positive number, got {}", t.lr);
         }
+        // Adam's settings: out-of-range values fail inside libtorch after the extraction,
+        // with a C++ trace that names no key.
+        for (k, beta) in t.betas.iter().enumerate() {
+            if !(0.0..1.0).contains(beta) {
+                bail!("train.betas[{k}] must lie in [0, 1), got {beta}");
+            }
+        }
+        if !(t.eps.is_finite() && t.eps > 0.0) {
+            bail!("train.eps must be a positive number, got {}", t.eps);
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            bail!(
+                "train.weight_decay must be a number >= 0, got {}",
+                t.weight_decay
+            );
+        }
         if self.flow.hidden < 1 {
             bail!("flow.hidden must be at least 1");
         }
@@ -356,6 +372,29 @@ mod tests {
         assert!(format!("{e:#}").contains("sse"), "{e:#}");
         let e = load(MINIMAL, &["train.batch_size=0"]).unwrap_err();
         assert!(format!("{e:#}").contains("batch_size"), "{e:#}");
+    }
+
+    #[test]
+    fn adam_settings_are_checked_with_their_key() {
+        let cases = [
+            ("train.betas=[0.8, 1.0]", "train.betas[1]"),
+            ("train.betas=[-0.1, 0.8]", "train.betas[0]"),
+            ("train.eps=0.0", "train.eps"),
+            ("train.eps=-1e-4", "train.eps"),
+            ("train.weight_decay=-1e-5", "train.weight_decay"),
+            ("train.weight_decay=nan", "train.weight_decay"),
+        ];
+        for (set, key) in cases {
+            let err = load(MINIMAL, &[set]).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{set}: {err:#}");
+        }
+        assert!(
+            load(
+                MINIMAL,
+                &["train.betas=[0.0, 0.999]", "train.weight_decay=0.0"]
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::device::DeviceChoice;
 use crate::extract::{CacheStats, FeatureSource};
 use crate::progress;
-use crate::run::data::{fixed_test_angles, load_data};
+use crate::run::data::{fixed_test_angles, load_data, require_both_classes};
 use crate::run::evaluate::score;
 use crate::run::record::score_rows;
 
@@ -202,6 +202,7 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
 
     let data = load_data(&cfg)?;
+    require_both_classes(&data)?;
     let angles = fixed_test_angles(&cfg, data.test.len());
     let mut stats = CacheStats::default();
     let bar = progress::bar(opts.quiet, data.test.len() as u64, "features");

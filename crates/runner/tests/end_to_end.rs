@@ -324,3 +324,31 @@ fn out_of_range_thread_counts_are_usage_errors_not_panics() {
         );
     }
 }
+
+#[test]
+fn a_test_set_without_anomalies_is_refused_before_any_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = adn("data")
+        .args(["make", "--kind", "smoke", "--size", "64", "--out"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_ok(&made);
+    let test_dir = dir.path().join("data/shapes/test");
+    for e in std::fs::read_dir(&test_dir).unwrap().flatten() {
+        if e.file_name() != "good" {
+            std::fs::remove_dir_all(e.path()).unwrap();
+        }
+    }
+    // Their masks go with them, so the layout stays valid.
+    std::fs::remove_dir_all(dir.path().join("data/shapes/ground_truth")).unwrap();
+    let out = run_smoke(dir.path(), "only-good", &SHORT);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("0 anomalous") && stderr.contains("both"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("cache").exists(), "features were computed");
+    assert!(!dir.path().join("only-good").exists());
+}

@@ -3,7 +3,7 @@
 
 use adn_datagen::smoke;
 use adn_datasets::transforms::fixed_angles;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -24,6 +24,7 @@ pub struct RunData {
 /// training continues to draw from (so a seed gives the same run).
 pub fn prepare(cfg: &Config) -> Result<(RunData, ChaCha8Rng)> {
     let images = load_data(cfg)?;
+    require_both_classes(&images)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);
     let train_angles: Vec<Vec<f64>> = if cfg.train.redraw_rotations {
         let pool = match cfg.train.rotations {
@@ -76,6 +77,22 @@ pub fn load_data(cfg: &Config) -> Result<adn_datasets::CategoryData> {
         })?;
     }
     Ok(adn_datasets::load(kind, data_root, &cfg.data.category)?)
+}
+
+/// Fails unless the test set has good and anomalous images: the AUROC needs both, and
+/// finding out after the extraction and a meta-epoch wastes the run.
+pub fn require_both_classes(images: &adn_datasets::CategoryData) -> Result<()> {
+    let anomalous = images.test.iter().filter(|s| s.is_anomalous()).count();
+    let good = images.test.len() - anomalous;
+    if good == 0 || anomalous == 0 {
+        bail!(
+            "the test set of {} (category {}) has {good} good and {anomalous} anomalous \
+             images; the AUROC needs both (`adn data check` lists what is there)",
+            images.root.display(),
+            images.category
+        );
+    }
+    Ok(())
 }
 
 /// The test-time rotation angles of `n` images.
