@@ -3,18 +3,18 @@ use std::path::PathBuf;
 /// Why a record could not be read or written. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{path}: {source}")]
+    // The underlying error is part of the message, not a `source`, so that error chains
+    // (anyhow's `{:#}`) print it once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path} is not a valid {what}: {source}")]
+    #[error("{path} is not a valid {what}: {error}")]
     Json {
         path: PathBuf,
         what: &'static str,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error(
         "{path} was written in record format {found}, and this adn reads format {expected}: \
@@ -37,10 +37,10 @@ pub enum RecordError {
 }
 
 impl RecordError {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &std::path::Path, error: std::io::Error) -> Self {
         RecordError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

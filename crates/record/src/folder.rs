@@ -46,10 +46,10 @@ pub fn run_state(dir: &Path) -> Result<RunState, RecordError> {
 /// Reads a JSON file into `T`, strictly; errors name the file and say what it should be.
 pub fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, RecordError> {
     let text = fs::read_to_string(path).map_err(|e| RecordError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|source| RecordError::Json {
+    serde_json::from_str(&text).map_err(|error| RecordError::Json {
         path: path.to_path_buf(),
         what,
-        source,
+        error,
     })
 }
 
@@ -89,10 +89,10 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, RecordError> {
             header.insert(key.to_string(), v);
         }
     }
-    let invalid = |source| RecordError::Json {
+    let invalid = |error| RecordError::Json {
         path: path.clone(),
         what: "manifest",
-        source,
+        error,
     };
     let header: Header = serde_json::from_value(header.into()).map_err(invalid)?;
     let run = match header.written_by {
@@ -195,7 +195,8 @@ pub fn verify_model_files(dir: &Path, manifest: &Manifest) -> Result<(), RecordE
             return Err(RecordError::Invalid {
                 path,
                 reason: format!(
-                    "SHA-256 is {actual}, but the run recorded {recorded}: this is not the model                      the run trained"
+                    "SHA-256 is {actual}, but the run recorded {recorded}: this is not the model \
+                     the run trained"
                 ),
             });
         }

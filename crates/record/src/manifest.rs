@@ -149,10 +149,6 @@ impl Manifest {
             run: None,
         }
     }
-
-    pub fn is_complete(&self) -> bool {
-        self.status == Status::Complete
-    }
 }
 
 /// The on-disk form: the header, then the run's facts beside it, in declaration order.
@@ -167,37 +163,26 @@ struct Flat<'a> {
 impl Manifest {
     /// The text of `manifest.json`: one flat object, fields in declaration order.
     pub fn to_json_text(&self) -> String {
-        let flat = Flat {
-            header: self.header(),
-            run: self.run.as_ref(),
-        };
-        serde_json::to_string_pretty(&flat).expect("plain data")
-    }
-
-    fn header(&self) -> Header {
-        Header {
-            format: self.format,
-            run_id: self.run_id.clone(),
-            experiment: self.experiment.clone(),
-            status: self.status,
-            error: self.error.clone(),
-            written_by: self.written_by,
-        }
+        serde_json::to_string_pretty(&self.flat()).expect("plain data")
     }
 
     /// The flat JSON object written to `manifest.json`.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(self.header()).expect("plain data");
-        if let Some(run) = &self.run {
-            let facts = serde_json::to_value(run).expect("plain data");
-            let (serde_json::Value::Object(map), serde_json::Value::Object(more)) =
-                (&mut value, facts)
-            else {
-                unreachable!("structs serialise to objects")
-            };
-            map.extend(more);
+        serde_json::to_value(self.flat()).expect("plain data")
+    }
+
+    fn flat(&self) -> Flat<'_> {
+        Flat {
+            header: Header {
+                format: self.format,
+                run_id: self.run_id.clone(),
+                experiment: self.experiment.clone(),
+                status: self.status,
+                error: self.error.clone(),
+                written_by: self.written_by,
+            },
+            run: self.run.as_ref(),
         }
-        value
     }
 
     pub(crate) fn from_parts(header: Header, run: Option<RunFacts>) -> Manifest {

@@ -12,16 +12,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use adn_util::hash::sha256_hex;
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 /// Bump when the feature computation changes in a way the key does not capture (v2:
 /// Pillow-exact resize and rotation).
 const FORMAT: &str = "adn-feature-cache-v2";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// SHA-256 of a file's bytes.
 pub fn file_hash(path: &Path) -> Result<String> {
@@ -38,16 +34,15 @@ pub struct FeatureCache {
 impl FeatureCache {
     /// `extractor_key` describes everything about the extractor that changes its output.
     pub fn new(root: &Path, extractor_key: &str, dim: usize) -> Self {
-        let digest = Sha256::digest(format!("{FORMAT}\n{extractor_key}").as_bytes());
+        let digest = sha256_hex(format!("{FORMAT}\n{extractor_key}").as_bytes());
         FeatureCache {
-            dir: root.join(&hex(&digest)[..24]),
+            dir: root.join(&digest[..24]),
             dim,
         }
     }
 
     fn entry(&self, image_hash: &str, angle: f64) -> PathBuf {
-        let digest = Sha256::digest(format!("{image_hash}/{:016x}", angle.to_bits()).as_bytes());
-        let name = hex(&digest);
+        let name = sha256_hex(format!("{image_hash}/{:016x}", angle.to_bits()).as_bytes());
         self.dir
             .join(&name[..2])
             .join(format!("{}.f32", &name[2..32]))

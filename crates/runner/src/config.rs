@@ -9,7 +9,6 @@ use adn_backbones::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKi
 use adn_flows::FlowConfig;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -278,8 +277,7 @@ impl Config {
 
     /// A stable id: the first 12 hex digits of the SHA-256 of the resolved config.
     pub fn run_id(&self) -> String {
-        let digest = Sha256::digest(self.to_toml().as_bytes());
-        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        adn_util::hash::sha256_hex(self.to_toml().as_bytes())[..12].to_string()
     }
 }
 

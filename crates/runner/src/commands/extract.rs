@@ -49,10 +49,7 @@ pub fn extract_test_features(cfg: &Config, out: &Path, device: Device) -> Result
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.partial",
-        out.file_name().unwrap_or_default().to_string_lossy()
-    ));
+    let tmp = adn_util::atomic::partial_path(out);
     tch::Tensor::write_safetensors(&[("features", &feats)], &tmp)?;
     let paths: String = data
         .test
