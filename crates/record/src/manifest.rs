@@ -134,6 +134,14 @@ pub struct CacheStats {
     pub compute_seconds: f64,
     /// Hits times the measured cost of one computed entry.
     pub estimated_seconds_saved: f64,
+    /// Entries that failed verification (damaged, or written for another key): recomputed
+    /// and rewritten. Absent in records written before verification existed.
+    #[serde(default)]
+    pub rejected: usize,
+    /// Computed features that could not be stored (full disk, unwritable folder); the run
+    /// went on without storing them.
+    #[serde(default)]
+    pub unstored: usize,
 }
 
 impl Manifest {

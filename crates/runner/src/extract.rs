@@ -15,7 +15,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-use crate::cache::{self, FeatureCache};
+use crate::cache::{self, FeatureCache, Lookup};
 use crate::config::Config;
 
 /// Views (image × rotation) decoded and forwarded together, rounded to whole images. Enough
@@ -181,9 +181,30 @@ fn pooled_features(
     let mut rows: Vec<Option<Vec<f32>>> = vec![None; samples.len() * per_image];
     if let Some(cache) = cache {
         stats.enabled = true;
-        rows.par_iter_mut().enumerate().for_each(|(r, row)| {
-            *row = cache.get(&hashes[r / per_image], angles[r / per_image][r % per_image]);
-        });
+        let lookups: Vec<Lookup> = (0..rows.len())
+            .into_par_iter()
+            .map(|r| cache.get(&hashes[r / per_image], angles[r / per_image][r % per_image]))
+            .collect();
+        // Rows repeating an (image, angle) share an entry: count each entry once.
+        let mut rejected = std::collections::BTreeSet::new();
+        for (row, lookup) in rows.iter_mut().zip(lookups) {
+            match lookup {
+                Lookup::Hit(v) => *row = Some(v),
+                Lookup::Miss => {}
+                Lookup::Rejected(why) => {
+                    rejected.insert(why);
+                }
+            }
+        }
+        if let Some(why) = rejected.first() {
+            let n = rejected.len();
+            tracing::warn!(
+                "feature cache: {n} entr{} failed verification and will be recomputed and \
+                 rewritten (first: {why})",
+                if n == 1 { "y" } else { "ies" }
+            );
+            stats.rejected += n;
+        }
     }
     let missing_images: Vec<usize> = (0..samples.len())
         .filter(|&i| {
@@ -199,6 +220,7 @@ fn pooled_features(
     let norm = Normalization { mean, std };
     let start = Instant::now();
     let mut computed = 0usize;
+    let mut storing = cache;
     // The loader decodes and transforms the next chunks on its own thread while the backbone
     // runs on this one. Images with any missing rotation are recomputed whole; only the
     // missing rows are stored, so cached values never change.
@@ -208,11 +230,24 @@ fn pooled_features(
         .collect();
     let views = missing_images.iter().map(|&i| angles[i].clone()).collect();
     let chunk_images = (CHUNK_VIEWS / per_image.max(1)).max(1);
+    let chunk_rows = chunk_images * per_image;
+    let pixels_per_row = 3 * (size as usize) * (size as usize);
     for batch in loader::batches(paths, views, size, norm, chunk_images, PREFETCH_CHUNKS) {
         let batch = batch?;
-        let n = (batch.images * batch.views) as i64;
-        let pixels = Tensor::from_slice(&batch.data)
-            .reshape([n, 3, size as i64, size as i64])
+        let n = batch.images * batch.views;
+        // Every chunk is forwarded at the same batch size, the short last one padded with
+        // copies of its first view: some kernels (matrix-vector products for under 4 rows,
+        // in SE/CBAM's linear layers) round differently at other sizes, and a feature must
+        // not depend on which images happened to be missing from the cache with it.
+        let mut data = batch.data;
+        if n < chunk_rows {
+            let first = data[..pixels_per_row].to_vec();
+            for _ in n..chunk_rows {
+                data.extend_from_slice(&first);
+            }
+        }
+        let pixels = Tensor::from_slice(&data)
+            .reshape([chunk_rows as i64, 3, size as i64, size as i64])
             .to_device(device);
         let forward = || tch::no_grad(|| extractor.pooled_features(&pixels, false));
         let feats = if mixed_precision && device.is_cuda() {
@@ -222,6 +257,7 @@ fn pooled_features(
         };
         let values = Vec::<f32>::try_from(
             feats
+                .narrow(0, 0, n as i64)
                 .to_kind(Kind::Float)
                 .to_device(Device::Cpu)
                 .contiguous()
@@ -231,8 +267,17 @@ fn pooled_features(
             let i = missing_images[batch.first + k / per_image];
             let r = i * per_image + k % per_image;
             if rows[r].is_none() {
-                if let Some(cache) = cache {
-                    cache.put(&hashes[i], angles[i][k % per_image], feature)?;
+                if let Some(cache) = storing
+                    && let Err(e) = cache.put(&hashes[i], angles[i][k % per_image], feature)
+                {
+                    tracing::warn!(
+                        "feature cache: {e:#}; going on without storing features \
+                         (they will be recomputed next time)"
+                    );
+                    storing = None;
+                }
+                if cache.is_some() && storing.is_none() {
+                    stats.unstored += 1;
                 }
                 rows[r] = Some(feature.to_vec());
                 computed += 1;

@@ -1,43 +1,10 @@
 //! End-to-end runs of the `adn` binary on the generated smoke set.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `adn --threads 1 SUBCOMMAND`, run from the workspace root.
-fn adn(subcommand: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_adn"));
-    cmd.current_dir(workspace_root())
-        .args(["--threads", "1", subcommand]);
-    cmd
-}
-
-/// Runs `adn run experiments/smoke.toml` with its data and record in `dir`.
-fn run_smoke(dir: &Path, name: &str, extra: &[&str]) -> std::process::Output {
-    let root = workspace_root();
-    let mut cmd = adn("run");
-    cmd.arg(root.join("experiments/smoke.toml"))
-        .arg("--set")
-        .arg(format!(
-            "data.root={:?}",
-            dir.join("data").display().to_string()
-        ))
-        .arg("--out")
-        .arg(dir.join(name))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(["--device", "cpu", "--quiet"])
-        .args(extra);
-    cmd.output().expect("adn runs")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
+use common::{SHORT, adn, assert_ok, json, run_smoke, workspace_root};
 
 #[test]
 fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
@@ -211,20 +178,6 @@ fn joint_attention_trains_saves_and_rescores_identically() {
 }
 
 /// One meta-epoch of one sub-epoch: enough for the record's behaviour.
-const SHORT: [&str; 4] = [
-    "--set",
-    "train.meta_epochs=1",
-    "--set",
-    "train.sub_epochs=1",
-];
-
-fn assert_ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn a_failed_replacement_keeps_the_complete_run() {
