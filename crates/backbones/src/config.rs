@@ -97,3 +97,12 @@ pub struct BackboneConfig {
     /// Number of scales; scale s sees the image at `image_size / 2^s`.
     pub scales: usize,
 }
+
+impl BackboneConfig {
+    /// Checks what the types cannot express: the smallest scale against the backbone's
+    /// minimum input, attention positions and feature layers that exist. Building an
+    /// extractor checks the same; a config loader calls it to fail before any work.
+    pub fn validate(&self) -> Result<(), crate::BackboneError> {
+        crate::features::check_config(self)
+    }
+}

@@ -366,7 +366,8 @@ fn alexnet_output_side(side: i64) -> Option<i64> {
     pool(pool(pool(conv1)?)?)
 }
 
-fn check_config(config: &BackboneConfig) -> Result<(), BackboneError> {
+/// Checks what the types cannot express (sizes, positions); [`BackboneConfig::validate`].
+pub(crate) fn check_config(config: &BackboneConfig) -> Result<(), BackboneError> {
     let kind = config.kind;
     if config.scales == 0 {
         return Err(BackboneError::Config(

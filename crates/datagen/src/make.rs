@@ -182,7 +182,11 @@ impl fmt::Display for MakeReport {
 /// folder and renamed into place when complete; an existing category with the same
 /// manifest is left as it is, one with another manifest is an error (nothing is
 /// overwritten).
+/// The whole of `make` holds the lock of `out`: a second `make` into the same place waits
+/// for the first, then finds its categories there.
 pub fn make(kind: MakeKind, out: &Path, opts: &MakeOptions) -> Result<MakeReport, DatasetError> {
+    let _owner = adn_util::lock::lock_waiting(out, &format!("dataset folder {}", out.display()))
+        .map_err(|e| DatasetError::write(out, e))?;
     let mut notes = Vec::new();
     let categories = match kind {
         MakeKind::Elpv => {
@@ -234,18 +238,11 @@ pub fn make(kind: MakeKind, out: &Path, opts: &MakeOptions) -> Result<MakeReport
                 None => spec,
             };
             let dest = out.join(smoke::CATEGORY);
-            if dest.exists() {
-                return Err(DatasetError::AlreadyExists {
-                    path: dest,
-                    reason: "the smoke set is regenerated only into an empty place".into(),
-                });
-            }
-            staging::ensure_dir(out)?;
-            smoke::generate(out, &spec)?;
+            let outcome = smoke::generate(out, &spec)?;
             vec![MadeCategory {
                 name: smoke::CATEGORY.into(),
                 path: dest,
-                outcome: Outcome::Written,
+                outcome,
                 counts: vec![
                     ("train/good".into(), spec.train_good),
                     ("test/good".into(), spec.test_good),

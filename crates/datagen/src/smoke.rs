@@ -2,7 +2,6 @@
 //! good images hold a square, anomalous ones a circle. Any working pipeline must separate
 //! them; it is the first thing an end-to-end test runs.
 
-use std::fs;
 use std::path::Path;
 
 use image::{GrayImage, Luma, Rgb, RgbImage};
@@ -10,6 +9,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use adn_datasets::DatasetError;
+
+use crate::staging::{self, Outcome, Staging};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -44,19 +45,25 @@ enum Shape {
     Circle,
 }
 
-/// Writes `<root>/shapes/{train/good, test/good, test/circle, ground_truth/circle}`.
-/// The folder is first written beside its final place and renamed, so an interrupted
-/// generation never leaves a half-written dataset that looks complete.
-pub fn generate(root: &Path, spec: &SmokeSpec) -> Result<(), DatasetError> {
+/// Writes `<root>/shapes/{train/good, test/good, test/circle, ground_truth/circle}` and a
+/// `manifest.json` of the spec. The folder is first written beside its final place and
+/// renamed ([`Staging`]), every write is checked (a full disk is an error naming the file),
+/// and the generation holds the lock of `<root>/shapes`, so two processes that both find
+/// the set missing write it once: the second waits, then finds it there.
+pub fn generate(root: &Path, spec: &SmokeSpec) -> Result<Outcome, DatasetError> {
     let final_dir = root.join(CATEGORY);
-    let tmp_dir = root.join(format!(".{CATEGORY}.partial"));
-    let write_err = |path: &Path, e: &dyn std::fmt::Display| DatasetError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    if tmp_dir.exists() {
-        fs::remove_dir_all(&tmp_dir).map_err(|e| DatasetError::io(&tmp_dir, e))?;
+    staging::ensure_dir(root)?;
+    let _owner = adn_util::lock::lock_waiting(&final_dir, "the smoke dataset")
+        .map_err(|e| DatasetError::write(&final_dir, e))?;
+    let manifest = format!(
+        "{{\"generator\": \"adn smoke\", \"size\": {}, \"train_good\": {}, \"test_good\": {}, \
+         \"test_anomalous\": {}, \"seed\": {}}}\n",
+        spec.size, spec.train_good, spec.test_good, spec.test_anomalous, spec.seed
+    );
+    if staging::already_present(&final_dir, MANIFEST, &manifest)? {
+        return Ok(Outcome::Unchanged);
     }
+    let stage = Staging::begin(root, CATEGORY)?;
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let groups = [
         ("train/good", spec.train_good, Shape::Square),
@@ -64,24 +71,33 @@ pub fn generate(root: &Path, spec: &SmokeSpec) -> Result<(), DatasetError> {
         ("test/circle", spec.test_anomalous, Shape::Circle),
     ];
     for (folder, count, shape) in groups {
-        let dir = tmp_dir.join(folder);
-        fs::create_dir_all(&dir).map_err(|e| DatasetError::io(&dir, e))?;
         for i in 0..count {
             let (img, mask) = draw(spec.size, shape, &mut rng);
-            let path = dir.join(format!("{i:03}.png"));
-            img.save(&path).map_err(|e| write_err(&path, &e))?;
+            let rel = format!("{folder}/{i:03}.png");
+            stage.write(&rel, &png(&img, &stage.dir().join(&rel))?)?;
             if let Shape::Circle = shape {
-                let gt = tmp_dir.join("ground_truth").join(DEFECT);
-                fs::create_dir_all(&gt).map_err(|e| DatasetError::io(&gt, e))?;
-                let mpath = gt.join(format!("{i:03}_mask.png"));
-                mask.save(&mpath).map_err(|e| write_err(&mpath, &e))?;
+                let rel = format!("ground_truth/{DEFECT}/{i:03}_mask.png");
+                stage.write(&rel, &png(&mask, &stage.dir().join(&rel))?)?;
             }
         }
     }
-    if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).map_err(|e| DatasetError::io(&final_dir, e))?;
-    }
-    fs::rename(&tmp_dir, &final_dir).map_err(|e| DatasetError::io(&final_dir, e))
+    stage.commit(MANIFEST, &manifest)
+}
+
+/// The name of the spec file in the category folder.
+pub const MANIFEST: &str = "manifest.json";
+
+/// An image encoded as PNG in memory, so that writing it is one checked write.
+fn png<P, C>(img: &image::ImageBuffer<P, C>, path: &Path) -> Result<Vec<u8>, DatasetError>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png)
+        .map_err(|e| DatasetError::write(path, e))?;
+    Ok(buf.into_inner())
 }
 
 fn draw(size: u32, shape: Shape, rng: &mut ChaCha8Rng) -> (RgbImage, GrayImage) {
@@ -156,7 +172,7 @@ mod tests {
         };
         generate(a.path(), &spec).unwrap();
         generate(b.path(), &spec).unwrap();
-        let read = |d: &Path| fs::read(d.join(CATEGORY).join("test/circle/000.png")).unwrap();
+        let read = |d: &Path| std::fs::read(d.join(CATEGORY).join("test/circle/000.png")).unwrap();
         assert_eq!(read(a.path()), read(b.path()));
     }
 }

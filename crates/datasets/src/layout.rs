@@ -6,7 +6,9 @@
 //! when they loop or point nowhere, which is an error naming the link.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -251,24 +253,40 @@ pub fn discover_categories(root: &Path) -> Result<(PathBuf, Vec<String>), Datase
 
 /// `ground_truth/<defect>/<stem>_mask.png` for `test/<defect>/<stem>.<ext>`.
 pub fn mask_path(gt_dir: &Path, defect: &str, image: &Path) -> PathBuf {
-    let stem = image.file_stem().unwrap_or_default().to_string_lossy();
-    gt_dir.join(defect).join(format!("{stem}_mask.png"))
+    gt_dir
+        .join(defect)
+        .join(mask_name(image.file_stem().unwrap_or_default(), "png"))
+}
+
+/// `<stem>_mask.<ext>`, built on the OS string so that a name that is not UTF-8 still
+/// finds its mask.
+fn mask_name(stem: &OsStr, ext: &str) -> OsString {
+    let mut name = stem.to_os_string();
+    name.push("_mask.");
+    name.push(ext);
+    name
+}
+
+/// The image stem a mask belongs to: its own stem without `_mask`, byte for byte.
+fn mask_image_stem(mask: &Path) -> Option<&OsStr> {
+    let stem = mask.file_stem()?.as_bytes();
+    stem.strip_suffix(b"_mask").map(OsStr::from_bytes)
 }
 
 /// The mask of `image` inside a `ground_truth/<defect>` folder: `<stem>_mask.png` (MVTec),
 /// or with [`Masks::Optional`] `<stem>_mask.<any image extension>`.
 fn find_mask(gt_defect: &Path, image: &Path, masks: Masks) -> Option<PathBuf> {
-    let stem = image.file_stem()?.to_string_lossy().into_owned();
+    let stem = image.file_stem()?;
     let exts: &[&str] = match masks {
         Masks::Required => &["png"],
         Masks::Optional => IMAGE_EXTENSIONS,
     };
     for ext in exts {
-        let p = gt_defect.join(format!("{stem}_mask.{ext}"));
+        let p = gt_defect.join(mask_name(stem, ext));
         if p.exists() || p.symlink_metadata().is_ok() {
             return Some(p);
         }
-        let upper = gt_defect.join(format!("{stem}_mask.{}", ext.to_ascii_uppercase()));
+        let upper = gt_defect.join(mask_name(stem, &ext.to_ascii_uppercase()));
         if upper.symlink_metadata().is_ok() {
             return Some(upper);
         }
@@ -290,28 +308,22 @@ fn check_orphan_masks(
             None => Vec::new(),
         };
         for mask in list_images_collect(&defect_dir, problems)? {
-            let stem = mask
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let Some(image_stem) = stem.strip_suffix("_mask") else {
+            let Some(image_stem) = mask_image_stem(&mask) else {
                 problems.push(DatasetError::invalid(
                     &mask,
                     "a mask's name must be <image stem>_mask.<ext>",
                 ));
                 continue;
             };
-            let found = images.iter().any(|p| {
-                p.file_stem()
-                    .is_some_and(|s| s.to_string_lossy() == image_stem)
-            });
+            let found = images.iter().any(|p| p.file_stem() == Some(image_stem));
             if !found {
                 let folder = test_defect
                     .clone()
                     .unwrap_or_else(|| test_dir.join(&defect));
+                let mut expected = image_stem.to_os_string();
+                expected.push(".png");
                 problems.push(DatasetError::OrphanMask {
-                    expected: folder.join(format!("{image_stem}.png")),
+                    expected: folder.join(expected),
                     mask,
                 });
             }

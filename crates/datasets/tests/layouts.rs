@@ -82,6 +82,35 @@ fn mvtec_requires_a_mask_for_every_defect() {
 }
 
 #[test]
+fn a_defective_image_whose_name_is_not_utf8_finds_its_mask() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cat = mvtec_category(dir.path(), "screw", 2, 1, &[("scratch_head", 1)], 16, false);
+    // Latin-1 "défaut" (0xE9 is not UTF-8 on its own), for the image and its mask.
+    let stem = OsStr::from_bytes(b"d\xe9faut");
+    let name = |suffix: &str| {
+        let mut n = stem.to_os_string();
+        n.push(suffix);
+        n
+    };
+    let test = cat.join("test/scratch_head");
+    let gt = cat.join("ground_truth/scratch_head");
+    fs::rename(test.join("000.png"), test.join(name(".png"))).unwrap();
+    fs::rename(gt.join("000_mask.png"), gt.join(name("_mask.png"))).unwrap();
+    let data = load(DatasetKind::Mvtec, dir.path(), "screw").unwrap();
+    let sample = data
+        .test
+        .iter()
+        .find(|s| s.path.file_stem() == Some(stem))
+        .expect("the image is listed");
+    assert_eq!(
+        sample.mask.as_deref(),
+        Some(gt.join(name("_mask.png")).as_path())
+    );
+}
+
+#[test]
 fn insplad_discovers_assets_and_defect_folders_case_insensitively() {
     let dir = tempfile::tempdir().unwrap();
     let asset = dir.path().join("vari-grip");

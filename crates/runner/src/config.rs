@@ -256,6 +256,9 @@ impl Config {
         if !(self.flow.clamp.is_finite() && self.flow.clamp > 0.0) {
             bail!("flow.clamp must be a positive number");
         }
+        // Sizes and positions the backbone cannot take: checked here so that a sweep refuses
+        // such a config before it starts, exactly as a run would.
+        self.model.backbone_config().validate()?;
         // The experiment names a folder under `results/`: nothing that leaves it or hides.
         if self.experiment.is_empty()
             || self.experiment.contains(['/', '\\'])

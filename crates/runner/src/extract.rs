@@ -10,7 +10,7 @@ use adn_datasets::transforms::Normalization;
 use adn_datasets::{Sample, loader};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
@@ -42,6 +42,7 @@ impl FeatureSource {
     /// The extractor `cfg` describes, on `device`. `cache_root` turns the feature cache on,
     /// for a frozen extractor only: jointly trained attention changes its features.
     pub fn new(cfg: &Config, device: Device, cache_root: Option<&Path>) -> Result<Self> {
+        check_memory(cfg, device)?;
         let extractor = build_extractor(cfg, device)?;
         Ok(Self::with_extractor(cfg, extractor, device, cache_root))
     }
@@ -100,6 +101,50 @@ impl FeatureSource {
     ) -> Result<Tensor> {
         pooled_features(self, samples, angles, progress, stats)
     }
+}
+
+/// Refuses, before any work, an extraction whose batches cannot fit in memory (a typo like
+/// `model.image_size = 20000`): libtorch would abort the process on the failed allocation.
+/// The estimate is a lower bound (input pixels in the loader's queue and the backbone's
+/// largest activations), so only settings that certainly cannot run are refused.
+pub fn check_memory(cfg: &Config, device: Device) -> Result<()> {
+    let Some(available) = crate::memory::available_bytes() else {
+        return Ok(());
+    };
+    let m = &cfg.model;
+    let views = [
+        cfg.test.test_transforms,
+        cfg.train.train_transforms,
+        cfg.train.rotation_pool,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(1);
+    let rows = ((CHUNK_VIEWS / views).max(1) * views) as f64;
+    let pixels = (m.image_size as f64).powi(2);
+    // Floats per view and input pixel: the decoded and normalised input (3 channels) in
+    // each queued chunk, and on the CPU the largest activations of the widest scale.
+    let queued = 3.0 * (PREFETCH_CHUNKS + 2) as f64;
+    let activations = match (device.is_cuda(), m.backbone) {
+        (true, _) => 0.0,
+        (false, adn_backbones::BackboneKind::Alexnet) => 12.0,
+        (false, adn_backbones::BackboneKind::EfficientnetLite0) => 40.0,
+    };
+    let need = rows * pixels * 4.0 * (queued + activations);
+    if need > available as f64 {
+        bail!(
+            "model.image_size = {}: feature extraction needs at least {} of memory ({} views \
+             of {}x{} px per batch), more than the {} available; use a smaller \
+             model.image_size",
+            m.image_size,
+            crate::memory::human(need),
+            rows,
+            m.image_size,
+            m.image_size,
+            crate::memory::human(available as f64)
+        );
+    }
+    Ok(())
 }
 
 /// The extractor of `cfg` on `device`, in the activation layout [`memory_format`] gives.

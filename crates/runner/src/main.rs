@@ -74,6 +74,7 @@ fn main() -> ExitCode {
                 .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
         )
         .init();
+    adn_runner::errors::install_panic_hook();
     if let Some(n) = cli.threads {
         tch::set_num_threads(n);
         rayon::ThreadPoolBuilder::new()
@@ -96,7 +97,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", adn_runner::errors::describe(&e));
             ExitCode::FAILURE
         }
     }

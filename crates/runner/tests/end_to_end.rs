@@ -279,6 +279,27 @@ fn out_of_range_thread_counts_are_usage_errors_not_panics() {
 }
 
 #[test]
+fn sizes_the_backbone_or_the_memory_cannot_take_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    for (set, expected) in [
+        ("model.image_size=20000", "needs at least"),
+        ("model.image_size=7", "too small"),
+        ("model.scales=65", "too small"),
+    ] {
+        let out = run_smoke(dir.path(), "big", &["--set", set]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{set}: {stderr}");
+        assert!(
+            stderr.contains("model.image_size") && stderr.contains(expected),
+            "{set}: {stderr}"
+        );
+        // Refused before the data stage: the smoke set was not even generated.
+        assert!(!dir.path().join("data").exists(), "{set}");
+        assert!(!dir.path().join("big").exists(), "{set}");
+    }
+}
+
+#[test]
 fn a_test_set_without_anomalies_is_refused_before_any_feature() {
     let dir = tempfile::tempdir().unwrap();
     let made = adn("data")
@@ -304,4 +325,55 @@ fn a_test_set_without_anomalies_is_refused_before_any_feature() {
     );
     assert!(!dir.path().join("cache").exists(), "features were computed");
     assert!(!dir.path().join("only-good").exists());
+}
+
+#[test]
+fn concurrent_runs_share_a_generated_dataset_and_never_a_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = |name: &str| {
+        let mut cmd = common::smoke_command(
+            &dir.path().join("data"),
+            &dir.path().join("cache"),
+            &dir.path().join(name),
+            &SHORT,
+        );
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Both find the smoke set missing: one writes it, the other waits and uses it.
+    let (a, b) = (spawn("a"), spawn("b"));
+    for child in [a, b] {
+        assert_ok(&child.wait_with_output().unwrap());
+    }
+    let data = dir.path().join("data/shapes");
+    assert_eq!(
+        std::fs::read_dir(data.join("test/good")).unwrap().count(),
+        20
+    );
+
+    // A second process for the same run folder is refused while the first holds it.
+    let first = spawn("c");
+    let lock = dir.path().join(".c.lock");
+    let start = std::time::Instant::now();
+    while !lock.exists() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the first run never took its folder"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = run_smoke(dir.path(), "c", &SHORT);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        stderr.contains("run folder") && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert_ok(&first.wait_with_output().unwrap());
+    assert_eq!(
+        json(&dir.path().join("c/manifest.json"))["status"],
+        "complete"
+    );
 }

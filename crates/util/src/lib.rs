@@ -3,6 +3,8 @@
 //! - [`hash`]: SHA-256 of a file;
 //! - [`atomic`]: files and folders that appear whole or not at all (temporary sibling, then
 //!   rename), so an interrupted write never leaves something that looks complete;
+//! - [`lock`]: one owner at a time for an experiment, a run folder or a generated dataset
+//!   (advisory file locks, released by the kernel when their process dies);
 //! - [`python`]: the one rule that finds the project's Python (the venv with torch and pip);
 //! - [`wheel`]: a pinned PyPI wheel downloaded once into a cache and checked against its
 //!   SHA-256.
@@ -12,6 +14,7 @@
 
 pub mod atomic;
 pub mod hash;
+pub mod lock;
 pub mod python;
 pub mod wheel;
 

@@ -138,6 +138,10 @@ fn check_output_folder(out: &Path) -> Result<()> {
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     let out = opts.out.clone().unwrap_or_else(|| default_out(cfg));
     check_output_folder(&out)?;
+    let device = opts.device.resolve()?;
+    crate::extract::check_memory(cfg, device)?;
+    // One process per run folder: a second one refuses instead of racing the first.
+    let _owner = adn_util::lock::try_lock(&out, &format!("run folder {}", out.display()))?;
     if out.exists() && !opts.force {
         let state = match adn_record::run_state(&out) {
             Ok(RunState::Complete) => "a complete run",
@@ -148,7 +152,6 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
             out.display()
         );
     }
-    let device = opts.device.resolve()?;
     let clock = record::Clock::start();
 
     let t = Instant::now();

@@ -291,6 +291,16 @@ mod tests {
         let grid = load_grid(&grid_path).unwrap();
         let e = expand(&grid_path, &grid).unwrap_err();
         assert!(format!("{e:#}").contains("atention"), "{e:#}");
+        // A value the backbone cannot take fails here as it would fail the run.
+        fs::write(
+            &grid_path,
+            "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
+             [axes]\n\"model.image_size\" = [128, 7]\n",
+        )
+        .unwrap();
+        let grid = load_grid(&grid_path).unwrap();
+        let e = expand(&grid_path, &grid).unwrap_err();
+        assert!(format!("{e:#}").contains("too small"), "{e:#}");
         fs::write(
             &grid_path,
             "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabell = \"A\"\n",

@@ -19,7 +19,7 @@ mod state;
 use std::path::PathBuf;
 
 use adn_record::RunState;
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 
 pub use grid::{DatasetAxis, Grid, SlurmResources, base_path, expand, load_grid};
 pub use local::{SweepOptions, SweepSummary, failure_message, print_summary, run_args, run_local};
@@ -91,6 +91,17 @@ pub fn command(a: Args, threads: Option<i32>) -> Result<()> {
         }
         return Ok(());
     }
+    // One sweep per experiment: a second one refuses rather than redo or delete the first
+    // one's runs in flight. Held until the sweep ends.
+    let experiment_dir = a.results.join(&plan.experiment);
+    let _owner = adn_util::lock::try_lock(
+        &experiment_dir,
+        &format!(
+            "experiment {:?} ({})",
+            plan.experiment,
+            experiment_dir.display()
+        ),
+    )?;
     // Generated and packaged datasets are written before any run starts.
     for ds in &grid.datasets {
         let (Some(kind), Some(root)) = (&ds.make, ds.set.get("data.root").and_then(|v| v.as_str()))
@@ -117,6 +128,13 @@ pub fn command(a: Args, threads: Option<i32>) -> Result<()> {
         );
         return Ok(());
     }
+    // What a run checks before its extraction, checked for every run before the first starts.
+    let resolved = a.device.resolve()?;
+    for r in plan.runs.iter().filter(|r| r.missing.is_none()) {
+        let cfg = crate::config::Config::load(&plan.base, &r.overrides)?;
+        crate::extract::check_memory(&cfg, resolved)
+            .with_context(|| format!("run {} ({} / {})", r.run_id, r.dataset, r.category))?;
+    }
     let device = a.device.name();
     let opts = SweepOptions {
         results: a.results,
@@ -139,5 +157,15 @@ pub fn command(a: Args, threads: Option<i32>) -> Result<()> {
         summary.failed.len(),
         summary.skipped.len()
     );
+    // A sweep whose experiment has failed runs did not produce what it was asked for.
+    if !summary.failed.is_empty() {
+        bail!(
+            "{} of {} runs of {} failed (their records say why; `adn sweep --retry-failed` runs \
+             them again)",
+            summary.failed.len(),
+            plan.runs.len() - summary.skipped.len(),
+            plan.experiment
+        );
+    }
     Ok(())
 }

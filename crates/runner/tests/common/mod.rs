@@ -34,6 +34,13 @@ pub fn run_smoke_with(
     out: &Path,
     extra: &[&str],
 ) -> std::process::Output {
+    smoke_command(data, cache, out, extra)
+        .output()
+        .expect("adn runs")
+}
+
+/// The command [`run_smoke_with`] runs.
+pub fn smoke_command(data: &Path, cache: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = adn("run");
     cmd.arg(workspace_root().join("experiments/smoke.toml"))
         .arg("--set")
@@ -44,7 +51,7 @@ pub fn run_smoke_with(
         .arg(cache)
         .args(["--device", "cpu", "--quiet"])
         .args(extra);
-    cmd.output().expect("adn runs")
+    cmd
 }
 
 pub fn json(path: &Path) -> serde_json::Value {

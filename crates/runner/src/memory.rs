@@ -1,0 +1,94 @@
+//! How much memory this process may still take: the least of the machine's available
+//! memory, the cgroup's remaining allowance and the address-space limit. Used to refuse,
+//! before any work, settings whose allocations could not succeed (libtorch aborts the
+//! process on a failed allocation, with no record and no message of ours).
+
+use std::fs;
+
+/// Bytes this process can still allocate, as far as the system tells; `None` when it tells
+/// nothing.
+pub fn available_bytes() -> Option<u64> {
+    [mem_available(), cgroup_headroom(), address_space_headroom()]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// `MemAvailable` of `/proc/meminfo`.
+fn mem_available() -> Option<u64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    kib_field(&text, "MemAvailable:")
+}
+
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let kib: u64 = line[name.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// `memory.max - memory.current` of this process's cgroup (v2), when it has a limit.
+fn cgroup_headroom() -> Option<u64> {
+    let cgroup = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+    let max: u64 = fs::read_to_string(dir.join("memory.max"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?; // "max": no limit
+    let current: u64 = fs::read_to_string(dir.join("memory.current"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(max.saturating_sub(current))
+}
+
+/// `RLIMIT_AS` (`ulimit -v`) minus the address space already mapped.
+fn address_space_headroom() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let mapped = kib_field(&status, "VmSize:").unwrap_or(0);
+    Some(lim.rlim_cur.saturating_sub(mapped))
+}
+
+/// Bytes as a short human figure.
+pub fn human(bytes: f64) -> String {
+    let gb = bytes / 1e9;
+    if gb >= 1000.0 {
+        format!("{:.1} TB", gb / 1000.0)
+    } else if gb >= 1.0 {
+        format!("{gb:.1} GB")
+    } else {
+        format!("{:.0} MB", bytes / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_fields_parse() {
+        let text = "MemTotal:       24000000 kB\nMemAvailable:   20000000 kB\n";
+        assert_eq!(kib_field(text, "MemAvailable:"), Some(20_000_000 * 1024));
+        assert_eq!(kib_field(text, "Nothing:"), None);
+        assert!(available_bytes().is_some_and(|b| b > 0));
+        assert_eq!(human(2.9e12), "2.9 TB");
+        assert_eq!(human(1.5e9), "1.5 GB");
+    }
+}
