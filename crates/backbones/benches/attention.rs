@@ -22,7 +22,8 @@ fn bench(c: &mut Criterion) {
         AttentionKind::CbamOfficial,
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
-        let block = AttentionBlock::new(&vs.root(), kind, 192, 2).expect("attention");
+        let block =
+            AttentionBlock::new(&vs.root(), kind, 192, 2, Default::default()).expect("attention");
         group.bench_function(format!("{kind:?}/forward"), |b| {
             b.iter(|| tch::no_grad(|| block.forward_t(black_box(&x), false)))
         });

@@ -3,7 +3,27 @@
 use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
-use crate::{AttentionKind, init};
+use crate::{AttentionInit, AttentionKind, init};
+
+/// A gate from its pre-activation: `sigmoid(a)` in `(0, 1)`, or `2·sigmoid(a)` in `(0, 2)`
+/// for identity-initialised modules, which is 1 where `a` starts at 0.
+fn gate(a: &Tensor, identity: bool) -> Tensor {
+    if identity {
+        a.sigmoid() * 2.0
+    } else {
+        a.sigmoid()
+    }
+}
+
+/// Zeroes a layer's weight and bias: the last layer of an identity-initialised gate.
+fn zero(ws: &mut Tensor, bs: Option<&mut Tensor>) {
+    tch::no_grad(|| {
+        let _ = ws.zero_();
+        if let Some(b) = bs {
+            let _ = b.zero_();
+        }
+    });
+}
 
 /// Squeeze-and-excitation (Hu et al.), the AttentDifferNet lab's form: global average pool,
 /// `Linear(C, C/r, no bias)`, ReLU, `Linear(C/r, C, no bias)`, sigmoid, channel scaling.
@@ -11,23 +31,29 @@ use crate::{AttentionKind, init};
 pub struct SqueezeExcitation {
     fc1: nn::Linear,
     fc2: nn::Linear,
+    identity: bool,
 }
 
 impl SqueezeExcitation {
-    pub fn new(p: &nn::Path, channels: i64, reduction: i64) -> Self {
+    pub fn new(p: &nn::Path, channels: i64, reduction: i64, start: AttentionInit) -> Self {
         let hidden = (channels / reduction).max(1);
-        SqueezeExcitation {
-            fc1: nn::linear(p / "fc1", channels, hidden, init::linear(channels, false)),
-            fc2: nn::linear(p / "fc2", hidden, channels, init::linear(hidden, false)),
+        let fc1 = nn::linear(p / "fc1", channels, hidden, init::linear(channels, false));
+        let mut fc2 = nn::linear(p / "fc2", hidden, channels, init::linear(hidden, false));
+        let identity = start == AttentionInit::Identity;
+        if identity {
+            zero(&mut fc2.ws, fc2.bs.as_mut());
         }
+        SqueezeExcitation { fc1, fc2, identity }
     }
 
-    /// The channel weights `s` in `(0, 1)`, shape `[N, C]`.
+    /// The channel weights `s`, shape `[N, C]`: in `(0, 1)`, or `(0, 2)` starting at 1 for
+    /// an identity-initialised module.
     pub fn channel_weights(&self, xs: &Tensor) -> Tensor {
         let squeezed = xs.mean_dim([2, 3].as_slice(), false, xs.kind());
-        self.fc2
-            .forward(&self.fc1.forward(&squeezed).relu())
-            .sigmoid()
+        gate(
+            &self.fc2.forward(&self.fc1.forward(&squeezed).relu()),
+            self.identity,
+        )
     }
 }
 
@@ -40,19 +66,31 @@ pub struct Cbam {
     spatial: nn::Conv2D,
     spatial_bn: Option<nn::BatchNorm>,
     residual: bool,
+    identity: bool,
 }
 
 impl Cbam {
     /// The lab variant: r = 16, 1×1-conv MLP without bias, spatial k = 49 with bias,
     /// no BatchNorm, `out + x`.
-    pub fn lab(p: &nn::Path, channels: i64) -> Self {
-        Self::build(p, channels, 16, 49, false, false, true)
+    pub fn lab(p: &nn::Path, channels: i64, start: AttentionInit) -> Self {
+        Self::build(p, channels, 16, 49, false, false, true).starting(start)
     }
 
     /// The original CBAM: r = 16, MLP with bias, spatial k = 7 without bias followed by
     /// BatchNorm, no residual.
-    pub fn official(p: &nn::Path, channels: i64) -> Self {
-        Self::build(p, channels, 16, 7, true, true, false)
+    pub fn official(p: &nn::Path, channels: i64, start: AttentionInit) -> Self {
+        Self::build(p, channels, 16, 7, true, true, false).starting(start)
+    }
+
+    /// Zeroes the last layer of both gates for an identity start (the official variant's
+    /// BatchNorm then sees zeros and, with its zero shift, passes zeros on).
+    fn starting(mut self, start: AttentionInit) -> Self {
+        self.identity = start == AttentionInit::Identity;
+        if self.identity {
+            zero(&mut self.mlp2.ws, self.mlp2.bs.as_mut());
+            zero(&mut self.spatial.ws, self.spatial.bs.as_mut());
+        }
+        self
     }
 
     fn build(
@@ -94,6 +132,7 @@ impl Cbam {
             ),
             spatial_bn: batch_norm.then(|| nn::batch_norm2d(p / "spatial_bn", 1, bn_cfg)),
             residual,
+            identity: false,
         }
     }
 
@@ -101,7 +140,7 @@ impl Cbam {
         let mlp = |t: &Tensor| self.mlp2.forward(&self.mlp1.forward(t).relu());
         let avg = xs.adaptive_avg_pool2d([1, 1]);
         let max = xs.adaptive_max_pool2d([1, 1]).0;
-        (mlp(&avg) + mlp(&max)).sigmoid()
+        gate(&(mlp(&avg) + mlp(&max)), self.identity)
     }
 
     /// The spatial attention map in `(0, 1)`, shape `[N, 1, H, W]`, for input `xs` already
@@ -113,13 +152,17 @@ impl Cbam {
         if let Some(bn) = &self.spatial_bn {
             s = bn.forward_t(&s, train);
         }
-        s.sigmoid()
+        gate(&s, self.identity)
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let out = xs * self.channel_gate(xs);
         let out = &out * self.spatial_gate(&out, train);
-        if self.residual { out + xs } else { out }
+        match (self.residual, self.identity) {
+            (false, _) => out,
+            (true, false) => out + xs,
+            (true, true) => (out + xs) * 0.5,
+        }
     }
 
     /// The spatial map this module applies to `xs`.
@@ -143,12 +186,20 @@ impl AttentionBlock {
         kind: AttentionKind,
         channels: i64,
         se_reduction: i64,
+        start: AttentionInit,
     ) -> Option<Self> {
         match kind {
             AttentionKind::None => None,
-            AttentionKind::Se => Some(Self::Se(SqueezeExcitation::new(p, channels, se_reduction))),
-            AttentionKind::Cbam => Some(Self::Cbam(Box::new(Cbam::lab(p, channels)))),
-            AttentionKind::CbamOfficial => Some(Self::Cbam(Box::new(Cbam::official(p, channels)))),
+            AttentionKind::Se => Some(Self::Se(SqueezeExcitation::new(
+                p,
+                channels,
+                se_reduction,
+                start,
+            ))),
+            AttentionKind::Cbam => Some(Self::Cbam(Box::new(Cbam::lab(p, channels, start)))),
+            AttentionKind::CbamOfficial => {
+                Some(Self::Cbam(Box::new(Cbam::official(p, channels, start))))
+            }
         }
     }
 

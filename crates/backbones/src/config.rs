@@ -70,6 +70,27 @@ pub enum AttentionKind {
     CbamOfficial,
 }
 
+/// How attention starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttentionInit {
+    /// The modules' usual random initialisation: a gate near 0.5 that rescales every channel
+    /// of the pretrained backbone from the first step.
+    #[default]
+    Random,
+    /// Gates of the form `2·sigmoid(a)` whose last layer starts at zero, so every gate is 1
+    /// and the backbone's output is exactly vanilla's at step 0 (the lab CBAM's residual sum
+    /// `out + x` becomes its mean `(out + x) / 2` for the same reason). Training moves away
+    /// from the identity only where the loss asks for it.
+    Identity,
+}
+
+impl AttentionInit {
+    pub fn is_random(&self) -> bool {
+        *self == AttentionInit::Random
+    }
+}
+
 /// Whether attention parameters learn with the flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -90,6 +111,10 @@ pub struct BackboneConfig {
     pub positions: Vec<String>,
     /// SE reduction ratio.
     pub se_reduction: i64,
+    /// How the attention starts. Left out of the serialised form when random, so records
+    /// and run ids from before this setting existed keep their meaning.
+    #[serde(default, skip_serializing_if = "AttentionInit::is_random")]
+    pub attention_init: AttentionInit,
     /// Positions whose globally averaged outputs are concatenated into the feature.
     pub feature_layers: Vec<String>,
     /// Input side in pixels of the first scale.

@@ -131,6 +131,7 @@ mod tests {
             attention,
             positions: vec!["relu1".into(), "relu2".into(), "relu5".into()],
             se_reduction: 2,
+            attention_init: Default::default(),
             feature_layers: kind.default_feature_layers(),
             image_size: size,
             scales: 1,

@@ -106,9 +106,13 @@ impl FeatureExtractor {
         for position in &config.positions {
             let channels = config.kind.channels_at(position).expect("checked above");
             let p = attention_vs.root() / position.as_str();
-            if let Some(block) =
-                AttentionBlock::new(&p, config.attention, channels, config.se_reduction)
-            {
+            if let Some(block) = AttentionBlock::new(
+                &p,
+                config.attention,
+                channels,
+                config.se_reduction,
+                config.attention_init,
+            ) {
                 blocks.push((position.clone(), block));
             }
         }
@@ -424,6 +428,7 @@ pub(crate) fn check_config(config: &BackboneConfig) -> Result<(), BackboneError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AttentionInit;
 
     fn config(kind: BackboneKind, attention: AttentionKind) -> BackboneConfig {
         let positions: &[&str] = match kind {
@@ -435,6 +440,7 @@ mod tests {
             attention,
             positions: positions.iter().map(|s| s.to_string()).collect(),
             se_reduction: 2,
+            attention_init: Default::default(),
             feature_layers: kind.default_feature_layers(),
             image_size: 128,
             scales: 2,
@@ -495,6 +501,58 @@ mod tests {
         )
         .unwrap();
         assert_eq!(fx.feature_dim(), 512);
+    }
+
+    #[test]
+    fn identity_initialised_attention_leaves_the_features_as_vanilla() {
+        for kind in [BackboneKind::Alexnet, BackboneKind::EfficientnetLite0] {
+            let build = |attention, start, training| {
+                let c = BackboneConfig {
+                    attention_init: start,
+                    ..config(kind, attention)
+                };
+                FeatureExtractor::new(&c, None, training, 3, Device::Cpu).unwrap()
+            };
+            let x = Tensor::randn([2, 3, 128, 128], (tch::Kind::Float, Device::Cpu));
+            let frozen = AttentionTraining::FrozenAtInit;
+            let vanilla = build(AttentionKind::None, AttentionInit::Random, frozen)
+                .pooled_features(&x, false);
+            for attention in &ALL_ATTENTION[1..] {
+                let fx = build(
+                    *attention,
+                    AttentionInit::Identity,
+                    AttentionTraining::Joint,
+                );
+                let diff =
+                    f64::try_from((fx.pooled_features(&x, false) - &vanilla).abs().max()).unwrap();
+                assert!(diff <= 1e-6, "{kind:?} {attention:?}: {diff}");
+                // The random start does change them (what the identity start is for).
+                let random = build(*attention, AttentionInit::Random, frozen);
+                // (Relative: random Lite0 weights give tiny features.)
+                let moved =
+                    f64::try_from((random.pooled_features(&x, false) - &vanilla).abs().max())
+                        .unwrap()
+                        / f64::try_from(vanilla.abs().max()).unwrap();
+                assert!(moved > 1e-3, "{kind:?} {attention:?}: {moved}");
+                // Training can leave the identity: a loss on the features reaches the zeroed
+                // last layers of every gate. (AlexNet only: through random Lite0 weights the
+                // gradients vanish below float32's range whatever the start.)
+                if kind != BackboneKind::Alexnet {
+                    continue;
+                }
+                let loss = fx.pooled_features(&x, true).sum(None);
+                loss.backward();
+                for (name, var) in fx.attention_vs.variables() {
+                    let last = ["fc2", "mlp2", "spatial.weight"]
+                        .iter()
+                        .any(|l| name.contains(l));
+                    if last {
+                        let g = f64::try_from(var.grad().abs().sum(None)).unwrap();
+                        assert!(g > 0.0, "{kind:?} {attention:?}: no gradient to {name}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod init;
 pub mod weights;
 
 pub use backbone::{Backbone, Tap};
-pub use config::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
+pub use config::{AttentionInit, AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
 pub use features::{FeatureExtractor, MemoryFormat};
 
 /// Errors of building a backbone or loading its weights.

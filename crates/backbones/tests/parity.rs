@@ -92,7 +92,7 @@ fn attention_modules_match_pytorch() {
         (AttentionKind::CbamOfficial, "cbam_official"),
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
-        let block = AttentionBlock::new(&vs.root(), kind, 32, 2).unwrap();
+        let block = AttentionBlock::new(&vs.root(), kind, 32, 2, Default::default()).unwrap();
         set_formula(&vs);
         let out = block.forward_t(&x, false);
         let err = max_abs_diff(&out, &golden(&format!("{name}.output")));
@@ -155,6 +155,7 @@ fn efficientnet_lite0_is_imagenet_and_matches_pytorch() {
         attention: AttentionKind::None,
         positions: vec![],
         se_reduction: 2,
+        attention_init: Default::default(),
         feature_layers: vec!["stage5".into(), "stage6".into(), "stage7".into()],
         image_size: 224,
         scales: 1,
@@ -213,6 +214,7 @@ fn grad_cam_matches_pytorch() {
         attention: AttentionKind::None,
         positions: vec![],
         se_reduction: 2,
+        attention_init: Default::default(),
         feature_layers: vec!["pool5".into()],
         image_size: 128,
         scales: 2,

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use adn_backbones::{AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
+use adn_backbones::{
+    AttentionInit, AttentionKind, AttentionTraining, BackboneConfig, BackboneKind,
+};
 use adn_flows::FlowConfig;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,10 @@ pub struct ModelConfig {
     pub attention: AttentionKind,
     pub positions: Vec<String>,
     pub attention_training: AttentionTraining,
+    /// `"random"` (default) or `"identity"`: gates that start at exactly 1. Omitted from the
+    /// resolved config when random, so run ids from before this key are unchanged.
+    #[serde(skip_serializing_if = "AttentionInit::is_random")]
+    pub attention_init: AttentionInit,
     pub se_reduction: i64,
     /// Layers whose pooled outputs form the feature; the backbone's default when absent
     /// (AlexNet: `pool5`, as DifferNet).
@@ -83,6 +89,7 @@ impl Default for ModelConfig {
             attention: AttentionKind::None,
             positions: vec!["relu1".into(), "relu2".into(), "relu5".into()],
             attention_training: AttentionTraining::FrozenAtInit,
+            attention_init: AttentionInit::Random,
             se_reduction: 2,
             feature_layers: None,
             image_size: 448,
@@ -103,6 +110,7 @@ impl ModelConfig {
                 self.positions.clone()
             },
             se_reduction: self.se_reduction,
+            attention_init: self.attention_init,
             feature_layers: self
                 .feature_layers
                 .clone()

@@ -181,9 +181,17 @@ fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, device: Device) -> 
     };
     let attention = match b.attention {
         adn_backbones::AttentionKind::None => "none".to_string(),
+        // An identity start is named; a random one keeps the key it always had.
         kind => format!(
-            "{kind:?}@{:?}/r{}/seed-{}",
-            b.positions, b.se_reduction, cfg.train.seed
+            "{kind:?}@{:?}/r{}/seed-{}{}",
+            b.positions,
+            b.se_reduction,
+            cfg.train.seed,
+            if b.attention_init.is_random() {
+                ""
+            } else {
+                "/identity"
+            }
         ),
     };
     let device = match (device.is_cuda(), cfg.model.mixed_precision) {

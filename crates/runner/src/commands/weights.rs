@@ -108,6 +108,7 @@ fn check_weights(
         attention: adn_backbones::AttentionKind::None,
         positions: Vec::new(),
         se_reduction: 2,
+        attention_init: Default::default(),
         feature_layers: kind.default_feature_layers(),
         image_size: 224,
         scales: 1,
