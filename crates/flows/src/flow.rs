@@ -17,6 +17,16 @@ pub struct FlowConfig {
     pub hidden: i64,
     /// α of the soft clamp `α·0.636·atan(s/α)`.
     pub clamp: f64,
+    /// Standardise each input dimension (mean 0, sd 1 over the training features) before
+    /// the first coupling, outside the log-determinant, so that a global rescale of the
+    /// features cannot lower the loss. Off (DifferNet) is left out of the serialised form,
+    /// so run ids from before this setting are unchanged.
+    #[serde(skip_serializing_if = "is_false")]
+    pub standardize: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for FlowConfig {
@@ -25,8 +35,27 @@ impl Default for FlowConfig {
             coupling_blocks: 8,
             hidden: 2048,
             clamp: 3.0,
+            standardize: false,
         }
     }
+}
+
+/// Per-dimension mean and sd of the training features, saved with the flow (`input_std.mean`,
+/// `input_std.sd`) so that a reloaded model scores as the trained one did.
+#[derive(Debug)]
+struct Standardizer {
+    mean: Tensor,
+    sd: Tensor,
+}
+
+/// The smallest sd a dimension is divided by: a constant feature stays finite.
+const MIN_SD: f64 = 1e-6;
+
+/// Mean and sd over the rows of `x` (`[N, dim]`).
+pub fn row_moments(x: &Tensor) -> (Tensor, Tensor) {
+    let mean = x.mean_dim(0, true, Kind::Float);
+    let sd = x.std_dim(0, false, true).clamp_min(MIN_SD);
+    (mean, sd)
 }
 
 /// Latents are clamped to ±1e6, as DifferNet's output node does.
@@ -39,6 +68,7 @@ pub struct DifferNetFlow {
     permutations: Vec<Tensor>,
     inverse_permutations: Vec<Tensor>,
     couplings: Vec<GlowCoupling>,
+    standardizer: Option<Standardizer>,
 }
 
 impl DifferNetFlow {
@@ -65,20 +95,66 @@ impl DifferNetFlow {
                 config.clamp,
             ));
         }
+        let standardizer = config.standardize.then(|| {
+            let q = p / "input_std";
+            Standardizer {
+                mean: q.zeros_no_train("mean", &[1, dim]),
+                sd: q.ones_no_train("sd", &[1, dim]),
+            }
+        });
         DifferNetFlow {
             dim,
             permutations,
             inverse_permutations,
             couplings,
+            standardizer,
         }
+    }
+
+    /// Whether inputs are standardised before the couplings.
+    pub fn standardizes(&self) -> bool {
+        self.standardizer.is_some()
+    }
+
+    /// Sets the stored input statistics (no-op without standardisation).
+    pub fn set_standardization(&self, mean: &Tensor, sd: &Tensor) {
+        if let Some(s) = &self.standardizer {
+            tch::no_grad(|| {
+                s.mean.shallow_clone().copy_(&mean.reshape([1, self.dim]));
+                s.sd.shallow_clone()
+                    .copy_(&sd.reshape([1, self.dim]).clamp_min(MIN_SD));
+            });
+        }
+    }
+
+    /// Stores the statistics of the training features `x` (`[N, dim]`).
+    pub fn fit_standardization(&self, x: &Tensor) {
+        let (mean, sd) = tch::no_grad(|| row_moments(x));
+        self.set_standardization(&mean, &sd);
+    }
+
+    /// `(z, log|det J|)` with the batch's own statistics instead of the stored ones, for
+    /// features that change while the flow trains (jointly trained attention): the loss
+    /// cannot fall by shrinking the features, and the gradient flows through the statistics.
+    pub fn forward_batch_standardized(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let (mean, sd) = row_moments(x);
+        self.couplings_forward(&((x - mean) / sd))
     }
 
     pub fn dim(&self) -> i64 {
         self.dim
     }
 
-    /// `(z, log|det J|)` for features `x` of shape `[N, dim]`.
+    /// `(z, log|det J|)` for features `x` of shape `[N, dim]`, standardised with the stored
+    /// statistics first when the flow standardises.
     pub fn forward(&self, x: &Tensor) -> (Tensor, Tensor) {
+        match &self.standardizer {
+            Some(s) => self.couplings_forward(&((x - &s.mean) / &s.sd)),
+            None => self.couplings_forward(x),
+        }
+    }
+
+    fn couplings_forward(&self, x: &Tensor) -> (Tensor, Tensor) {
         let mut h = x.shallow_clone();
         let mut log_det = Tensor::zeros([x.size()[0]], (x.kind(), x.device()));
         for (perm, coupling) in self.permutations.iter().zip(&self.couplings) {
@@ -95,7 +171,10 @@ impl DifferNetFlow {
         for (inv, coupling) in self.inverse_permutations.iter().zip(&self.couplings).rev() {
             h = coupling.inverse(&h).index_select(1, inv);
         }
-        h
+        match &self.standardizer {
+            Some(s) => h * &s.sd + &s.mean,
+            None => h,
+        }
     }
 }
 
@@ -130,6 +209,7 @@ mod tests {
             coupling_blocks: 4,
             hidden: 16,
             clamp: 3.0,
+            standardize: false,
         };
         let flow = DifferNetFlow::new(&vs.root(), dim, &cfg);
         (vs, flow)
@@ -182,5 +262,54 @@ mod tests {
         let z = Tensor::from_slice(&[1f32, 1., 3., 3., 0., 0., 2., 2.]).reshape([4, 2]);
         let s = anomaly_scores(&z, 2);
         assert_eq!(Vec::<f32>::try_from(s).unwrap(), vec![5.0, 2.0]);
+    }
+
+    #[test]
+    fn standardized_inputs_make_the_loss_blind_to_a_global_rescale() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = FlowConfig {
+            coupling_blocks: 4,
+            hidden: 16,
+            clamp: 3.0,
+            standardize: true,
+        };
+        let flow = DifferNetFlow::new(&vs.root(), 6, &cfg);
+        let x = Tensor::randn([32, 6], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        let loss_at = |x: &Tensor| {
+            flow.fit_standardization(x);
+            let (z, ld) = flow.forward(x);
+            nll_loss(&z, &ld).double_value(&[])
+        };
+        let base = loss_at(&x);
+        for scale in [0.01, 0.5, 20.0] {
+            let scaled = loss_at(&(&x * scale));
+            assert!(
+                (scaled - base).abs() < 1e-5,
+                "scale {scale}: {scaled} vs {base}"
+            );
+            let (z, ld) = flow.forward_batch_standardized(&(&x * scale));
+            let batch = nll_loss(&z, &ld).double_value(&[]);
+            assert!((batch - base).abs() < 1e-5, "batch stats, scale {scale}");
+        }
+        // Without standardisation a shrink does lower it: what jointly trained attention
+        // exploited.
+        let (_, plain) = small_flow(6);
+        let loss = |x: &Tensor| {
+            let (z, ld) = plain.forward(x);
+            nll_loss(&z, &ld).double_value(&[])
+        };
+        assert!(loss(&(&x * 0.01)) < loss(&x));
+        // The batch statistics pass the gradient on to whatever made the features.
+        let input = (&x * 1.0).set_requires_grad(true);
+        let (z, ld) = flow.forward_batch_standardized(&(&input * 2.0));
+        nll_loss(&z, &ld).backward();
+        assert!(f64::try_from(input.grad().abs().sum(None)).unwrap() > 0.0);
+        // The statistics are saved with the flow, and the inverse undoes them.
+        let names: Vec<String> = vs.variables().into_keys().collect();
+        assert!(names.iter().any(|n| n == "input_std.mean"), "{names:?}");
+        flow.fit_standardization(&x);
+        let back = flow.inverse(&flow.forward(&x).0);
+        assert!(f64::try_from((back - &x).abs().max()).unwrap() < 1e-3);
     }
 }

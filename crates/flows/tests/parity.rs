@@ -59,6 +59,7 @@ fn forward_loss_and_one_adam_step_match_pytorch() {
         coupling_blocks: 3,
         hidden: 16,
         clamp: 3.0,
+        standardize: false,
     };
     let flow = DifferNetFlow::new(&vs.root(), 12, &config);
     set_formula(&vs);

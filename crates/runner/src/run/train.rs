@@ -76,9 +76,19 @@ pub fn train(
     let (mut wall_train, mut wall_eval) = (0.0, 0.0);
     let bar = crate::progress::bar(quiet, (t.meta_epochs * t.sub_epochs) as u64, "train");
     let mut failure = None;
+    // Standardised flow inputs: fixed features are described once; jointly trained
+    // attention's change, so each batch uses its own statistics and the stored ones (used
+    // to score) are those of the meta-epoch's batches.
+    if let Inputs::Fixed { train, .. } = &features.inputs
+        && flow.standardizes()
+    {
+        flow.fit_standardization(train);
+    }
+    let joint_standardized = flow.standardizes() && matches!(features.inputs, Inputs::Joint { .. });
     'meta: for meta in 0..t.meta_epochs {
         let t2 = Instant::now();
         let (mut loss_sum, mut loss_count) = (0.0, 0usize);
+        let mut moments = MomentSums::default();
         for _sub in 0..t.sub_epochs {
             let mut order: Vec<i64> = (0..n_train as i64).collect();
             order.shuffle(rng);
@@ -89,7 +99,12 @@ pub fn train(
                     Inputs::Fixed { train, .. } => train.index_select(0, &rows),
                     Inputs::Joint { train, .. } => crate::joint::features(extractor, train, &rows),
                 };
-                let (z, log_det) = flow.forward(&x);
+                let (z, log_det) = if joint_standardized {
+                    moments.add(&x);
+                    flow.forward_batch_standardized(&x)
+                } else {
+                    flow.forward(&x)
+                };
                 let loss = nll_loss(&z, &log_det);
                 let value = loss.double_value(&[]);
                 if !value.is_finite() {
@@ -115,6 +130,9 @@ pub fn train(
             bar.inc(1);
         }
         wall_train += t2.elapsed().as_secs_f64();
+        if let Some((mean, sd)) = moments.mean_sd() {
+            flow.set_standardization(&mean, &sd);
+        }
 
         let t3 = Instant::now();
         let scores = evaluate::test_scores(cfg, &flow, features);
@@ -148,6 +166,38 @@ pub fn train(
         wall_train,
         wall_eval,
     })
+}
+
+/// Running sums of feature rows (detached, in double precision) over a meta-epoch.
+#[derive(Default)]
+struct MomentSums {
+    sums: Option<(Tensor, Tensor)>,
+    rows: i64,
+}
+
+impl MomentSums {
+    fn add(&mut self, x: &Tensor) {
+        let x = x.detach().to_kind(tch::Kind::Double);
+        let s = x.sum_dim_intlist(0, false, tch::Kind::Double);
+        let q = x.square().sum_dim_intlist(0, false, tch::Kind::Double);
+        self.sums = Some(match self.sums.take() {
+            None => (s, q),
+            Some((a, b)) => (a + s, b + q),
+        });
+        self.rows += x.size()[0];
+    }
+
+    /// Mean and sd of every row added, as float; `None` when nothing was.
+    fn mean_sd(&self) -> Option<(Tensor, Tensor)> {
+        let (s, q) = self.sums.as_ref()?;
+        let n = self.rows as f64;
+        let mean = s / n;
+        let var = (q / n - mean.square()).clamp_min(0.0);
+        Some((
+            mean.to_kind(tch::Kind::Float),
+            var.sqrt().to_kind(tch::Kind::Float),
+        ))
+    }
 }
 
 /// The training feature rows of a batch of images: `views` rows `i·pool + v` per image `i`,
