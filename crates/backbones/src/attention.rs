@@ -82,13 +82,18 @@ impl Cbam {
         Self::build(p, channels, 16, 7, true, true, false).starting(start)
     }
 
-    /// Zeroes the last layer of both gates for an identity start (the official variant's
-    /// BatchNorm then sees zeros and, with its zero shift, passes zeros on).
+    /// Zeroes the last layer of both gates for an identity start. In the official variant
+    /// that layer is the spatial BatchNorm's scale: a zeroed convolution before it would feed
+    /// it a constant, which BatchNorm in training mode blows up (its gradient scales by
+    /// 1/√eps) and renormalises to sd 1 after one step.
     fn starting(mut self, start: AttentionInit) -> Self {
         self.identity = start == AttentionInit::Identity;
         if self.identity {
             zero(&mut self.mlp2.ws, self.mlp2.bs.as_mut());
-            zero(&mut self.spatial.ws, self.spatial.bs.as_mut());
+            match self.spatial_bn.as_mut() {
+                Some(bn) => zero(bn.ws.as_mut().expect("an affine BatchNorm"), bn.bs.as_mut()),
+                None => zero(&mut self.spatial.ws, self.spatial.bs.as_mut()),
+            }
         }
         self
     }
@@ -143,8 +148,8 @@ impl Cbam {
         gate(&(mlp(&avg) + mlp(&max)), self.identity)
     }
 
-    /// The spatial attention map in `(0, 1)`, shape `[N, 1, H, W]`, for input `xs` already
-    /// scaled by the channel gate.
+    /// The spatial attention map, shape `[N, 1, H, W]`, in `(0, 1)` (or `(0, 2)` from an
+    /// identity start), for input `xs` already scaled by the channel gate.
     fn spatial_gate(&self, xs: &Tensor, train: bool) -> Tensor {
         let max = xs.amax([1].as_slice(), true);
         let mean = xs.mean_dim([1].as_slice(), true, xs.kind());

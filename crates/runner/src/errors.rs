@@ -33,6 +33,12 @@ fn condense(text: &str, keep_trace: bool) -> String {
     if keep_trace {
         return text.to_string();
     }
+    // A panic from tch's unwrapping wrappers carries the message Debug-formatted: its line
+    // breaks are the two characters `\n`, so the trace starts at the escaped form.
+    let text = match text.find("\\nException raised from") {
+        Some(i) => &text[..i],
+        None => text,
+    };
     let mut kept = Vec::new();
     let mut in_trace = false;
     for line in text.lines() {
@@ -70,11 +76,18 @@ pub fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
-            "error: adn stopped on an internal error{place}; this is a bug, please report it \
-             with the command line (RUST_BACKTRACE=1 adds a backtrace): {}",
-            condense(payload, false)
-        );
+        let text = condense(payload, false);
+        if text.contains("out of memory") || text.contains("CUDA error") {
+            eprintln!(
+                "error: the device ran out of resources{place} (a smaller model.image_size, \
+                 train.batch_size or fewer test_transforms may fit): {text}"
+            );
+        } else {
+            eprintln!(
+                "error: adn stopped on an internal error{place}; this is a bug, please report \
+                 it with the command line (RUST_BACKTRACE=1 adds a backtrace): {text}"
+            );
+        }
     }));
 }
 
@@ -98,6 +111,13 @@ mod tests {
             "{text}"
         );
         // With our context in front, that is the sentence.
+        // A panic payload of tch's unwrap: the message Debug-formatted, `\n` escaped.
+        let payload = format!("called `Result::unwrap()` on an `Err` value: {:?}", cpp);
+        let text = condense(&payload, false);
+        assert!(
+            text.contains("size 5") && !text.contains("frame #"),
+            "{text}"
+        );
         let e = e.context("cannot score the test set");
         let text = describe_with(&e, false);
         assert!(text.starts_with("cannot score the test set: "), "{text}");

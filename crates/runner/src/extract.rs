@@ -252,8 +252,8 @@ fn pooled_features(
         if let Some(why) = rejected.first() {
             let n = rejected.len();
             tracing::warn!(
-                "feature cache: {n} entr{} failed verification and will be recomputed and \
-                 rewritten (first: {why})",
+                "feature cache: {n} entr{} could not be used (damaged, written for another \
+                 key or unreadable) and will be recomputed and rewritten (first: {why})",
                 if n == 1 { "y" } else { "ies" }
             );
             stats.rejected += n;

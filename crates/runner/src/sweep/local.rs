@@ -176,8 +176,11 @@ pub fn failure_message(dir: &Path) -> String {
     }
 }
 
-/// A failed record for a run that could not write its own.
+/// A failed record for a run that could not write its own. Only under the run folder's
+/// lock: a run refused because another process (a standalone `adn run`, a Slurm task) holds
+/// the folder must not have that process's record replaced by a failed one.
 fn write_failure(dir: &Path, plan: &Plan, r: &PlannedRun, error: &str) -> Result<()> {
+    let _owner = adn_util::lock::try_lock(dir, &format!("run folder {}", dir.display()))?;
     let manifest = Manifest::failed_elsewhere(&r.run_id, &plan.experiment, error);
     adn_record::write_failure(dir, &manifest)?;
     Ok(())

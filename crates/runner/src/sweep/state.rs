@@ -17,7 +17,9 @@ pub fn run_state(runs: &Path, run_id: &str) -> Result<RunState> {
     Ok(adn_record::run_state(&runs.join(run_id))?)
 }
 
-/// Removes what killed runs left behind: `.<id>.partial-<pid>` and `.<id>.old-<pid>` folders.
+/// Removes what killed runs left behind: `.<id>.partial-<pid>` and `.<id>.old-<pid>` folders,
+/// except those of a run folder another process holds (a standalone `adn run` or a Slurm
+/// task still writing).
 pub fn remove_leftovers(runs: &Path) -> Result<usize> {
     let Ok(entries) = fs::read_dir(runs) else {
         return Ok(0);
@@ -26,6 +28,12 @@ pub fn remove_leftovers(runs: &Path) -> Result<usize> {
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if adn_util::atomic::is_leftover(&name) {
+            // `.<id>.partial-<pid>`: the run folder it belongs to is `<id>`.
+            let id = name[1..].split(".partial-").next().unwrap_or_default();
+            let id = id.split(".old-").next().unwrap_or_default();
+            let Ok(_owner) = adn_util::lock::try_lock(&runs.join(id), "run folder") else {
+                continue;
+            };
             fs::remove_dir_all(e.path())
                 .with_context(|| format!("cannot remove {}", e.path().display()))?;
             removed += 1;
@@ -41,4 +49,23 @@ pub fn write_plan(results: &Path, plan: &Plan) -> Result<PathBuf> {
     let path = dir.join(files::PLAN);
     plan.write(&path)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_a_run_folder_someone_holds_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path();
+        let partial = runs.join(".abc.partial-123");
+        fs::create_dir_all(&partial).unwrap();
+        let held = adn_util::lock::try_lock(&runs.join("abc"), "run folder").unwrap();
+        assert_eq!(remove_leftovers(runs).unwrap(), 0);
+        assert!(partial.is_dir(), "a run in flight lost its folder");
+        drop(held);
+        assert_eq!(remove_leftovers(runs).unwrap(), 1);
+        assert!(!partial.exists());
+    }
 }
