@@ -30,7 +30,16 @@ fn sibling(dest: &Path, what: &str) -> PathBuf {
 /// Whether a file name is what an interrupted writer leaves behind (`.<name>.partial-<pid>`
 /// or `.<name>.old-<pid>`).
 pub fn is_leftover(name: &str) -> bool {
-    name.starts_with('.') && (name.contains(".partial-") || name.contains(".old-"))
+    leftover_of(name).is_some()
+}
+
+/// The name a leftover was written for: `abc` for `.abc.partial-12` or `.abc.old-12`;
+/// `None` for a name that is not a leftover.
+pub fn leftover_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?;
+    rest.rsplit_once(".partial-")
+        .or_else(|| rest.rsplit_once(".old-"))
+        .map(|(dest, _)| dest)
 }
 
 /// An I/O error that names the path and what was being done.
@@ -189,6 +198,11 @@ mod tests {
         assert!(is_leftover(&p.file_name().unwrap().to_string_lossy()));
         assert!(is_leftover(&old_path(Path::new("abc")).to_string_lossy()));
         assert!(!is_leftover("abc"));
+        assert_eq!(
+            leftover_of(&p.file_name().unwrap().to_string_lossy()),
+            Some("abc")
+        );
+        assert_eq!(leftover_of(".abc.old-7"), Some("abc"));
         assert!(!is_leftover(".hidden"));
     }
 }

@@ -27,10 +27,7 @@ pub fn remove_leftovers(runs: &Path) -> Result<usize> {
     let mut removed = 0;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if adn_util::atomic::is_leftover(&name) {
-            // `.<id>.partial-<pid>`: the run folder it belongs to is `<id>`.
-            let id = name[1..].split(".partial-").next().unwrap_or_default();
-            let id = id.split(".old-").next().unwrap_or_default();
+        if let Some(id) = adn_util::atomic::leftover_of(&name) {
             let Ok(_owner) = adn_util::lock::try_lock(&runs.join(id), "run folder") else {
                 continue;
             };
