@@ -208,6 +208,19 @@ impl AttentionBlock {
         }
     }
 
+    /// Every gate this block multiplies its input by, named: SE `("channel", [N, C])`; CBAM
+    /// `("channel", [N, C, 1, 1])` then `("spatial", [N, 1, H, W])`. For diagnostics.
+    pub fn gates(&self, xs: &Tensor) -> Vec<(&'static str, Tensor)> {
+        match self {
+            Self::Se(se) => vec![("channel", se.channel_weights(xs))],
+            Self::Cbam(cbam) => {
+                let channel = cbam.channel_gate(xs);
+                let spatial = cbam.spatial_gate(&(xs * &channel), false);
+                vec![("channel", channel), ("spatial", spatial)]
+            }
+        }
+    }
+
     /// The raw attention map: SE channel weights `[N, C]` or the CBAM spatial map `[N, 1, H, W]`.
     pub fn attention_map(&self, xs: &Tensor) -> Tensor {
         match self {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use tch::nn::{self, ModuleT};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::alexnet::AlexNetFeatures;
 use crate::attention::AttentionBlock;
@@ -45,6 +45,28 @@ fn channels_last(xs: &Tensor) -> Tensor {
         return xs.shallow_clone();
     }
     xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// Where one feature layer at one scale sits in the pooled feature vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureBlock {
+    pub layer: String,
+    /// 0 is the full image size, `s` the image downscaled by `2^s`.
+    pub scale: usize,
+    /// First column.
+    pub start: i64,
+    pub width: i64,
+}
+
+/// The mean and sd of one gate at one attention position over a set of images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateStats {
+    pub position: String,
+    pub scale: usize,
+    /// `"channel"` (SE, CBAM) or `"spatial"` (CBAM).
+    pub gate: String,
+    pub mean: f64,
+    pub sd: f64,
 }
 
 /// A backbone with its attention blocks, producing pooled multi-scale features.
@@ -269,16 +291,55 @@ impl FeatureExtractor {
     /// [`FeatureExtractor::frozen_prefix`] returns them), through the trainable attention
     /// and the rest of the backbone; gradients reach the attention parameters.
     pub fn pooled_from_prefix(&self, prefix: &[Tensor], train: bool) -> Tensor {
+        self.walk_from_prefix(prefix, train, true, None)
+    }
+
+    /// [`FeatureExtractor::pooled_from_prefix`] with every attention block skipped, without
+    /// autograd: what the pretrained backbone alone makes of the same prefix (vanilla's
+    /// features, the reference of the volume charge).
+    pub fn pooled_from_prefix_without_attention(&self, prefix: &[Tensor]) -> Tensor {
+        tch::no_grad(|| self.walk_from_prefix(prefix, false, false, None))
+    }
+
+    /// Pooled features of the prefix (evaluation mode, no autograd) and the mean and sd of
+    /// every gate at every attention position, over all images and gate entries.
+    pub fn probe_from_prefix(&self, prefix: &[Tensor]) -> (Tensor, Vec<GateStats>) {
+        let mut gates = Vec::new();
+        let pooled = tch::no_grad(|| self.walk_from_prefix(prefix, false, true, Some(&mut gates)));
+        (pooled, gates)
+    }
+
+    fn walk_from_prefix(
+        &self,
+        prefix: &[Tensor],
+        train: bool,
+        attention: bool,
+        mut gates: Option<&mut Vec<GateStats>>,
+    ) -> Tensor {
         let start = self
             .trainable_from()
-            .expect("pooled_from_prefix needs jointly trained attention");
+            .expect("features from the prefix need jointly trained attention");
         let mut pooled = Vec::new();
-        for x in prefix {
+        for (scale, x) in prefix.iter().enumerate() {
             let mut maps = Vec::new();
             let mut tap = |position: &str, x: Tensor| {
-                let x = match self.blocks.iter().find(|(p, _)| p == position) {
-                    Some((_, block)) => block.forward_t(&x, train),
-                    None => x,
+                let block = self.blocks.iter().find(|(p, _)| p == position);
+                let x = match block {
+                    Some((_, block)) if attention => {
+                        if let Some(out) = gates.as_deref_mut() {
+                            for (gate, g) in block.gates(&x) {
+                                out.push(GateStats {
+                                    position: position.to_string(),
+                                    scale,
+                                    gate: gate.to_string(),
+                                    mean: g.mean(Kind::Float).double_value(&[]),
+                                    sd: g.to_kind(Kind::Float).std(false).double_value(&[]),
+                                });
+                            }
+                        }
+                        block.forward_t(&x, train)
+                    }
+                    _ => x,
                 };
                 if self.config.feature_layers.iter().any(|l| l == position) {
                     maps.push(x.shallow_clone());
@@ -293,6 +354,29 @@ impl FeatureExtractor {
             }
         }
         Tensor::cat(&pooled, 1)
+    }
+
+    /// The layout of the pooled feature vector: one block per scale and feature layer, in the
+    /// order their columns appear (scale by scale, layers in network order).
+    pub fn feature_blocks(&self) -> Vec<FeatureBlock> {
+        let order = self.config.kind.positions();
+        let mut layers: Vec<&String> = self.config.feature_layers.iter().collect();
+        layers.sort_by_key(|l| order.iter().position(|p| p == l));
+        let mut out = Vec::new();
+        let mut start = 0;
+        for scale in 0..self.config.scales {
+            for layer in &layers {
+                let width = self.config.kind.channels_at(layer).expect("checked");
+                out.push(FeatureBlock {
+                    layer: layer.to_string(),
+                    scale,
+                    start,
+                    width,
+                });
+                start += width;
+            }
+        }
+        out
     }
 
     /// Runs one scale, attention applied, and returns the output of every feature layer.
@@ -559,6 +643,66 @@ mod tests {
                         assert!(g > 0.0, "{kind:?} {attention:?}: no gradient to {name}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn probes_see_the_trained_features_their_gates_and_the_backbone_alone() {
+        for (kind, attention, gates) in [
+            (BackboneKind::Alexnet, AttentionKind::Se, vec!["channel"]),
+            (
+                BackboneKind::EfficientnetLite0,
+                AttentionKind::CbamOfficial,
+                vec!["channel", "spatial"],
+            ),
+        ] {
+            let c = config(kind, attention);
+            let fx =
+                FeatureExtractor::new(&c, None, AttentionTraining::Joint, 3, Device::Cpu).unwrap();
+            let x = Tensor::randn([2, 3, 128, 128], (tch::Kind::Float, Device::Cpu));
+            let prefix = fx.frozen_prefix(&x);
+            let (probed, stats) = fx.probe_from_prefix(&prefix);
+            let plain = tch::no_grad(|| fx.pooled_from_prefix(&prefix, false));
+            assert!((&probed - &plain).abs().max().double_value(&[]) < 1e-6);
+            // One record per position, scale and gate; random gates lie strictly inside (0, 1).
+            assert_eq!(stats.len(), c.positions.len() * c.scales * gates.len());
+            for g in &stats {
+                assert!(gates.contains(&g.gate.as_str()), "{g:?}");
+                assert!(g.mean > 0.0 && g.mean < 1.0 && g.sd >= 0.0, "{g:?}");
+            }
+            // Skipping the attention gives the vanilla extractor's features (same backbone).
+            let vanilla_cfg = BackboneConfig {
+                positions: Vec::new(),
+                ..config(kind, AttentionKind::None)
+            };
+            let mut vanilla = FeatureExtractor::new(
+                &vanilla_cfg,
+                None,
+                AttentionTraining::FrozenAtInit,
+                3,
+                Device::Cpu,
+            )
+            .unwrap();
+            vanilla.backbone_vs.copy(&fx.backbone_vs).unwrap();
+            let want = tch::no_grad(|| vanilla.pooled_features(&x, false));
+            let got = fx.pooled_from_prefix_without_attention(&prefix);
+            let err = (&got - &want).abs().max().double_value(&[]);
+            assert!(err < 1e-5, "{kind:?} {attention:?}: {err}");
+            let moved =
+                (&got - &plain).abs().max().double_value(&[]) / plain.abs().max().double_value(&[]);
+            assert!(
+                moved > 1e-3,
+                "{kind:?} {attention:?}: attention moved {moved}"
+            );
+            // Blocks follow the columns: widths add up, scale by scale in network order.
+            let blocks = fx.feature_blocks();
+            assert_eq!(
+                blocks.iter().map(|b| b.width).sum::<i64>(),
+                fx.feature_dim()
+            );
+            for w in blocks.windows(2) {
+                assert_eq!(w[1].start, w[0].start + w[0].width);
             }
         }
     }

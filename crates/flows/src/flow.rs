@@ -189,6 +189,36 @@ pub fn nll_loss(z: &Tensor, log_det: &Tensor) -> Tensor {
         / dim
 }
 
+/// The two parts of [`nll_loss`], each a scalar per dimension: `mean_batch(0.5·Σ z²) / dim`
+/// and `mean_batch(−log|det J|) / dim`. For diagnostics: a collapse shows as a falling
+/// `z` part with the features' volume, not as better separation.
+pub fn nll_parts(z: &Tensor, log_det: &Tensor) -> (Tensor, Tensor) {
+    let dim = z.size()[1] as f64;
+    let zz = z
+        .pow_tensor_scalar(2)
+        .sum_dim_intlist(1, false, Kind::Float)
+        .mean(Kind::Float)
+        * (0.5 / dim);
+    let ld = -log_det.mean(Kind::Float) / dim;
+    (zz, ld)
+}
+
+/// The volume that features `x` lost against `reference` (the same rows with attention
+/// off), per dimension: `mean_j 0.5·(log E[ref_j²] − log E[x_j²])`, the moments over the
+/// batch. Scaling dimension `j` by `c_j` lowers the NLL per dimension by `mean_j log c_j`
+/// once the flow has adapted; this charge adds it back, so attention gains nothing by
+/// shrinking (or loses nothing by growing) the features. 0 when `x` equals `reference`.
+pub fn volume_charge(x: &Tensor, reference: &Tensor) -> Tensor {
+    const FLOOR: f64 = 1e-12;
+    let ms = |t: &Tensor| {
+        t.pow_tensor_scalar(2)
+            .mean_dim([0].as_slice(), false, Kind::Float)
+            .clamp_min(FLOOR)
+            .log()
+    };
+    ((ms(reference) - ms(x)) * 0.5).mean(Kind::Float)
+}
+
 /// DifferNet's anomaly score per image: the mean of `z²` over its `transforms` rows (all
 /// transforms of one image are consecutive) and all dimensions.
 pub fn anomaly_scores(z: &Tensor, transforms: i64) -> Tensor {
@@ -262,6 +292,32 @@ mod tests {
         let z = Tensor::from_slice(&[1f32, 1., 3., 3., 0., 0., 2., 2.]).reshape([4, 2]);
         let s = anomaly_scores(&z, 2);
         assert_eq!(Vec::<f32>::try_from(s).unwrap(), vec![5.0, 2.0]);
+    }
+
+    #[test]
+    fn the_loss_parts_add_up_and_the_volume_charge_measures_a_rescale() {
+        let z = Tensor::randn([8, 6], (Kind::Float, Device::Cpu));
+        let ld = Tensor::randn([8], (Kind::Float, Device::Cpu));
+        let (a, b) = nll_parts(&z, &ld);
+        let total = nll_loss(&z, &ld).double_value(&[]);
+        assert!((a.double_value(&[]) + b.double_value(&[]) - total).abs() < 1e-6);
+        // Per-dimension scales c_j: the charge is −mean_j log c_j, whatever the rows.
+        let reference = Tensor::randn([16, 4], (Kind::Float, Device::Cpu));
+        let c = [0.5f32, 0.1, 2.0, 1.0];
+        let x = &reference * Tensor::from_slice(&c).reshape([1, 4]);
+        let want = -c.iter().map(|v| (*v as f64).ln()).sum::<f64>() / 4.0;
+        let got = volume_charge(&x, &reference).double_value(&[]);
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        assert!(
+            volume_charge(&reference, &reference)
+                .double_value(&[])
+                .abs()
+                < 1e-7
+        );
+        // Its gradient reaches whatever made the features, pushing a shrink back up.
+        let scale = Tensor::from_slice(&[0.5f32]).set_requires_grad(true);
+        volume_charge(&(&reference * &scale), &reference).backward();
+        assert!(scale.grad().double_value(&[0]) < 0.0);
     }
 
     #[test]

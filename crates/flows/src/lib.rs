@@ -11,4 +11,4 @@ pub mod flow;
 mod init;
 pub mod numpy_rng;
 
-pub use flow::{DifferNetFlow, FlowConfig, nll_loss};
+pub use flow::{DifferNetFlow, FlowConfig, nll_loss, nll_parts, volume_charge};

@@ -28,6 +28,61 @@ pub struct MetricsRecord {
     pub auroc_min_loss: f64,
     pub auroc_min_loss_epoch: usize,
     pub trajectory: Vec<EvalPoint>,
+    /// The model's state before training, then after every meta-epoch: what a collapse
+    /// shows in. Absent in records written before diagnostics existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<Diagnostics>,
+}
+
+/// What the features, the loss and the attention gates looked like at one point of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diagnostics {
+    /// The meta-epoch after which this was measured, counted from 0; `None` before training.
+    pub meta_epoch: Option<usize>,
+    /// The mean training loss split into its parts (each per dimension, mean over the
+    /// meta-epoch's batches): `0.5·‖z‖²`, `−log|det J|` and the volume charge (0 unless
+    /// `train.volume_charge` is set). `None` before training.
+    pub loss: Option<LossParts>,
+    /// Mean L2 norm of the whole pooled feature vector over training and test rows.
+    pub norm_train: f64,
+    pub norm_test: f64,
+    /// The same per feature layer and scale.
+    pub feature_norms: Vec<LayerNorm>,
+    /// Mean and sd of every attention gate over training rows; empty without attention and
+    /// for attention frozen at its init, whose gates never change (measured only where
+    /// the frozen prefix is at hand, under joint training).
+    pub gates: Vec<GateRecord>,
+}
+
+/// The parts of the training loss, per dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossParts {
+    pub z: f64,
+    pub neg_log_det: f64,
+    pub volume_charge: f64,
+}
+
+/// Mean L2 norm of one layer's pooled block at one scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerNorm {
+    pub layer: String,
+    pub scale: usize,
+    pub train: f64,
+    pub test: f64,
+}
+
+/// Mean and sd of one gate (`channel` or `spatial`) at one attention position and scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateRecord {
+    pub position: String,
+    pub scale: usize,
+    pub gate: String,
+    pub mean: f64,
+    pub sd: f64,
 }
 
 impl MetricsRecord {
@@ -54,7 +109,20 @@ impl MetricsRecord {
             auroc_min_loss: min_loss.auroc,
             auroc_min_loss_epoch: min_loss.meta_epoch,
             trajectory,
+            diagnostics: Vec::new(),
         })
+    }
+
+    /// The training features' mean norm after the last meta-epoch over its value before
+    /// training: near 1 when attention leaves the scale alone, far below 1 in a collapse.
+    pub fn feature_norm_ratio(&self) -> Option<f64> {
+        let start = self.diagnostics.iter().find(|d| d.meta_epoch.is_none())?;
+        let last = self
+            .diagnostics
+            .iter()
+            .rev()
+            .find(|d| d.meta_epoch.is_some())?;
+        (start.norm_train > 0.0).then(|| last.norm_train / start.norm_train)
     }
 }
 

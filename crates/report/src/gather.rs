@@ -124,6 +124,8 @@ impl Experiment {
 
 const SEED_KEY: &str = "train.seed";
 const ATTENTION_KEY: &str = "model.attention";
+/// The axis `adn sweep` records a grid's `[[regimes]]` under.
+const REGIME_KEY: &str = "regime";
 
 /// A TOML value as written in the plan, without the quotes of a string.
 fn bare(value: &str) -> String {
@@ -155,14 +157,20 @@ pub fn gather(dir: &Path) -> Result<Experiment> {
         let others: Vec<String> = p
             .axes
             .iter()
-            .filter(|(k, _)| k.as_str() != SEED_KEY && k.as_str() != ATTENTION_KEY)
+            .filter(|(k, _)| ![SEED_KEY, ATTENTION_KEY, REGIME_KEY].contains(&k.as_str()))
             .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), bare(v)))
             .collect();
         let context = others.join(", ");
+        // A regime names how attention is trained, so vanilla (one run across regimes) has
+        // none, and every regime of a variant pairs with the same vanilla.
+        let named = match p.axes.get(REGIME_KEY) {
+            Some(regime) if attention != "none" => format!("{attention} / {}", bare(regime)),
+            _ => attention.clone(),
+        };
         let variant = if others.is_empty() {
-            attention.clone()
+            named
         } else {
-            format!("{attention} ({context})")
+            format!("{named} ({context})")
         };
         let seed = p
             .axes

@@ -143,6 +143,12 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Learning rate of jointly trained attention, as a multiple of `lr`.
     pub attention_lr_scale: f64,
+    /// Weight of the volume charge added to the loss of jointly trained attention (0: off,
+    /// DifferNet; 1: the exact price of a per-dimension rescale): what the features lost
+    /// against the same rows with attention off (`adn_flows::volume_charge`). Omitted from
+    /// the resolved config when 0, so run ids from before this key are unchanged.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub volume_charge: f64,
     pub betas: [f64; 2],
     pub eps: f64,
     pub weight_decay: f64,
@@ -161,6 +167,7 @@ impl Default for TrainConfig {
             rotation_pool: 64,
             lr: 2e-4,
             attention_lr_scale: 0.5,
+            volume_charge: 0.0,
             betas: [0.8, 0.8],
             eps: 1e-4,
             weight_decay: 1e-5,
@@ -214,11 +221,25 @@ impl Config {
         for o in overrides {
             apply_override(&mut value, o)?;
         }
-        let config: Config = toml::Value::Table(value).try_into().with_context(|| {
+        let mut config: Config = toml::Value::Table(value).try_into().with_context(|| {
             format!("invalid config {} (after --set overrides)", path.display())
         })?;
+        config.without_absent_attention();
         config.validate()?;
         Ok(config)
+    }
+
+    /// Without attention, the settings of attention change nothing: they are reset to their
+    /// defaults, so that the vanilla runs of a grid that crosses attention regimes resolve
+    /// to one config (one run id) instead of copies that differ in unused keys.
+    fn without_absent_attention(&mut self) {
+        if self.model.attention == AttentionKind::None {
+            let (model, train) = (ModelConfig::default(), TrainConfig::default());
+            self.model.attention_training = model.attention_training;
+            self.model.attention_init = model.attention_init;
+            self.train.attention_lr_scale = train.attention_lr_scale;
+            self.train.volume_charge = train.volume_charge;
+        }
     }
 
     /// Checks value ranges that the types cannot express.
@@ -258,6 +279,25 @@ impl Config {
                 t.weight_decay
             );
         }
+        if !(t.attention_lr_scale.is_finite() && t.attention_lr_scale >= 0.0) {
+            bail!(
+                "train.attention_lr_scale must be a number >= 0, got {}",
+                t.attention_lr_scale
+            );
+        }
+        if !(t.volume_charge.is_finite() && t.volume_charge >= 0.0) {
+            bail!(
+                "train.volume_charge must be a number >= 0, got {}",
+                t.volume_charge
+            );
+        }
+        if t.volume_charge > 0.0 && self.model.attention_training != AttentionTraining::Joint {
+            bail!(
+                "train.volume_charge = {} charges jointly trained attention only; set \
+                 model.attention_training = \"joint\" or leave it at 0",
+                t.volume_charge
+            );
+        }
         if self.flow.hidden < 1 {
             bail!("flow.hidden must be at least 1");
         }
@@ -290,6 +330,10 @@ impl Config {
     pub fn run_id(&self) -> String {
         adn_util::hash::sha256_hex(self.to_toml().as_bytes())[..12].to_string()
     }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// The config file and `--set` overrides every command that builds a model takes.
@@ -413,6 +457,49 @@ mod tests {
             assert!(format!("{err:#}").contains("experiment"), "{bad}: {err:#}");
         }
         assert!(load(MINIMAL, &["experiment=\"demo-2\""]).is_ok());
+    }
+
+    #[test]
+    fn the_volume_charge_is_checked_and_vanilla_ignores_attention_settings() {
+        let joint = [
+            "model.attention=se",
+            "model.attention_training=\"joint\"",
+            "train.volume_charge=1.0",
+        ];
+        let c = load(MINIMAL, &joint).unwrap();
+        assert_eq!(c.train.volume_charge, 1.0);
+        assert!(c.to_toml().contains("volume_charge = 1.0"));
+        // Off by default, and then absent from the resolved config (run ids unchanged).
+        assert!(
+            !load(MINIMAL, &[])
+                .unwrap()
+                .to_toml()
+                .contains("volume_charge")
+        );
+        for (set, key) in [
+            ("train.volume_charge=-1.0", "train.volume_charge"),
+            ("train.volume_charge=nan", "train.volume_charge"),
+            ("train.attention_lr_scale=-0.5", "train.attention_lr_scale"),
+        ] {
+            let err = load(MINIMAL, &["model.attention=se", set]).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{set}: {err:#}");
+        }
+        // A charge on frozen attention would do nothing: refused with what to set.
+        let err = load(MINIMAL, &["model.attention=se", "train.volume_charge=1.0"]).unwrap_err();
+        assert!(format!("{err:#}").contains("attention_training"), "{err:#}");
+        // Without attention, every regime is the same vanilla run.
+        let vanilla = load(MINIMAL, &[]).unwrap();
+        let regime = load(
+            MINIMAL,
+            &[
+                "model.attention_training=\"joint\"",
+                "model.attention_init=\"identity\"",
+                "train.volume_charge=1.0",
+                "train.attention_lr_scale=2.0",
+            ],
+        )
+        .unwrap();
+        assert_eq!(vanilla.run_id(), regime.run_id());
     }
 
     #[test]

@@ -61,6 +61,21 @@ pub fn features(extractor: &FeatureExtractor, prefixes: &[Tensor], rows: &Tensor
 
 /// Pooled features of every row, without autograd (evaluation).
 pub fn all_features(extractor: &FeatureExtractor, prefixes: &[Tensor]) -> Tensor {
+    in_chunks(prefixes, |picked| {
+        extractor.pooled_from_prefix(picked, false)
+    })
+}
+
+/// Pooled features of every row with the attention skipped: the pretrained backbone's own
+/// features of the same views, which the volume charge compares the attention's with.
+pub fn features_without_attention(extractor: &FeatureExtractor, prefixes: &[Tensor]) -> Tensor {
+    in_chunks(prefixes, |picked| {
+        extractor.pooled_from_prefix_without_attention(picked)
+    })
+}
+
+/// `f` over every row, [`EVAL_CHUNK`] rows at a time, without autograd.
+fn in_chunks(prefixes: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor) -> Tensor {
     let rows = prefixes[0].size()[0];
     tch::no_grad(|| {
         let mut out = Vec::new();
@@ -68,11 +83,7 @@ pub fn all_features(extractor: &FeatureExtractor, prefixes: &[Tensor]) -> Tensor
         while start < rows {
             let len = EVAL_CHUNK.min(rows - start);
             let picked: Vec<Tensor> = prefixes.iter().map(|p| p.narrow(0, start, len)).collect();
-            out.push(
-                extractor
-                    .pooled_from_prefix(&picked, false)
-                    .to_kind(Kind::Float),
-            );
+            out.push(f(&picked).to_kind(Kind::Float));
             start += len;
         }
         Tensor::cat(&out, 0)

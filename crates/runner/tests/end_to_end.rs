@@ -112,6 +112,50 @@ fn config_typos_are_reported_with_the_key() {
 }
 
 #[test]
+fn identity_start_with_a_volume_charge_starts_as_vanilla_and_charges_what_it_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = [
+        "model.attention=\"se\"",
+        "model.attention_training=\"joint\"",
+        "model.attention_init=\"identity\"",
+        "train.volume_charge=1.0",
+        "train.meta_epochs=1",
+        "train.sub_epochs=2",
+        "train.rotation_pool=4",
+    ];
+    let args: Vec<&str> = set.iter().flat_map(|s| ["--set", *s]).collect();
+    let out = run_smoke(dir.path(), "charged", &args);
+    assert!(
+        out.status.success(),
+        "adn failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = json(&dir.path().join("charged/metrics.json"));
+    let d = metrics["diagnostics"].as_array().unwrap();
+    // Identity gates start at exactly 1 and have moved after training.
+    for g in d[0]["gates"].as_array().unwrap() {
+        assert!((g["mean"].as_f64().unwrap() - 1.0).abs() < 1e-6, "{g}");
+        assert!(g["sd"].as_f64().unwrap() < 1e-6, "{g}");
+    }
+    assert!(
+        d[1]["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| (g["mean"].as_f64().unwrap() - 1.0).abs() > 1e-7)
+    );
+    // The charge was computed and is part of the optimised loss.
+    let loss = &d[1]["loss"];
+    let parts = loss["z"].as_f64().unwrap()
+        + loss["neg_log_det"].as_f64().unwrap()
+        + loss["volume_charge"].as_f64().unwrap();
+    let train_loss = metrics["trajectory"][0]["train_loss"].as_f64().unwrap();
+    assert!((parts - train_loss).abs() < 1e-4, "{parts} vs {train_loss}");
+    assert!(loss["volume_charge"].as_f64().unwrap().is_finite());
+    assert_ne!(loss["volume_charge"].as_f64().unwrap(), 0.0);
+}
+
+#[test]
 fn joint_attention_trains_saves_and_rescores_identically() {
     let dir = tempfile::tempdir().unwrap();
     let joint = [
@@ -144,6 +188,27 @@ fn joint_attention_trains_saves_and_rescores_identically() {
     assert!(run.join("attention.safetensors").is_file());
     // Nothing from a joint run goes to the feature cache: its features change every step.
     assert_eq!(manifest["feature_cache"]["enabled"], false);
+    // Diagnostics: the state before training, then one entry per meta-epoch, with the
+    // loss split, per-layer norms and every gate.
+    let metrics = json(&run.join("metrics.json"));
+    let diagnostics = metrics["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 3);
+    assert!(diagnostics[0]["meta_epoch"].is_null() && diagnostics[0]["loss"].is_null());
+    for (i, d) in diagnostics.iter().enumerate().skip(1) {
+        assert_eq!(d["meta_epoch"], i - 1);
+        let loss = &d["loss"];
+        let sum = loss["z"].as_f64().unwrap() + loss["neg_log_det"].as_f64().unwrap();
+        let train_loss = metrics["trajectory"][i - 1]["train_loss"].as_f64().unwrap();
+        assert!((sum - train_loss).abs() < 1e-4, "{sum} vs {train_loss}");
+        assert_eq!(loss["volume_charge"], 0.0);
+    }
+    for d in diagnostics {
+        // One record per position and scale (SE has one gate).
+        let gates = d["gates"].as_array().unwrap().len();
+        assert!(gates > 0 && gates % 3 == 0, "{gates} gate records");
+        assert!(d["norm_train"].as_f64().unwrap() > 0.0);
+        assert!(!d["feature_norms"].as_array().unwrap().is_empty());
+    }
 
     // Same seed, same scores.
     let again = run_smoke(dir.path(), "joint-again", &joint);

@@ -3,6 +3,7 @@
 //! training curves. One colour per variant throughout.
 
 mod bars;
+mod diagnostics;
 mod gradcam;
 mod hist;
 mod roc;
@@ -20,6 +21,7 @@ use crate::gather::{Experiment, Run, Scores, read_scores};
 use crate::tables::Metric;
 
 use bars::Bars;
+use diagnostics::DiagnosticsFigure;
 pub use gradcam::{gradcam_inputs, write_gradcam_grid};
 use hist::Histograms;
 use roc::Rocs;
@@ -47,6 +49,33 @@ const PALETTE: [RGBColor; 7] = [
     RGBColor(147, 120, 96),
     RGBColor(218, 139, 195),
 ];
+
+/// The attention's colour for variants that differ only by regime (`se / joint`), each
+/// regime after the first drawn dashed, darker, or both: (colour, dashed).
+fn line_style(exp: &Experiment, variant: &str) -> (RGBColor, bool) {
+    let Some((attention, rest)) = variant.split_once(" / ") else {
+        return (colour(exp, variant), false);
+    };
+    let regime = rest.split(" (").next().unwrap_or(rest);
+    let mut regimes: Vec<&str> = Vec::new();
+    for r in &exp.runs {
+        if let Some((_, rest)) = r.variant.split_once(" / ") {
+            let name = rest.split(" (").next().unwrap_or(rest);
+            if !regimes.contains(&name) {
+                regimes.push(name);
+            }
+        }
+    }
+    let k = regimes.iter().position(|r| *r == regime).unwrap_or(0);
+    let base = colour(exp, attention);
+    let shade = |c: u8| (c as f64 * 0.55) as u8;
+    let col = if (k / 2) % 2 == 1 {
+        RGBColor(shade(base.0), shade(base.1), shade(base.2))
+    } else {
+        base
+    };
+    (col, k % 2 == 1)
+}
 
 fn colour(exp: &Experiment, variant: &str) -> RGBColor {
     let fixed = match variant.split(' ').next().unwrap_or("") {
@@ -218,6 +247,21 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
             &dir.join(format!("training_{stem}")),
             &mut written,
         )?;
+        let diagnostics = DiagnosticsFigure {
+            exp,
+            title: format!(
+                "{d} / {c}: features, loss and gates per meta-epoch (mean ± sd over seeds)"
+            ),
+            dataset: d.clone(),
+            category: c.clone(),
+        };
+        if diagnostics.has_data() {
+            render(
+                &diagnostics,
+                &dir.join(format!("diagnostics_{stem}")),
+                &mut written,
+            )?;
+        }
     }
     Ok(written)
 }

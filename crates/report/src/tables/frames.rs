@@ -9,6 +9,11 @@ use super::text::row_labels;
 use crate::gather::{Experiment, Run};
 use crate::published::Published;
 
+/// The loss parts of a run's last meta-epoch, when it recorded them.
+fn last_loss(r: &Run) -> Option<adn_record::LossParts> {
+    r.metrics.as_ref()?.diagnostics.last()?.loss
+}
+
 /// One row per planned run: status, metrics, times and axis values.
 pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
     let runs = &exp.runs;
@@ -53,6 +58,19 @@ pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
                     .as_ref()
                     .and_then(|m| m.trajectory.last().map(|p| p.train_loss))
             }),
+        ),
+        Column::new(
+            "feature_norm_ratio".into(),
+            of(&|r| r.metrics.as_ref().and_then(|m| m.feature_norm_ratio())),
+        ),
+        Column::new("loss_z_last".into(), of(&|r| last_loss(r).map(|l| l.z))),
+        Column::new(
+            "loss_neg_log_det_last".into(),
+            of(&|r| last_loss(r).map(|l| l.neg_log_det)),
+        ),
+        Column::new(
+            "volume_charge_last".into(),
+            of(&|r| last_loss(r).map(|l| l.volume_charge)),
         ),
         Column::new(
             "wall_total_s".into(),

@@ -9,6 +9,7 @@
 //! 5. [`record`]: the run folder, written whole or not at all.
 
 pub mod data;
+pub mod diagnostics;
 pub mod evaluate;
 pub mod features;
 pub mod record;

@@ -119,7 +119,10 @@ pub fn write(
         trained.failure,
         MetricsRecord::from_trajectory(trained.trajectory),
     ) {
-        (None, Some(metrics)) => metrics,
+        (None, Some(metrics)) => MetricsRecord {
+            diagnostics: trained.diagnostics,
+            ..metrics
+        },
         (failure, _) => {
             let error = failure.unwrap_or_else(|| "no meta-epoch was evaluated".into());
             // `--force` replaces a record only with a complete one: a failed replacement

@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use adn_flows::{DifferNetFlow, nll_loss};
-use adn_record::EvalPoint;
+use adn_flows::{DifferNetFlow, nll_loss, nll_parts, volume_charge};
+use adn_record::{Diagnostics, EvalPoint};
 use anyhow::{Context, Result};
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -14,6 +14,7 @@ use tch::{Device, Tensor};
 
 use crate::config::{Config, TrainConfig};
 use crate::run::data::RunData;
+use crate::run::diagnostics::{self, LossSums};
 use crate::run::evaluate;
 use crate::run::features::{Inputs, RunFeatures};
 
@@ -35,6 +36,8 @@ pub struct Trained {
     pub flow: DifferNetFlow,
     /// One evaluation per finished meta-epoch.
     pub trajectory: Vec<EvalPoint>,
+    /// The model before training, then after every evaluated meta-epoch.
+    pub diagnostics: Vec<Diagnostics>,
     /// Test scores after the last finished meta-epoch.
     pub last_scores: Vec<f64>,
     /// Why training stopped early (a non-finite loss or score), if it did.
@@ -85,10 +88,25 @@ pub fn train(
         flow.fit_standardization(train);
     }
     let joint_standardized = flow.standardizes() && matches!(features.inputs, Inputs::Joint { .. });
+    let mut diagnostics = vec![diagnostics::measure(
+        extractor,
+        &features.inputs,
+        None,
+        None,
+    )];
+    // The volume charge compares each batch with the same rows through the backbone alone,
+    // computed once: the backbone is frozen.
+    let charge_reference = match &features.inputs {
+        Inputs::Joint { train, .. } if t.volume_charge > 0.0 => {
+            Some(crate::joint::features_without_attention(extractor, train))
+        }
+        _ => None,
+    };
     'meta: for meta in 0..t.meta_epochs {
         let t2 = Instant::now();
         let (mut loss_sum, mut loss_count) = (0.0, 0usize);
         let mut moments = MomentSums::default();
+        let mut parts = LossSums::default();
         for _sub in 0..t.sub_epochs {
             let mut order: Vec<i64> = (0..n_train as i64).collect();
             order.shuffle(rng);
@@ -105,7 +123,15 @@ pub fn train(
                 } else {
                     flow.forward(&x)
                 };
-                let loss = nll_loss(&z, &log_det);
+                let nll = nll_loss(&z, &log_det);
+                let (loss, charge) = match &charge_reference {
+                    Some(reference) => {
+                        let charge = volume_charge(&x, &reference.index_select(0, &rows));
+                        let c = charge.double_value(&[]);
+                        (&nll + charge * t.volume_charge, c)
+                    }
+                    None => (nll, 0.0),
+                };
                 let value = loss.double_value(&[]);
                 if !value.is_finite() {
                     failure = Some(format!(
@@ -126,6 +152,8 @@ pub fn train(
                 }
                 loss_sum += value;
                 loss_count += 1;
+                let (zz, ld) = tch::no_grad(|| nll_parts(&z.detach(), &log_det.detach()));
+                parts.add(zz.double_value(&[]), ld.double_value(&[]), charge);
             }
             bar.inc(1);
         }
@@ -155,12 +183,19 @@ pub fn train(
             auroc,
         });
         last_scores = scores;
+        diagnostics.push(diagnostics::measure(
+            extractor,
+            &features.inputs,
+            Some(meta),
+            parts.mean(),
+        ));
     }
     bar.finish_and_clear();
     Ok(Trained {
         flow_vs,
         flow,
         trajectory,
+        diagnostics,
         last_scores,
         failure,
         wall_train,

@@ -27,9 +27,28 @@ pub struct Grid {
     /// runs are ordered by key name).
     #[serde(default)]
     pub axes: BTreeMap<String, Vec<toml::Value>>,
+    /// Named sets of overrides crossed with the axes (`[[regimes]]`): one regime is several
+    /// keys that only make sense together (joint training from an identity start with a
+    /// volume charge). Runs record it as the axis `regime`; tables name a variant
+    /// `<attention> / <regime>`. Vanilla runs, on which attention settings are reset, are
+    /// one run across regimes.
+    #[serde(default)]
+    pub regimes: Vec<Regime>,
     #[serde(default)]
     pub slurm: SlurmResources,
 }
+
+/// One `[[regimes]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regime {
+    pub label: String,
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+}
+
+/// The axis name under which a run's regime is recorded in `plan.json`.
+pub const REGIME_AXIS: &str = "regime";
 
 /// One dataset of a grid.
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +116,24 @@ pub fn load_grid(path: &Path) -> Result<Grid> {
             bail!("{}: axis {key:?} has no values", path.display());
         }
     }
+    let mut labels = std::collections::HashSet::new();
+    for r in &grid.regimes {
+        if r.label.is_empty() || !labels.insert(r.label.as_str()) {
+            bail!(
+                "{}: every [[regimes]] entry needs its own non-empty label (got {:?} twice or \
+                 empty)",
+                path.display(),
+                r.label
+            );
+        }
+        if let Some(key) = r.set.keys().find(|k| grid.axes.contains_key(*k)) {
+            bail!(
+                "{}: regime {:?} sets {key:?}, which is also an axis",
+                path.display(),
+                r.label
+            );
+        }
+    }
     Ok(grid)
 }
 
@@ -118,7 +155,16 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
     let base = base_path(grid_path, grid);
     let mut runs = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let axis_keys: Vec<String> = grid.axes.keys().cloned().collect();
+    let mut axis_keys: Vec<String> = grid.axes.keys().cloned().collect();
+    if !grid.regimes.is_empty() {
+        axis_keys.push(REGIME_AXIS.into());
+    }
+    // No regimes is one regime that sets nothing.
+    let regimes: Vec<Option<&Regime>> = if grid.regimes.is_empty() {
+        vec![None]
+    } else {
+        grid.regimes.iter().map(Some).collect()
+    };
     // Cartesian product of the axes, in key order.
     let mut combos: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
     for (key, values) in &grid.axes {
@@ -146,7 +192,10 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
             ds.categories.iter().map(Some).collect()
         };
         for category in categories {
-            for combo in &combos {
+            for (combo, regime) in combos
+                .iter()
+                .flat_map(|c| regimes.iter().map(move |r| (c, *r)))
+            {
                 let mut overrides = vec![setting(
                     "experiment",
                     &toml::Value::String(grid.experiment.clone()),
@@ -156,6 +205,9 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
                     overrides.push(setting("data.category", &toml::Value::String(c.clone())));
                 }
                 overrides.extend(combo.iter().map(|(k, v)| setting(k, v)));
+                if let Some(r) = regime {
+                    overrides.extend(r.set.iter().map(|(k, v)| setting(k, v)));
+                }
                 let config = Config::load(&base, &overrides).with_context(|| {
                     format!(
                         "grid {}: dataset {:?}, run {}",
@@ -175,6 +227,10 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
                     axes: combo
                         .iter()
                         .map(|(k, v)| (k.clone(), v.to_string()))
+                        .chain(regime.map(|r| {
+                            let label = toml::Value::String(r.label.clone());
+                            (REGIME_AXIS.to_string(), label.to_string())
+                        }))
                         .collect(),
                     overrides,
                     missing: missing_inputs(&config, ds),
@@ -308,5 +364,58 @@ mod tests {
         .unwrap();
         let e = load_grid(&grid_path).unwrap_err();
         assert!(format!("{e:#}").contains("labell"), "{e:#}");
+    }
+
+    #[test]
+    fn regimes_cross_the_axes_and_vanilla_is_one_run_across_them() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("base.toml"),
+            "experiment = \"x\"\n[data]\nkind = \"smoke\"\nroot = \"d\"\ncategory = \"shapes\"\n",
+        )
+        .unwrap();
+        let grid_path = dir.path().join("grid.toml");
+        let grid_text = "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
+             [axes]\n\"model.attention\" = [\"none\", \"se\"]\n\"train.seed\" = [0, 1]\n\
+             [[regimes]]\nlabel = \"frozen\"\n\
+             [[regimes]]\nlabel = \"joint\"\nset = { \"model.attention_training\" = \"joint\" }\n\
+             [[regimes]]\nlabel = \"charged\"\nset = { \"model.attention_training\" = \"joint\", \
+             \"train.volume_charge\" = 1.0 }\n";
+        fs::write(&grid_path, grid_text).unwrap();
+        let grid = load_grid(&grid_path).unwrap();
+        let plan = expand(&grid_path, &grid).unwrap();
+        // 2 vanilla seeds (once, under the first regime) + 2 SE seeds × 3 regimes.
+        assert_eq!(plan.runs.len(), 8);
+        assert_eq!(plan.axis_keys.last().map(String::as_str), Some(REGIME_AXIS));
+        let regime = |r: &PlannedRun| r.axes[REGIME_AXIS].clone();
+        let vanilla: Vec<_> = plan
+            .runs
+            .iter()
+            .filter(|r| r.axes["model.attention"] == "\"none\"")
+            .collect();
+        assert_eq!(vanilla.len(), 2);
+        assert!(vanilla.iter().all(|r| regime(r) == "\"frozen\""));
+        let charged = plan
+            .runs
+            .iter()
+            .find(|r| regime(r) == "\"charged\"")
+            .unwrap();
+        assert!(
+            charged
+                .overrides
+                .iter()
+                .any(|o| o == "train.volume_charge=1.0")
+        );
+        // A regime that sets an axis key, or two regimes of one label, are refused.
+        let clash = grid_text.replace(
+            "\"model.attention_training\" = \"joint\" }",
+            "\"train.seed\" = 3 }",
+        );
+        fs::write(&grid_path, clash).unwrap();
+        let e = load_grid(&grid_path).unwrap_err();
+        assert!(format!("{e:#}").contains("also an axis"), "{e:#}");
+        fs::write(&grid_path, grid_text.replace("\"charged\"", "\"joint\"")).unwrap();
+        let e = load_grid(&grid_path).unwrap_err();
+        assert!(format!("{e:#}").contains("label"), "{e:#}");
     }
 }
