@@ -205,9 +205,11 @@ pub fn nll_parts(z: &Tensor, log_det: &Tensor) -> (Tensor, Tensor) {
 
 /// The volume that features `x` lost against `reference` (the same rows with attention
 /// off), per dimension: `mean_j 0.5·(log E[ref_j²] − log E[x_j²])`, the moments over the
-/// batch. Scaling dimension `j` by `c_j` lowers the NLL per dimension by `mean_j log c_j`
-/// once the flow has adapted; this charge adds it back, so attention gains nothing by
-/// shrinking (or loses nothing by growing) the features. 0 when `x` equals `reference`.
+/// batch. Scaling dimension `j` by `c_j` changes the adapted NLL per dimension by
+/// `+mean_j log c_j` (a shrink, `c_j < 1`, lowers it); this charge is `−mean_j log c_j`, so
+/// attention gains nothing by shrinking the features nor loses by growing them. The second
+/// moment, not the variance: attention scales values, it does not centre them. 0 when `x`
+/// equals `reference`.
 pub fn volume_charge(x: &Tensor, reference: &Tensor) -> Tensor {
     const FLOOR: f64 = 1e-12;
     let ms = |t: &Tensor| {

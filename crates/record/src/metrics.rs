@@ -41,8 +41,9 @@ pub struct Diagnostics {
     /// The meta-epoch after which this was measured, counted from 0; `None` before training.
     pub meta_epoch: Option<usize>,
     /// The mean training loss split into its parts (each per dimension, mean over the
-    /// meta-epoch's batches): `0.5·‖z‖²`, `−log|det J|` and the volume charge (0 unless
-    /// `train.volume_charge` is set). `None` before training.
+    /// meta-epoch's batches), which add up to the trajectory's `train_loss`: `0.5·‖z‖²`,
+    /// `−log|det J|` and the weighted volume charge (0 unless `train.volume_charge` is set).
+    /// `None` before training.
     pub loss: Option<LossParts>,
     /// Mean L2 norm of the whole pooled feature vector over training and test rows.
     pub norm_train: f64,
@@ -112,7 +113,30 @@ impl MetricsRecord {
             diagnostics: Vec::new(),
         })
     }
+}
 
+impl Diagnostics {
+    /// Whether every number is finite: JSON has no NaN, and a strict reader refuses `null`.
+    pub fn is_finite(&self) -> bool {
+        let loss = self.loss.is_none_or(|l| {
+            [l.z, l.neg_log_det, l.volume_charge]
+                .iter()
+                .all(|v| v.is_finite())
+        });
+        loss && self.norm_train.is_finite()
+            && self.norm_test.is_finite()
+            && self
+                .feature_norms
+                .iter()
+                .all(|n| n.train.is_finite() && n.test.is_finite())
+            && self
+                .gates
+                .iter()
+                .all(|g| g.mean.is_finite() && g.sd.is_finite())
+    }
+}
+
+impl MetricsRecord {
     /// The training features' mean norm after the last meta-epoch over its value before
     /// training: near 1 when attention leaves the scale alone, far below 1 in a collapse.
     pub fn feature_norm_ratio(&self) -> Option<f64> {

@@ -298,6 +298,13 @@ impl Config {
                 t.volume_charge
             );
         }
+        if t.volume_charge > 0.0 && self.flow.standardize {
+            bail!(
+                "train.volume_charge and flow.standardize do not go together: standardised \
+                 inputs already make the loss blind to a rescale, so the charge would only pay \
+                 attention for growing the features; choose one"
+            );
+        }
         if self.flow.hidden < 1 {
             bail!("flow.hidden must be at least 1");
         }

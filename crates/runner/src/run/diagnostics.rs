@@ -33,9 +33,9 @@ fn norms(x: &Tensor, blocks: &[FeatureBlock]) -> (f64, Vec<f64>) {
 /// Up to [`SAMPLE_ROWS`] evenly spaced rows of every prefix.
 fn sample(prefixes: &[Tensor]) -> Vec<Tensor> {
     let rows = prefixes[0].size()[0];
-    let step = (rows / SAMPLE_ROWS).max(1);
+    // Rounded up, so that the sample spans every row to the last image.
+    let step = ((rows + SAMPLE_ROWS - 1) / SAMPLE_ROWS).max(1);
     let picked = Tensor::arange_start_step(0, rows, step, (Kind::Int64, Device::Cpu))
-        .narrow(0, 0, SAMPLE_ROWS.min((rows + step - 1) / step))
         .to_device(prefixes[0].device());
     prefixes
         .iter()
@@ -144,8 +144,10 @@ mod tests {
     fn samples_are_evenly_spaced_and_capped() {
         let p = Tensor::arange(1000, (Kind::Float, Device::Cpu)).reshape([1000, 1]);
         let s = &sample(std::slice::from_ref(&p))[0];
-        assert_eq!(s.size()[0], SAMPLE_ROWS);
-        assert_eq!(s.double_value(&[1, 0]), 7.0);
+        // Every 8th row: 125 rows, the last of them 992.
+        assert_eq!(s.size()[0], 125);
+        assert_eq!(s.double_value(&[1, 0]), 8.0);
+        assert_eq!(s.double_value(&[124, 0]), 992.0);
         let small = Tensor::arange(5, (Kind::Float, Device::Cpu)).reshape([5, 1]);
         assert_eq!(sample(&[small])[0].size()[0], 5);
     }

@@ -119,10 +119,21 @@ pub fn write(
         trained.failure,
         MetricsRecord::from_trajectory(trained.trajectory),
     ) {
-        (None, Some(metrics)) => MetricsRecord {
-            diagnostics: trained.diagnostics,
-            ..metrics
-        },
+        (None, Some(metrics)) => {
+            let diagnostics = if trained.diagnostics.iter().all(|d| d.is_finite()) {
+                trained.diagnostics
+            } else {
+                tracing::warn!(
+                    "the diagnostics hold a non-finite value (features that overflowed); \
+                     they are left out of metrics.json"
+                );
+                Vec::new()
+            };
+            MetricsRecord {
+                diagnostics,
+                ..metrics
+            }
+        }
         (failure, _) => {
             let error = failure.unwrap_or_else(|| "no meta-epoch was evaluated".into());
             // `--force` replaces a record only with a complete one: a failed replacement

@@ -127,8 +127,9 @@ pub fn train(
                 let (loss, charge) = match &charge_reference {
                     Some(reference) => {
                         let charge = volume_charge(&x, &reference.index_select(0, &rows));
-                        let c = charge.double_value(&[]);
-                        (&nll + charge * t.volume_charge, c)
+                        let weighted = charge * t.volume_charge;
+                        let c = weighted.double_value(&[]);
+                        (&nll + weighted, c)
                     }
                     None => (nll, 0.0),
                 };

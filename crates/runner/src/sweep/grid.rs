@@ -47,6 +47,14 @@ pub struct Regime {
     pub set: BTreeMap<String, toml::Value>,
 }
 
+/// What a regime may set: the keys that `Config` resets when there is no attention.
+pub const REGIME_KEYS: [&str; 4] = [
+    "model.attention_training",
+    "model.attention_init",
+    "train.attention_lr_scale",
+    "train.volume_charge",
+];
+
 /// The axis name under which a run's regime is recorded in `plan.json`.
 pub const REGIME_AXIS: &str = "regime";
 
@@ -124,6 +132,17 @@ pub fn load_grid(path: &Path) -> Result<Grid> {
                  empty)",
                 path.display(),
                 r.label
+            );
+        }
+        // Vanilla is one run across regimes only if a regime sets nothing that vanilla
+        // keeps (the config resets these keys without attention); anything else is an axis.
+        if let Some(key) = r.set.keys().find(|k| !REGIME_KEYS.contains(&k.as_str())) {
+            bail!(
+                "{}: regime {:?} sets {key:?}; a regime may set only the attention's training \
+                 keys ({}), anything else belongs in [axes]",
+                path.display(),
+                r.label,
+                REGIME_KEYS.join(", ")
             );
         }
         if let Some(key) = r.set.keys().find(|k| grid.axes.contains_key(*k)) {
@@ -413,9 +432,35 @@ mod tests {
         );
         fs::write(&grid_path, clash).unwrap();
         let e = load_grid(&grid_path).unwrap_err();
+        assert!(format!("{e:#}").contains("belongs in [axes]"), "{e:#}");
+        let clash = grid_text.replace(
+            "\"train.seed\" = [0, 1]\n",
+            "\"train.seed\" = [0, 1]\n\"train.volume_charge\" = [0.0, 1.0]\n",
+        );
+        fs::write(&grid_path, clash).unwrap();
+        let e = load_grid(&grid_path).unwrap_err();
         assert!(format!("{e:#}").contains("also an axis"), "{e:#}");
         fs::write(&grid_path, grid_text.replace("\"charged\"", "\"joint\"")).unwrap();
         let e = load_grid(&grid_path).unwrap_err();
         assert!(format!("{e:#}").contains("label"), "{e:#}");
+    }
+
+    #[test]
+    fn every_committed_grid_expands() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        let mut grids = 0;
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = fs::read_to_string(&path).unwrap();
+            // Grids name a base; run configs and published.toml do not.
+            if !text.lines().any(|l| l.starts_with("base = ")) {
+                continue;
+            }
+            let grid = load_grid(&path).unwrap();
+            let plan = expand(&path, &grid).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            assert!(!plan.runs.is_empty(), "{}", path.display());
+            grids += 1;
+        }
+        assert!(grids >= 4, "found {grids} grids in {}", dir.display());
     }
 }
