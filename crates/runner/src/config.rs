@@ -494,6 +494,11 @@ mod tests {
         // A charge on frozen attention would do nothing: refused with what to set.
         let err = load(MINIMAL, &["model.attention=se", "train.volume_charge=1.0"]).unwrap_err();
         assert!(format!("{err:#}").contains("attention_training"), "{err:#}");
+        // Standardised inputs are already blind to a rescale: the charge would reward growth.
+        let mut both = joint.to_vec();
+        both.push("flow.standardize=true");
+        let err = load(MINIMAL, &both).unwrap_err();
+        assert!(format!("{err:#}").contains("flow.standardize"), "{err:#}");
         // Without attention, every regime is the same vanilla run.
         let vanilla = load(MINIMAL, &[]).unwrap();
         let regime = load(
