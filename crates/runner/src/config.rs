@@ -273,23 +273,15 @@ impl Config {
         if !(t.eps.is_finite() && t.eps > 0.0) {
             bail!("train.eps must be a positive number, got {}", t.eps);
         }
-        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            bail!(
-                "train.weight_decay must be a number >= 0, got {}",
-                t.weight_decay
-            );
-        }
-        if !(t.attention_lr_scale.is_finite() && t.attention_lr_scale >= 0.0) {
-            bail!(
-                "train.attention_lr_scale must be a number >= 0, got {}",
-                t.attention_lr_scale
-            );
-        }
-        if !(t.volume_charge.is_finite() && t.volume_charge >= 0.0) {
-            bail!(
-                "train.volume_charge must be a number >= 0, got {}",
-                t.volume_charge
-            );
+        let non_negative = [
+            ("train.weight_decay", t.weight_decay),
+            ("train.attention_lr_scale", t.attention_lr_scale),
+            ("train.volume_charge", t.volume_charge),
+        ];
+        for (key, v) in non_negative {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("{key} must be a number >= 0, got {v}");
+            }
         }
         if t.volume_charge > 0.0 && self.model.attention_training != AttentionTraining::Joint {
             bail!(

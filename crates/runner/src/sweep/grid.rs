@@ -320,12 +320,7 @@ mod tests {
 
     #[test]
     fn grid_expands_to_the_product_with_stable_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(
-            dir.path().join("base.toml"),
-            "experiment = \"x\"\n[data]\nkind = \"smoke\"\nroot = \"d\"\ncategory = \"shapes\"\n",
-        )
-        .unwrap();
+        let dir = smoke_base();
         let grid_text = "experiment = \"g\"\nbase = \"base.toml\"\n\
             [[datasets]]\nlabel = \"A\"\nmake = \"smoke\"\n\
             [[datasets]]\nlabel = \"B\"\nset = { \"data.root\" = \"e\" }\ncategories = [\"p\", \"q\"]\n\
@@ -348,14 +343,20 @@ mod tests {
         assert_eq!(plan.runs[0].axes["model.attention"], "\"none\"");
     }
 
-    #[test]
-    fn grid_typos_fail_before_anything_runs() {
+    /// A folder holding `base.toml`, a minimal smoke-set run config that grids build on.
+    fn smoke_base() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         fs::write(
             dir.path().join("base.toml"),
             "experiment = \"x\"\n[data]\nkind = \"smoke\"\nroot = \"d\"\ncategory = \"shapes\"\n",
         )
         .unwrap();
+        dir
+    }
+
+    #[test]
+    fn grid_typos_fail_before_anything_runs() {
+        let dir = smoke_base();
         let grid_path = dir.path().join("grid.toml");
         fs::write(
             &grid_path,
@@ -387,12 +388,7 @@ mod tests {
 
     #[test]
     fn regimes_cross_the_axes_and_vanilla_is_one_run_across_them() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(
-            dir.path().join("base.toml"),
-            "experiment = \"x\"\n[data]\nkind = \"smoke\"\nroot = \"d\"\ncategory = \"shapes\"\n",
-        )
-        .unwrap();
+        let dir = smoke_base();
         let grid_path = dir.path().join("grid.toml");
         let grid_text = "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
              [axes]\n\"model.attention\" = [\"none\", \"se\"]\n\"train.seed\" = [0, 1]\n\
