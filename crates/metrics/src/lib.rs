@@ -1,4 +1,4 @@
-//! Image-level anomaly-detection metrics for AttentDifferNet, and the statistics that say
+//! Image- and pixel-level anomaly-detection metrics for AttentDifferNet, and the statistics that say
 //! whether one attention variant really beats another. Free of any tensor library.
 //!
 //! Conventions: scores are `f64`, higher means more anomalous; labels are `true` for anomalous
@@ -10,6 +10,8 @@
 //!   ROC curve as scikit-learn's `roc_curve` draws it, average precision as scikit-learn's
 //!   `average_precision_score` defines it, F1-max with its threshold, TPR at a fixed FPR.
 //!   [`Ranking`] sorts once and answers all of them.
+//! - [`pixel`]: where masks exist, pixel AUROC and AUPRO (the per-region-overlap curve up to
+//!   30 % FPR, normalised, as MVTec AD defines it) over anomaly maps.
 //! - [`stats`]: a stratified, seeded bootstrap confidence interval for AUROC (and for the
 //!   difference of two AUROCs on the same images), DeLong's variance and his test for two
 //!   correlated AUROCs, and a paired comparison across seeds (mean difference, its standard
@@ -39,11 +41,13 @@
 //! # Ok::<(), adn_metrics::MetricsError>(())
 //! ```
 
+pub mod pixel;
 pub mod roc;
 pub mod scores_file;
 pub mod special;
 pub mod stats;
 
+pub use pixel::{PixelImage, aupro, pixel_auroc, pro_curve};
 pub use roc::{
     F1Max, Ranking, RocCurve, TprAtFpr, auroc, average_precision, f1_max, roc_curve, tpr_at_fpr,
 };
