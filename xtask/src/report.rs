@@ -99,30 +99,40 @@ pub fn figures(experiment: &str) -> Result<()> {
     let dir = experiment_dir(experiment);
     let exp = adn_report::gather(&dir)?;
     let mut files = adn_report::figures::write_figures(&exp)?;
-    // The qualitative Grad-CAM grid needs the trained models and libtorch: `adn explain`.
+    // The qualitative Grad-CAM grid and the attention pictures need the trained models and
+    // libtorch: `adn explain`.
     let adn = util::workspace_root().join("target/debug/adn");
-    let groups = adn_report::figures::gradcam_inputs(&exp);
+    let groups = adn_report::figures::explain_groups(&exp);
     if !adn.is_file() {
         util::step("Grad-CAM figures skipped: build adn first (cargo build -p adn-runner)");
     } else if groups.is_empty() {
         util::step("Grad-CAM figures skipped: the run folders no longer hold their models");
     }
-    for (title, stem, runs) in groups {
+    let figures_dir = dir.join("figures");
+    for group in groups {
         if !adn.is_file() {
             break;
         }
-        let explain_dir = dir.join("figures").join(format!(".{stem}"));
+        let explain_dir = figures_dir.join(format!(".explain_{}", group.slug));
         util::run(
             std::process::Command::new(&adn)
                 .current_dir(util::workspace_root())
                 .args(["explain", "--images", "3", "--device", "cpu", "--out"])
                 .arg(&explain_dir)
-                .args(&runs),
+                .args(&group.runs),
         )?;
         files.push(adn_report::figures::write_gradcam_grid(
             &explain_dir,
-            &title,
-            &dir.join("figures").join(&stem),
+            &exp,
+            &group.title,
+            &figures_dir.join(format!("gradcam_{}", group.slug)),
+        )?);
+        files.extend(adn_report::figures::write_attention_pictures(
+            &explain_dir,
+            &exp,
+            &group.title,
+            &figures_dir,
+            &group.slug,
         )?);
         std::fs::remove_dir_all(&explain_dir).ok();
     }

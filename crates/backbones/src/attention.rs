@@ -169,12 +169,6 @@ impl Cbam {
             (true, true) => (out + xs) * 0.5,
         }
     }
-
-    /// The spatial map this module applies to `xs`.
-    pub fn spatial_map(&self, xs: &Tensor) -> Tensor {
-        let out = xs * self.channel_gate(xs);
-        self.spatial_gate(&out, false)
-    }
 }
 
 /// One attention block at one position.
@@ -209,7 +203,8 @@ impl AttentionBlock {
     }
 
     /// Every gate this block multiplies its input by, named: SE `("channel", [N, C])`; CBAM
-    /// `("channel", [N, C, 1, 1])` then `("spatial", [N, 1, H, W])`. For diagnostics.
+    /// `("channel", [N, C, 1, 1])` then `("spatial", [N, 1, H, W])`. For the diagnostics and
+    /// `adn explain`'s pictures.
     pub fn gates(&self, xs: &Tensor) -> Vec<(&'static str, Tensor)> {
         match self {
             Self::Se(se) => vec![("channel", se.channel_weights(xs))],
@@ -218,14 +213,6 @@ impl AttentionBlock {
                 let spatial = cbam.spatial_gate(&(xs * &channel), false);
                 vec![("channel", channel), ("spatial", spatial)]
             }
-        }
-    }
-
-    /// The raw attention map: SE channel weights `[N, C]` or the CBAM spatial map `[N, 1, H, W]`.
-    pub fn attention_map(&self, xs: &Tensor) -> Tensor {
-        match self {
-            Self::Se(se) => se.channel_weights(xs),
-            Self::Cbam(cbam) => cbam.spatial_map(xs),
         }
     }
 }

@@ -426,15 +426,17 @@ impl FeatureExtractor {
         Tensor::cat(&pooled, 1)
     }
 
-    /// Raw attention maps at every attention position for one scale: SE channel weights
-    /// `[N, C]` or CBAM spatial maps `[N, 1, H, W]`, in position order.
-    pub fn attention_maps(&self, xs: &Tensor) -> Vec<(String, Tensor)> {
+    /// Every gate at every attention position for one scale, in position order: SE
+    /// `("channel", [N, C])`; CBAM `("channel", [N, C, 1, 1])` then `("spatial",
+    /// [N, 1, H, W])` (see [`AttentionBlock::gates`]). Eval mode; the pictures of
+    /// `adn explain` are drawn from these.
+    pub fn attention_gates(&self, xs: &Tensor) -> Vec<(String, Vec<(&'static str, Tensor)>)> {
         let xs = self.laid_out(xs);
         let mut out = Vec::new();
         let mut tap =
             |position: &str, x: Tensor| match self.blocks.iter().find(|(p, _)| p == position) {
                 Some((name, block)) => {
-                    out.push((name.clone(), block.attention_map(&x)));
+                    out.push((name.clone(), block.gates(&x)));
                     block.forward_t(&x, false)
                 }
                 None => x,
@@ -567,13 +569,27 @@ mod tests {
                     "{kind:?} {attention:?}"
                 );
                 assert!(fx.is_frozen());
-                let maps = fx.attention_maps(&x);
+                let gates = fx.attention_gates(&x);
                 let expected = if attention == AttentionKind::None {
                     0
                 } else {
                     c.positions.len()
                 };
-                assert_eq!(maps.len(), expected);
+                assert_eq!(gates.len(), expected);
+                for (position, gs) in &gates {
+                    let kinds: Vec<&str> = gs.iter().map(|(k, _)| *k).collect();
+                    let want: &[&str] = if attention == AttentionKind::Se {
+                        &["channel"]
+                    } else {
+                        &["channel", "spatial"]
+                    };
+                    assert_eq!(kinds, want, "{kind:?} {attention:?} at {position}");
+                    for (_, g) in gs {
+                        assert_eq!(g.size()[0], 2, "one gate per image");
+                        let (lo, hi) = (g.min().double_value(&[]), g.max().double_value(&[]));
+                        assert!(lo >= 0.0 && hi <= 1.0, "a sigmoid gate: {lo}..{hi}");
+                    }
+                }
             }
         }
         let fx = FeatureExtractor::new(

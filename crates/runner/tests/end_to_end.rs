@@ -210,6 +210,66 @@ fn joint_attention_trains_saves_and_rescores_identically() {
         assert!(!d["feature_norms"].as_array().unwrap().is_empty());
     }
 
+    // The pictures of the attention: every gate at every position on 2 good and 2
+    // defective test images.
+    let explain = adn("explain")
+        .args([
+            "--images",
+            "1",
+            "--attention-images",
+            "2",
+            "--device",
+            "cpu",
+        ])
+        .arg("--out")
+        .arg(dir.path().join("explain"))
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        explain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+    let pictures = json(&dir.path().join("explain/attention.json"));
+    let images = pictures["images"].as_array().unwrap();
+    let anomalous: Vec<bool> = images
+        .iter()
+        .map(|i| i["anomalous"].as_bool().unwrap())
+        .collect();
+    assert_eq!(anomalous, [false, false, true, true]);
+    for i in images {
+        let input = dir
+            .path()
+            .join("explain")
+            .join(i["input"].as_str().unwrap());
+        assert_eq!(image::image_dimensions(&input).unwrap(), (128, 128));
+    }
+    let positions = pictures["runs"][0]["positions"].as_array().unwrap();
+    let channels: Vec<u64> = positions
+        .iter()
+        .map(|p| {
+            let g = &p["gates"][0];
+            assert_eq!(g["gate"], "channel");
+            let shape: Vec<u64> = g["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            let values = g["values"].as_array().unwrap();
+            assert_eq!(values.len() as u64, shape[0] * shape[1]);
+            assert!(
+                values
+                    .iter()
+                    .all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap()))
+            );
+            assert_eq!(shape[0], 4);
+            shape[1]
+        })
+        .collect();
+    assert_eq!(channels, [64, 192, 256]);
+
     // Same seed, same scores.
     let again = run_smoke(dir.path(), "joint-again", &joint);
     assert!(again.status.success());

@@ -1,4 +1,5 @@
-//! The Grad-CAM grid composed from what `adn explain` wrote.
+//! The Grad-CAM grid composed from what `adn explain` wrote, and which runs `adn explain`
+//! is given.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,11 +23,22 @@ struct Explanation {
 
 #[derive(serde::Deserialize)]
 struct ExplainedRun {
+    run_dir: String,
     attention: String,
     overlays: Vec<String>,
 }
 
-fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
+/// A run's column header: its variant in display form (`SE / joint`), found by its folder,
+/// or its attention when the folder is not one of the experiment's.
+pub(super) fn run_label(exp: &Experiment, run_dir: &str, attention: &str) -> String {
+    let dir = Path::new(run_dir);
+    match exp.runs.iter().find(|r| r.dir == dir) {
+        Some(r) => display_name(&r.variant),
+        None => display_name(attention),
+    }
+}
+
+pub(super) fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
     let img = image::open(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .to_rgb8();
@@ -36,7 +48,12 @@ fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
 /// The paper's qualitative figure from an `adn explain` folder: test images (rows) ×
 /// {input, each run's Grad-CAM overlay} (columns), as `<stem>.png` (bitmaps do not go into
 /// the SVG backend without its image feature, so PNG only).
-pub fn write_gradcam_grid(explain_dir: &Path, title: &str, stem: &Path) -> Result<PathBuf> {
+pub fn write_gradcam_grid(
+    explain_dir: &Path,
+    exp: &Experiment,
+    title: &str,
+    stem: &Path,
+) -> Result<PathBuf> {
     register_font();
     let text = fs::read_to_string(explain_dir.join("explain.json"))
         .with_context(|| format!("cannot read {}/explain.json", explain_dir.display()))?;
@@ -60,7 +77,11 @@ pub fn write_gradcam_grid(explain_dir: &Path, title: &str, stem: &Path) -> Resul
         ))
         .map_err(err)?;
         let mut headers = vec!["input".to_string()];
-        headers.extend(e.runs.iter().map(|r| display_name(&r.attention)));
+        headers.extend(
+            e.runs
+                .iter()
+                .map(|r| run_label(exp, &r.run_dir, &r.attention)),
+        );
         for (c, h) in headers.iter().enumerate() {
             let x = (left + c as u32 * (cell + gap)) as i32;
             area.draw(&Text::new(h.clone(), (x, top as i32 - 24), style(15)))
@@ -90,10 +111,20 @@ pub fn write_gradcam_grid(explain_dir: &Path, title: &str, stem: &Path) -> Resul
     Ok(path)
 }
 
-/// Per dataset × category, the run folders of the first complete seed of every variant,
-/// when each still holds its model: the input of `adn explain`. The file stem of the
-/// figure comes with them.
-pub fn gradcam_inputs(exp: &Experiment) -> Vec<(String, String, Vec<PathBuf>)> {
+/// One `adn explain` call of the report: a dataset × category, the run folders of the first
+/// complete seed of every variant (each still holding its model), and the file names'
+/// common part.
+pub struct ExplainGroup {
+    pub title: String,
+    /// `<dataset>_<category>`, slugged: the figures are `gradcam_<slug>.png`,
+    /// `attention_channels_<slug>.png` and so on.
+    pub slug: String,
+    pub runs: Vec<PathBuf>,
+}
+
+/// The `adn explain` calls the report makes, one per dataset × category whose runs still
+/// hold their models.
+pub fn explain_groups(exp: &Experiment) -> Vec<ExplainGroup> {
     let mut out = Vec::new();
     for d in exp.datasets() {
         for c in exp.categories(&d) {
@@ -102,8 +133,11 @@ pub fn gradcam_inputs(exp: &Experiment) -> Vec<(String, String, Vec<PathBuf>)> {
                 .map(|(_, r)| r.dir.clone())
                 .collect();
             if !runs.is_empty() && runs.iter().all(|r| r.join("model.safetensors").is_file()) {
-                let stem = format!("gradcam_{}_{}", slug(&d), slug(&c));
-                out.push((format!("{d} / {c}"), stem, runs));
+                out.push(ExplainGroup {
+                    title: format!("{d} / {c}"),
+                    slug: format!("{}_{}", slug(&d), slug(&c)),
+                    runs,
+                });
             }
         }
     }

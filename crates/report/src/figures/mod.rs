@@ -2,6 +2,7 @@
 //! bars, ROC curves (overall and per defect type), score histograms (good vs anomalous) and
 //! training curves. One colour per variant throughout.
 
+mod attention;
 mod bars;
 mod diagnostics;
 mod gradcam;
@@ -20,9 +21,10 @@ use plotters::prelude::*;
 use crate::gather::{Experiment, Run, Scores, read_scores};
 use crate::tables::Metric;
 
+pub use attention::write_attention_pictures;
 use bars::Bars;
 use diagnostics::DiagnosticsFigure;
-pub use gradcam::{gradcam_inputs, write_gradcam_grid};
+pub use gradcam::{ExplainGroup, explain_groups, write_gradcam_grid};
 use hist::Histograms;
 use roc::Rocs;
 use training::Training;
@@ -124,9 +126,20 @@ trait Figure {
 
 /// Draws `fig` to `<stem>.png` and `<stem>.svg`, each under a temporary name first.
 fn render(fig: &impl Figure, stem: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
+    render_as(fig, stem, &["png", "svg"], written)
+}
+
+/// Draws `fig` to `<stem>.<ext>` for each of `exts` (`png`, `svg`), each under a temporary
+/// name first.
+fn render_as(
+    fig: &impl Figure,
+    stem: &Path,
+    exts: &[&str],
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
     register_font();
     let pid = std::process::id();
-    for ext in ["png", "svg"] {
+    for &ext in exts {
         let path = stem.with_extension(ext);
         let tmp = stem.with_extension(format!("tmp{pid}.{ext}"));
         {
