@@ -243,6 +243,33 @@ pub fn rotate_nearest(img: &RgbImage, degrees: f64) -> RgbImage {
     out
 }
 
+/// Where each pixel of [`rotate_nearest`]`(img, degrees)` of a `width` × `height` image
+/// comes from: `Some(y · width + x)` of the source, or `None` where the rotation fills black.
+/// Found by rotating an image whose pixels hold their own index, so it is `rotate_nearest`'s
+/// mapping by construction (what a differentiable rotation of pixel tensors gathers by).
+/// `None` for images of 2²⁴ − 1 pixels or more, whose indices do not fit in three bytes.
+pub fn rotation_sources(width: u32, height: u32, degrees: f64) -> Option<Vec<Option<u32>>> {
+    let plane = width as u64 * height as u64;
+    if plane >= (1 << 24) - 1 {
+        return None;
+    }
+    // Index + 1, so that the black fill (0) means "no source".
+    let coded = RgbImage::from_fn(width, height, |x, y| {
+        let i = (y * width + x + 1).to_le_bytes();
+        image::Rgb([i[0], i[1], i[2]])
+    });
+    let rotated = rotate_nearest(&coded, degrees);
+    Some(
+        rotated
+            .pixels()
+            .map(|p| {
+                let i = u32::from_le_bytes([p[0], p[1], p[2], 0]);
+                i.checked_sub(1)
+            })
+            .collect(),
+    )
+}
+
 /// Converts to a normalised CHW `f32` buffer, as torchvision's `ToTensor` then `Normalize`.
 pub fn to_chw(img: &RgbImage, norm: &Normalization) -> Vec<f32> {
     let (w, h) = img.dimensions();
@@ -332,6 +359,33 @@ pub fn differnet_views(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_sources_gather_what_rotate_nearest_draws() {
+        let img = RgbImage::from_fn(13, 13, |x, y| {
+            image::Rgb([(x * 19) as u8, (y * 17) as u8, (x * y + 1) as u8])
+        });
+        for degrees in [0.0, 90.0, 180.0, 270.0, 33.0, -127.5, 45.0] {
+            let rotated = rotate_nearest(&img, degrees);
+            let sources = rotation_sources(13, 13, degrees).unwrap();
+            let src = img.as_raw();
+            let gathered: Vec<u8> = sources
+                .iter()
+                .flat_map(|s| match s {
+                    Some(i) => src[*i as usize * 3..*i as usize * 3 + 3].to_vec(),
+                    None => vec![0, 0, 0],
+                })
+                .collect();
+            assert_eq!(gathered, rotated.as_raw().clone(), "{degrees}°");
+            let filled = sources.iter().filter(|s| s.is_none()).count();
+            assert_eq!(
+                filled == 0,
+                degrees as i64 % 90 == 0,
+                "{degrees}°: {filled}"
+            );
+        }
+        assert!(rotation_sources(4096, 4096, 10.0).is_none());
+    }
 
     fn gradient(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, (x + y) as u8]))

@@ -32,7 +32,9 @@ pub use folder::{
     verify_model_files, write_failure, write_run,
 };
 pub use manifest::{CacheStats, DatasetSummary, Manifest, RunFacts, Status, WallTimes, Writer};
-pub use metrics::{Diagnostics, EvalPoint, GateRecord, LayerNorm, LossParts, MetricsRecord};
+pub use metrics::{
+    Diagnostics, EvalPoint, GateRecord, LayerNorm, LossParts, MetricsRecord, PixelMetrics,
+};
 pub use plan::{Plan, PlannedRun};
 pub use scores::{ScoreRow, read_scores, scores_csv};
 

@@ -32,6 +32,37 @@ pub struct MetricsRecord {
     /// shows in. Absent in records written before diagnostics existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostics>,
+    /// How well the last model's anomaly maps find the defects, where the test set has
+    /// ground-truth masks. Beyond the paper, which reports image AUROC only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel: Option<PixelMetrics>,
+}
+
+/// The pixel-level evaluation of DifferNet's anomaly map (the gradient of the anomaly score
+/// with respect to the input pixels) after the last meta-epoch, over every test image, good
+/// ones included, at the model's input size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PixelMetrics {
+    /// How the map was made, in words.
+    pub map: String,
+    /// Pixel-wise AUROC over every pixel of every test image.
+    pub auroc: f64,
+    /// Area under the PRO curve up to `aupro_max_fpr`, divided by that limit (MVTec AD's).
+    pub aupro: f64,
+    pub aupro_max_fpr: f64,
+    /// Fraction of the anomalous test images whose map has its maximum inside the mask.
+    pub peak_in_mask: f64,
+    /// Test images with a map; of those, anomalous ones (all have masks).
+    pub images: usize,
+    pub anomalous: usize,
+    /// Side of the square maps and masks, in pixels.
+    pub size: usize,
+    /// Test rotations the map averages over, and its Gaussian smoothing in pixels.
+    pub rotations: usize,
+    pub sigma_px: f64,
+    /// Seconds spent computing the maps and metrics.
+    pub wall_s: f64,
 }
 
 /// What the features, the loss and the attention gates looked like at one point of a run.
@@ -111,6 +142,7 @@ impl MetricsRecord {
             auroc_min_loss_epoch: min_loss.meta_epoch,
             trajectory,
             diagnostics: Vec::new(),
+            pixel: None,
         })
     }
 }

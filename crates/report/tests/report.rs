@@ -69,6 +69,7 @@ fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64) {
         auroc_min_loss_epoch: 1,
         trajectory: vec![point(0, 1.0, 0.5), point(1, 0.5, auroc_last)],
         diagnostics: Vec::new(),
+        pixel: None,
     };
     // Two good and two anomalous images: AUROC = ordered pairs / 4.
     let ordered = (auroc_last * 4.0).round() as usize;

@@ -200,6 +200,15 @@ pub enum Rotations {
 pub struct TestConfig {
     pub test_transforms: usize,
     pub rotations: Rotations,
+    /// Whether the run computes DifferNet's anomaly maps and the pixel metrics after its
+    /// last meta-epoch. Left out of the resolved config at its default, so that run ids
+    /// from before it are unchanged.
+    #[serde(skip_serializing_if = "Localize::is_auto")]
+    pub localize: Localize,
+    /// How many of the test rotations the maps average over, evenly spaced among them;
+    /// 0: all (a map costs a backward pass per rotation).
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub map_rotations: usize,
 }
 
 impl Default for TestConfig {
@@ -207,8 +216,30 @@ impl Default for TestConfig {
         TestConfig {
             test_transforms: 64,
             rotations: Rotations::Fixed,
+            localize: Localize::Auto,
+            map_rotations: 0,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Localize {
+    /// Where every anomalous test image has a ground-truth mask.
+    Auto,
+    /// Always; a test set without masks is an error.
+    On,
+    Off,
+}
+
+impl Localize {
+    fn is_auto(&self) -> bool {
+        *self == Localize::Auto
+    }
+}
+
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Config {
@@ -282,6 +313,14 @@ impl Config {
             if !(v.is_finite() && v >= 0.0) {
                 bail!("{key} must be a number >= 0, got {v}");
             }
+        }
+        if self.test.map_rotations > self.test.test_transforms {
+            bail!(
+                "test.map_rotations = {} is more than the {} test rotations it picks from; \
+                 choose at most test.test_transforms, or 0 for all",
+                self.test.map_rotations,
+                self.test.test_transforms
+            );
         }
         if t.volume_charge > 0.0 && self.model.attention_training != AttentionTraining::Joint {
             bail!(

@@ -9,7 +9,7 @@
 //! One module per subcommand, each with its arguments and its `command`: [`run`] (the
 //! stages of one run), [`eval`], [`explain`], [`bench`], [`sweep`], and the small ones in
 //! [`commands`]. Shared by them: [`config`], [`extract`] (the one way images become
-//! features), [`cache`], [`joint`] (jointly trained attention), [`device`], [`logging`], [`progress`].
+//! features), [`cache`], [`joint`] (jointly trained attention), [`localize`] (anomaly maps, pixel metrics), [`device`], [`logging`], [`progress`].
 
 pub mod bench;
 pub mod cache;
@@ -21,6 +21,7 @@ pub mod eval;
 pub mod explain;
 pub mod extract;
 pub mod joint;
+pub mod localize;
 pub mod logging;
 pub mod memory;
 pub mod progress;

@@ -23,6 +23,19 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
     let auroc = metrics["auroc_last"].as_f64().unwrap();
     assert!(auroc >= 0.95, "auroc_last {auroc} on the smoke set");
     assert_eq!(metrics["trajectory"].as_array().unwrap().len(), 4);
+    // The smoke set has masks (the circle), so the run scored its anomaly maps against them.
+    let pixel = &metrics["pixel"];
+    assert_eq!(pixel["images"], 40);
+    assert_eq!(pixel["anomalous"], 20);
+    assert_eq!(pixel["rotations"], 8);
+    assert_eq!(pixel["size"], 128);
+    for key in ["auroc", "aupro", "peak_in_mask"] {
+        let v = pixel[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    // The defect is a whole shape on black: a map that cannot find it is broken.
+    assert!(pixel["auroc"].as_f64().unwrap() > 0.8, "{pixel}");
+    assert!(stdout.contains("pixel auroc="), "{stdout}");
     let manifest = json(&run.join("manifest.json"));
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["device"], "Cpu");

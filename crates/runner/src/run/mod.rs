@@ -6,7 +6,9 @@
 //!    prefixes that jointly trained attention starts from;
 //! 3. [`train`]: the flow (and joint attention) trained with DifferNet's Adam, and
 //! 4. [`evaluate`]d after every meta-epoch;
-//! 5. [`record`]: the run folder, written whole or not at all.
+//! 5. the last model's anomaly maps scored against the masks ([`crate::localize`]), where
+//!    the test set has them;
+//! 6. [`record`]: the run folder, written whole or not at all.
 
 pub mod data;
 pub mod diagnostics;
@@ -19,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use adn_record::{Manifest, MetricsRecord, RunState};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::config::{Config, ConfigArgs};
 use crate::device::DeviceChoice;
@@ -82,6 +84,19 @@ pub fn command(args: Args, log: crate::logging::RunLog) -> Result<()> {
         facts.feature_cache.hits + facts.feature_cache.misses,
         outcome.dir.display()
     );
+    if let Some(p) = &m.pixel {
+        println!(
+            "  pixel auroc={:.4} aupro@{:.0}%={:.4} map peak in mask {:.0}% of {} defects \
+             ({} rotations, {:.1}s)",
+            p.auroc,
+            100.0 * p.aupro_max_fpr,
+            p.aupro,
+            100.0 * p.peak_in_mask,
+            p.anomalous,
+            p.rotations,
+            p.wall_s
+        );
+    }
     Ok(())
 }
 
@@ -165,11 +180,27 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
 
     let trained = train::train(cfg, &data, &features, device, opts.quiet, &mut rng)?;
 
+    // 5. The last model's anomaly maps against the masks, where the test set has them.
+    let pixel = match trained.failure {
+        None => crate::localize::evaluate(
+            cfg,
+            &data.images,
+            &data.test_angles,
+            &features.source.extractor,
+            &trained.flow,
+            device,
+        )
+        .context("cannot compute the anomaly maps and pixel metrics")?,
+        Some(_) => None,
+    };
+
     let times = record::StageTimes {
         data: wall_data,
         features: wall_features,
         train: trained.wall_train,
-        eval: trained.wall_eval,
+        eval: trained.wall_eval + pixel.as_ref().map_or(0.0, |p| p.wall_s),
     };
-    record::write(cfg, opts, &out, &clock, times, &data, &features, trained)
+    record::write(
+        cfg, opts, &out, &clock, times, &data, &features, trained, pixel,
+    )
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use adn_record::{
-    DatasetSummary, Manifest, MetricsRecord, RunFacts, RunRecord, RunState, ScoreRow, Status,
-    WallTimes, Writer,
+    DatasetSummary, Manifest, MetricsRecord, PixelMetrics, RunFacts, RunRecord, RunState, ScoreRow,
+    Status, WallTimes, Writer,
 };
 use anyhow::{Context, Result, bail};
 
@@ -50,6 +50,7 @@ pub fn write(
     data: &RunData,
     features: &RunFeatures,
     trained: Trained,
+    pixel: Option<PixelMetrics>,
 ) -> Result<RunOutcome> {
     let extractor = &features.source.extractor;
     let images = &data.images;
@@ -131,6 +132,7 @@ pub fn write(
             };
             MetricsRecord {
                 diagnostics,
+                pixel,
                 ..metrics
             }
         }
