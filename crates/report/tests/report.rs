@@ -5,14 +5,14 @@ use std::fs;
 use std::path::Path;
 
 use adn_record::{
-    CacheStats, DatasetSummary, EvalPoint, Manifest, MetricsRecord, RunFacts, RunRecord, ScoreRow,
-    WallTimes, Writer,
+    CacheStats, DatasetSummary, EvalPoint, Manifest, MetricsRecord, PixelMetrics, RunFacts,
+    RunRecord, ScoreRow, WallTimes, Writer,
 };
 use adn_report::{Metric, Published, Status, gather, write_tables};
 
 /// Writes a complete run whose test scores give exactly `auroc_last` (good images score
 /// 0..n, anomalous ones are shifted so the requested fraction of pairs is ordered).
-fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64) {
+fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64, pixel: Option<f64>) {
     let dir = runs.join(id);
     let manifest = Manifest {
         format: adn_record::FORMAT,
@@ -69,7 +69,19 @@ fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64) {
         auroc_min_loss_epoch: 1,
         trajectory: vec![point(0, 1.0, 0.5), point(1, 0.5, auroc_last)],
         diagnostics: Vec::new(),
-        pixel: None,
+        pixel: pixel.map(|auroc| PixelMetrics {
+            map: "input gradient".into(),
+            auroc,
+            aupro: auroc - 0.1,
+            aupro_max_fpr: 0.3,
+            peak_in_mask: 0.5,
+            images: 4,
+            anomalous: 2,
+            size: 16,
+            rotations: 2,
+            sigma_px: 1.0,
+            wall_s: 0.5,
+        }),
     };
     // Two good and two anomalous images: AUROC = ordered pairs / 4.
     let ordered = (auroc_last * 4.0).round() as usize;
@@ -128,7 +140,9 @@ fn write_experiment(dir: &Path) {
                         let base = if attention == "none" { 0.75 } else { 1.0 };
                         let step = if attention == "none" { 0.01 } else { 0.02 };
                         let best = base - step * seed as f64;
-                        write_run(&runs, &run_id, base, best);
+                        // Only "Own" has masks, hence pixel metrics.
+                        let pixel = (dataset == "Own").then_some(base - 0.1);
+                        write_run(&runs, &run_id, base, best, pixel);
                     }
                 }
             }
@@ -227,6 +241,16 @@ fn tables_report_means_differences_and_published_numbers() {
     ] {
         assert!(tmp.path().join(name).is_file(), "{name} missing");
     }
+    // Pixel metrics only for the dataset with masks, and no published column beside them.
+    assert!(
+        md.contains("**Own: pixel AUROC (%)") && md.contains("**Own: AUPRO (%)"),
+        "{md}"
+    );
+    assert!(!md.contains("InsPLAD-fault: pixel AUROC"), "{md}");
+    assert!(
+        md.contains("| glass-insulator | 65.00 ± 0.00 | 90.00 |"),
+        "{md}"
+    );
     let tex = fs::read_to_string(tmp.path().join("tables/tables.tex")).unwrap();
     assert!(tex.contains("\\toprule") && tex.contains("$\\pm$"), "{tex}");
     let runs_csv = fs::read_to_string(tmp.path().join("runs.csv")).unwrap();
@@ -238,6 +262,18 @@ fn tables_report_means_differences_and_published_numbers() {
             .unwrap()
             .contains("axis:model.attention")
     );
+    let header: Vec<&str> = runs_csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "pixel_auroc").unwrap();
+    let pixel: Vec<&str> = runs_csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap())
+        .collect();
+    assert_eq!(
+        pixel.iter().filter(|v| !v.is_empty()).count(),
+        4,
+        "{pixel:?}"
+    );
 }
 
 #[test]
@@ -246,8 +282,9 @@ fn figures_are_written_as_png_and_svg() {
     write_experiment(tmp.path());
     let exp = gather(tmp.path()).unwrap();
     let files = adn_report::figures::write_figures(&exp).unwrap();
-    // Two bar charts, and ROC, scores and training per dataset × category, each twice.
-    assert_eq!(files.len(), (2 + 2 * 3) * 2, "{files:?}");
+    // Three bar charts (image AUROC last and best, pixel AUROC where there are masks), and
+    // ROC, scores and training per dataset × category, each twice.
+    assert_eq!(files.len(), (3 + 2 * 3) * 2, "{files:?}");
     for f in &files {
         let bytes = fs::read(f).unwrap();
         match f.extension().unwrap().to_str().unwrap() {

@@ -552,6 +552,26 @@ mod tests {
     }
 
     #[test]
+    fn localization_keys_are_checked_and_leave_old_run_ids_alone() {
+        let a = load(MINIMAL, &[]).unwrap();
+        assert_eq!(a.test.localize, Localize::Auto);
+        let explicit = load(MINIMAL, &["test.localize=\"auto\"", "test.map_rotations=0"]).unwrap();
+        assert_eq!(a.run_id(), explicit.run_id());
+        let off = load(MINIMAL, &["test.localize=\"off\""]).unwrap();
+        assert_ne!(a.run_id(), off.run_id());
+        let e = load(MINIMAL, &["test.localize=\"yes\""]).unwrap_err();
+        assert!(format!("{e:#}").contains("localize"), "{e:#}");
+        let e = load(MINIMAL, &["test.test_transforms=4", "test.map_rotations=5"]).unwrap_err();
+        assert!(format!("{e:#}").contains("test.map_rotations"), "{e:#}");
+        let c = load(MINIMAL, &["test.test_transforms=8", "test.map_rotations=4"]).unwrap();
+        let angles = adn_datasets::transforms::fixed_angles(8);
+        assert_eq!(
+            crate::localize::map_angles(&c, &angles),
+            [0.0, 90.0, 180.0, 270.0]
+        );
+    }
+
+    #[test]
     fn run_id_follows_the_resolved_config() {
         let a = load(MINIMAL, &[]).unwrap();
         let b = load(MINIMAL, &["train.seed=0"]).unwrap();

@@ -467,6 +467,38 @@ mod tests {
     }
 
     #[test]
+    fn localize_on_needs_a_mask_for_every_defect() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "experiment = \"t\"\n[data]\nkind = \"folder\"\nroot = \"d\"\ncategory = \"c\"\n",
+        )
+        .unwrap();
+        let cfg = |v: &str| Config::load(&path, &[format!("test.localize=\"{v}\"")]).unwrap();
+        let sample = |defect: &str, mask: bool| Sample {
+            path: format!("{defect}.png").into(),
+            defect: defect.into(),
+            mask: mask.then(|| format!("{defect}_mask.png").into()),
+        };
+        let data = |masked: bool| CategoryData {
+            root: "d".into(),
+            category: "c".into(),
+            train: Vec::new(),
+            test: vec![sample("good", false), sample("crack", masked)],
+        };
+        assert!(wanted(&cfg("auto"), &data(true)).unwrap());
+        assert!(!wanted(&cfg("auto"), &data(false)).unwrap());
+        assert!(!wanted(&cfg("off"), &data(true)).unwrap());
+        assert!(wanted(&cfg("on"), &data(true)).unwrap());
+        let e = wanted(&cfg("on"), &data(false)).unwrap_err().to_string();
+        assert!(
+            e.contains("1 of them") && e.contains("test.localize"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_peak_is_the_first_maximum() {
         let mask = [false, true, false, true];
         assert!(peak_in_mask(&[0.1, 0.9, 0.2, 0.9], &mask));

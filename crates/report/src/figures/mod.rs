@@ -19,7 +19,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::gather::{Experiment, Run, Scores, read_scores};
-use crate::tables::Metric;
+use crate::tables::{Metric, metrics_of};
 
 pub use attention::write_attention_pictures;
 use bars::Bars;
@@ -199,19 +199,33 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
                 .collect::<Vec<_>>()
         })
         .collect();
-    for metric in [Metric::Last, Metric::Best] {
-        let suffix = match metric {
-            Metric::Last => "last epoch, no model selection",
-            Metric::Best => "best epoch, selected on the test set",
+    for metric in [Metric::Last, Metric::Best, Metric::PixelAuroc] {
+        let title = match metric {
+            Metric::Last => "image AUROC per variant (mean ± sd over seeds; last epoch, no model \
+                             selection)"
+                .to_string(),
+            Metric::Best => "image AUROC per variant (mean ± sd over seeds; best epoch, selected \
+                             on the test set)"
+                .to_string(),
+            _ => format!(
+                "{} per variant (mean ± sd over seeds; last epoch)",
+                metric.key().replace('_', " ")
+            ),
         };
+        // Pixel metrics only where the test sets have masks.
+        let groups: Vec<(String, String)> = groups
+            .iter()
+            .filter(|(d, _)| metrics_of(exp, d).contains(&metric))
+            .cloned()
+            .collect();
+        if groups.is_empty() {
+            continue;
+        }
         render(
             &Bars {
                 exp,
-                title: format!(
-                    "{}: image AUROC per variant (mean ± sd over seeds; {suffix})",
-                    exp.plan.experiment
-                ),
-                groups: groups.clone(),
+                title: format!("{}: {title}", exp.plan.experiment),
+                groups,
                 metric,
             },
             &dir.join(format!("{}_bars", metric.key())),

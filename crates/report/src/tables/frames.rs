@@ -63,6 +63,18 @@ pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
             "feature_norm_ratio".into(),
             of(&|r| r.metrics.as_ref().and_then(|m| m.feature_norm_ratio())),
         ),
+        Column::new("pixel_auroc".into(), of(&|r| Metric::PixelAuroc.of(r))),
+        Column::new("pixel_aupro".into(), of(&|r| Metric::Aupro.of(r))),
+        Column::new("peak_in_mask".into(), of(&|r| Metric::PeakInMask.of(r))),
+        Column::new(
+            "wall_maps_s".into(),
+            of(&|r| {
+                r.metrics
+                    .as_ref()
+                    .and_then(|m| m.pixel.as_ref())
+                    .map(|p| p.wall_s)
+            }),
+        ),
         Column::new("loss_z_last".into(), of(&|r| last_loss(r).map(|l| l.z))),
         Column::new(
             "loss_neg_log_det_last".into(),
@@ -153,7 +165,7 @@ pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<D
         let pub_name = exp.plan.published.get(&dataset);
         for c in row_labels(exp, &dataset) {
             for v in exp.variants() {
-                for metric in [Metric::Last, Metric::Best] {
+                for metric in metrics_of(exp, &dataset) {
                     let x = cell(exp, &dataset, &c, &v, metric);
                     let b = baseline_of(exp, &v);
                     let cmp = b
@@ -172,7 +184,7 @@ pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<D
                     hi.push(cmp.as_ref().map(|c| c.ci.1));
                     p.push(cmp.as_ref().map(|c| c.p_value));
                     test.push(cmp.as_ref().map(|c| c.test.to_string()));
-                    let method = published.method_of(&v);
+                    let method = published.method_of(&v).filter(|_| metric.is_published());
                     paper.push(
                         pub_name
                             .zip(method)

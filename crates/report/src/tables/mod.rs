@@ -1,4 +1,5 @@
-//! The experiment's tables: image AUROC per dataset × category × variant (mean ± sd over
+//! The experiment's tables: image AUROC (and, where the test sets have masks, the pixel
+//! metrics of DifferNet's anomaly map) per dataset × category × variant (mean ± sd over
 //! seeds), each attention variant against vanilla DifferNet (difference, 95 % interval,
 //! p-value), and the published numbers beside them. Numbers are computed here; polars holds
 //! the long-form tables written as Parquet and CSV; Markdown and LaTeX are the wide views.
@@ -79,8 +80,12 @@ pub fn write_tables(exp: &Experiment, published: &Published) -> Result<Written> 
         exp.count(Status::Skipped)
     );
     let mut tex = String::new();
-    for metric in [Metric::Last, Metric::Best] {
+    let all = [Metric::IMAGE.as_slice(), Metric::PIXEL.as_slice()].concat();
+    for metric in all {
         for dataset in exp.datasets() {
+            if !metrics_of(exp, &dataset).contains(&metric) {
+                continue;
+            }
             let t = auroc_table(exp, &dataset, metric, published);
             md.push_str(&t.markdown());
             md.push('\n');

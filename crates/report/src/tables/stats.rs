@@ -3,7 +3,7 @@
 
 use crate::gather::{Experiment, Run, read_scores};
 
-/// Which AUROC of a run.
+/// Which number of a run a table shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     /// After the last meta-epoch: the headline, no model selection.
@@ -11,14 +11,33 @@ pub enum Metric {
     /// Maximum over the evaluations: selected on the test set, as DifferNet-style papers
     /// report it.
     Best,
+    /// Pixel AUROC of DifferNet's anomaly map (last model), where the test set has masks.
+    PixelAuroc,
+    /// AUPRO of the same map up to 30 % FPR.
+    Aupro,
+    /// Fraction of defects whose map peaks inside the mask.
+    PeakInMask,
 }
 
 impl Metric {
+    /// The image-level metrics, which every run has.
+    pub const IMAGE: [Metric; 2] = [Metric::Last, Metric::Best];
+    /// The pixel-level ones, for runs on test sets with masks.
+    pub const PIXEL: [Metric; 3] = [Metric::PixelAuroc, Metric::Aupro, Metric::PeakInMask];
+
     pub fn key(self) -> &'static str {
         match self {
             Metric::Last => "auroc_last",
             Metric::Best => "auroc_best",
+            Metric::PixelAuroc => "pixel_auroc",
+            Metric::Aupro => "pixel_aupro",
+            Metric::PeakInMask => "peak_in_mask",
         }
+    }
+
+    /// Whether the paper publishes this metric (image AUROC only).
+    pub fn is_published(self) -> bool {
+        matches!(self, Metric::Last | Metric::Best)
     }
 
     pub(super) fn title(self) -> &'static str {
@@ -27,16 +46,40 @@ impl Metric {
             Metric::Best => {
                 "image AUROC (%), best evaluation selected on the test set (the paper's protocol)"
             }
+            Metric::PixelAuroc => {
+                "pixel AUROC (%) of DifferNet's anomaly map (input gradient), last epoch"
+            }
+            Metric::Aupro => "AUPRO (%) up to 30 % FPR of DifferNet's anomaly map, last epoch",
+            Metric::PeakInMask => {
+                "defects (%) whose anomaly map peaks inside the ground-truth mask, last epoch"
+            }
         }
     }
 
     pub fn of(self, run: &Run) -> Option<f64> {
         let m = run.metrics.as_ref()?;
-        Some(match self {
-            Metric::Last => m.auroc_last,
-            Metric::Best => m.auroc_best,
-        })
+        match self {
+            Metric::Last => Some(m.auroc_last),
+            Metric::Best => Some(m.auroc_best),
+            Metric::PixelAuroc => m.pixel.as_ref().map(|p| p.auroc),
+            Metric::Aupro => m.pixel.as_ref().map(|p| p.aupro),
+            Metric::PeakInMask => m.pixel.as_ref().map(|p| p.peak_in_mask),
+        }
     }
+}
+
+/// The metrics an experiment's tables show for `dataset`: the image ones, then the pixel
+/// ones where any of its runs has them.
+pub fn metrics_of(exp: &Experiment, dataset: &str) -> Vec<Metric> {
+    let mut out = Metric::IMAGE.to_vec();
+    if exp
+        .runs
+        .iter()
+        .any(|r| r.dataset == dataset && Metric::PixelAuroc.of(r).is_some())
+    {
+        out.extend(Metric::PIXEL);
+    }
+    out
 }
 
 /// Mean and sample standard deviation over seeds.

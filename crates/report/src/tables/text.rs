@@ -83,7 +83,10 @@ pub fn auroc_table(
 ) -> TextTable {
     let variants = exp.variants();
     let pub_name = exp.plan.published.get(dataset);
-    let methods = pub_name.map(|d| published.methods(d)).unwrap_or_default();
+    let methods = pub_name
+        .filter(|_| metric.is_published())
+        .map(|d| published.methods(d))
+        .unwrap_or_default();
     let mut header = vec!["category".to_string()];
     header.extend(variants.iter().map(|v| display_name(v)));
     header.extend(methods.iter().map(|m| format!("paper: {m}")));
