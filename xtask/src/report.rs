@@ -117,7 +117,7 @@ pub fn figures(experiment: &str) -> Result<()> {
         util::run(
             std::process::Command::new(&adn)
                 .current_dir(util::workspace_root())
-                .args(["explain", "--images", "3", "--device", "cpu", "--out"])
+                .args(["explain", "--device", "cpu", "--out"])
                 .arg(&explain_dir)
                 .args(&group.runs),
         )?;
@@ -126,6 +126,12 @@ pub fn figures(experiment: &str) -> Result<()> {
             &exp,
             &group.title,
             &figures_dir.join(format!("gradcam_{}", group.slug)),
+        )?);
+        files.push(adn_report::figures::write_map_grid(
+            &explain_dir,
+            &exp,
+            &group.title,
+            &figures_dir.join(format!("maps_{}", group.slug)),
         )?);
         files.extend(adn_report::figures::write_attention_pictures(
             &explain_dir,

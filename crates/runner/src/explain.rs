@@ -24,8 +24,9 @@ pub struct Args {
     /// Run folders on the same dataset (e.g. vanilla, SE, CBAM).
     #[arg(required = true)]
     runs: Vec<PathBuf>,
-    /// Anomalous test images to show (the first good one is added).
-    #[arg(long, default_value_t = 3)]
+    /// Defect types shown, one image each, at most (a miss of the first run and the first
+    /// good image are added).
+    #[arg(long, default_value_t = 8)]
     images: usize,
     /// Backbone layer (default: AlexNet relu5, EfficientNet-Lite0 stage4).
     #[arg(long)]
@@ -66,25 +67,50 @@ pub fn command(args: Args) -> Result<()> {
 #[derive(Debug, Serialize)]
 pub struct Explanation {
     pub layer: String,
-    /// Test images (rows), with their defect type.
-    pub images: Vec<(String, String)>,
+    /// Test images (rows).
+    pub images: Vec<ExplainedImage>,
     /// Runs (columns): folder, attention, the overlay file of every image.
     pub runs: Vec<ExplainedRun>,
     /// The resized inputs, one per image.
     pub inputs: Vec<String>,
+    /// How DifferNet's maps were made, in words.
+    pub map: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExplainedImage {
+    pub path: String,
+    /// `good` or the defect type.
+    pub defect: String,
+    pub anomalous: bool,
+    /// Why it was picked: `first of its type`, `missed by the first run` or `good`.
+    pub why: String,
+    /// Its ground-truth mask at the input size (8-bit, 255 = defect), when it has one.
+    pub mask: Option<String>,
+    /// The largest value of DifferNet's map of this image over all runs: the row's scale,
+    /// at which every run's `maps` file is stored.
+    pub map_max: f32,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ExplainedRun {
     pub run_dir: String,
     pub attention: String,
+    /// Grad-CAM overlays, each map scaled to its own maximum.
     pub overlays: Vec<String>,
+    /// DifferNet's map of every image as a 16-bit gray PNG, `value / map_max` of its row.
+    pub maps: Vec<String>,
+    /// Every image's anomaly score in the run's `scores.csv`, and the threshold with the
+    /// best F1 over its test set (anomalous when `score >= threshold`).
+    pub scores: Vec<f64>,
+    pub threshold: f64,
 }
 
 /// How many test images `explain` shows.
 #[derive(Debug, Clone, Copy)]
 pub struct Picks {
-    /// Anomalous images of the Grad-CAM grid (the first good one is added).
+    /// Defect types of the qualitative figures, one image each (a miss of the first run
+    /// and the first good image are added).
     pub images: usize,
     /// Good and defective images (this many of each) of the attention pictures.
     pub attention_images: usize,
@@ -163,19 +189,60 @@ fn attention_picks(test: &[adn_datasets::Sample], n: usize) -> Vec<&adn_datasets
     picked
 }
 
-/// Normalised `[N, 3, size, size]` pixels of `images` for the backbone of `cfg`.
-fn pixels(images: &[RgbImage], cfg: &Config, device: Device) -> Tensor {
-    let size = cfg.model.image_size;
-    let (mean, std) = cfg.model.backbone.normalization();
-    let norm = adn_datasets::transforms::Normalization { mean, std };
-    let values: Vec<f32> = images
-        .iter()
-        .flat_map(|img| adn_datasets::transforms::to_chw(img, &norm))
-        .collect();
-    Tensor::from_slice(&values)
-        .reshape([images.len() as i64, 3, size, size])
-        .to_device(device)
+/// The rows of the qualitative figures, as indices into `test`: the first image of each
+/// defect type (in order of first appearance, at most `types`), then the first anomalous
+/// image that `missed` (the first run at its F1-optimal threshold) unless one already is,
+/// then the first good image. Each with why it was picked.
+fn qualitative_picks(
+    test: &[adn_datasets::Sample],
+    types: usize,
+    missed: &dyn Fn(usize) -> bool,
+) -> Vec<(usize, &'static str)> {
+    let mut picked: Vec<(usize, &'static str)> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, s) in test.iter().enumerate() {
+        if s.is_anomalous() && !seen.contains(&s.defect.as_str()) && seen.len() < types {
+            seen.push(&s.defect);
+            picked.push((i, "first of its type"));
+        }
+    }
+    if !picked.iter().any(|&(i, _)| missed(i))
+        && let Some(i) = (0..test.len()).find(|&i| test[i].is_anomalous() && missed(i))
+    {
+        picked.push((i, "missed by the first run"));
+    }
+    if let Some(i) = test.iter().position(|s| !s.is_anomalous()) {
+        picked.push((i, "good"));
+    }
+    picked
 }
+
+/// Each test image's score in the run's `scores.csv` (matched by path) and the run's
+/// F1-optimal threshold.
+fn run_scores(run_dir: &Path, test: &[adn_datasets::Sample]) -> Result<(Vec<f64>, f64)> {
+    let path = run_dir.join(adn_record::files::SCORES);
+    let rows = adn_record::read_scores(&path)?;
+    let by_path: std::collections::HashMap<&str, f64> =
+        rows.iter().map(|r| (r.path.as_str(), r.score)).collect();
+    let scores = test
+        .iter()
+        .map(|s| {
+            let p = s.path.display().to_string();
+            by_path.get(p.as_str()).copied().with_context(|| {
+                format!(
+                    "{} has no score for {p}: is it a run on this data?",
+                    path.display()
+                )
+            })
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    let labels: Vec<bool> = test.iter().map(|s| s.is_anomalous()).collect();
+    let f1 = adn_metrics::f1_max(&labels, &scores)
+        .with_context(|| format!("no F1-optimal threshold from {}", path.display()))?;
+    Ok((scores, f1.threshold))
+}
+
+use crate::localize::pixels;
 
 /// The gates of `extractor` on `xs`, as `attention.json` stores them.
 fn gate_values(
@@ -240,8 +307,10 @@ fn overlay(input: &RgbImage, cam: &[f32]) -> RgbImage {
     })
 }
 
-/// Writes the Grad-CAM overlays of `runs` (all on the same dataset) for the first `images`
-/// anomalous test images and the first good one, into `out`.
+/// Writes, for the qualitative figures' test images ([`qualitative_picks`]), every run's
+/// Grad-CAM overlay and DifferNet map, plus the attention gates, into `out`. All runs must
+/// be on the same dataset; the first is the one whose misses are shown (vanilla, in the
+/// report's order).
 pub fn explain(
     runs: &[PathBuf],
     picks: &Picks,
@@ -258,13 +327,11 @@ pub fn explain(
     let cfg0 = Config::load(&first.join("config.toml"), &[])?;
     let layer = layer.unwrap_or_else(|| default_layer(&cfg0)).to_string();
     let data = load_data(&cfg0)?;
-    let mut picked: Vec<&adn_datasets::Sample> = data
-        .test
-        .iter()
-        .filter(|s| s.is_anomalous())
-        .take(picks.images)
-        .collect();
-    picked.extend(data.test.iter().filter(|s| !s.is_anomalous()).take(1));
+    let (first_scores, first_threshold) = run_scores(first, &data.test)?;
+    let picked = qualitative_picks(&data.test, picks.images, &|i| {
+        first_scores[i] < first_threshold
+    });
+    let samples: Vec<&adn_datasets::Sample> = picked.iter().map(|&(i, _)| &data.test[i]).collect();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let size = cfg0.model.image_size as u32;
@@ -282,25 +349,57 @@ pub fn explain(
         }
         Ok((names, resized))
     };
-    let (inputs, resized) = save_inputs(&picked, "input")?;
+    let (inputs, resized) = save_inputs(&samples, "input")?;
+    let mut masks = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if s.mask.is_none() {
+            masks.push(None);
+            continue;
+        }
+        let mask = crate::localize::load_mask(s, size)?;
+        let img = image::GrayImage::from_fn(size, size, |x, y| {
+            image::Luma([if mask[(y * size + x) as usize] {
+                255
+            } else {
+                0
+            }])
+        });
+        let name = format!("mask_{i}.png");
+        img.save(out.join(&name))
+            .with_context(|| format!("cannot write {}", out.join(&name).display()))?;
+        masks.push(Some(name));
+    }
     let attention_samples = attention_picks(&data.test, picks.attention_images);
     let (attention_inputs, attention_resized) = if picks.attention_images > 0 {
         save_inputs(&attention_samples, "attention_input")?
     } else {
         (Vec::new(), Vec::new())
     };
+    let all_angles = crate::run::data::fixed_test_angles(&cfg0, data.test.len());
+    let angles: Vec<Vec<f64>> = picked
+        .iter()
+        .map(|&(i, _)| crate::localize::map_angles(&cfg0, &all_angles[i]))
+        .collect();
+    let sigma = crate::localize::sigma_px(cfg0.model.image_size);
+    let per = (size * size) as usize;
     let mut explained = Vec::new();
+    let mut maps: Vec<Vec<f32>> = Vec::new();
     let mut gated = Vec::new();
     for (k, run_dir) in runs.iter().enumerate() {
         let cfg = Config::load(&run_dir.join("config.toml"), &[])?;
-        if cfg.data.root != cfg0.data.root || cfg.data.category != cfg0.data.category {
+        if cfg.data.root != cfg0.data.root
+            || cfg.data.category != cfg0.data.category
+            || cfg.model.image_size != cfg0.model.image_size
+        {
             bail!(
-                "{} is on {}/{}, not on the first run's {}/{}",
+                "{} is on {}/{} at {} px, not on the first run's {}/{} at {} px",
                 run_dir.display(),
                 cfg.data.root.display(),
                 cfg.data.category,
+                cfg.model.image_size,
                 cfg0.data.root.display(),
-                cfg0.data.category
+                cfg0.data.category,
+                cfg0.model.image_size
             );
         }
         let model = load_trained(run_dir, &cfg, device, None)?;
@@ -327,7 +426,6 @@ pub fn explain(
                 .to_device(Device::Cpu)
                 .reshape([-1]),
         )?;
-        let per = (size * size) as usize;
         let mut overlays = Vec::new();
         for (i, img) in resized.iter().enumerate() {
             let name = format!("run{k}_{attention}_{i}.png");
@@ -336,20 +434,68 @@ pub fn explain(
                 .with_context(|| format!("cannot write {}", out.join(&name).display()))?;
             overlays.push(name);
         }
+        let m = crate::localize::differnet_maps(extractor, flow, &xs, &angles, sigma)?;
+        maps.push(Vec::<f32>::try_from(
+            m.to_device(Device::Cpu).reshape([-1]),
+        )?);
+        let (scores, threshold) = run_scores(run_dir, &data.test)?;
         explained.push(ExplainedRun {
             run_dir: run_dir.display().to_string(),
             attention,
             overlays,
+            maps: Vec::new(),
+            scores: picked.iter().map(|&(i, _)| scores[i]).collect(),
+            threshold,
         });
+    }
+    // One scale per row: the largest value of the image's maps over all runs.
+    let row_max: Vec<f32> = (0..samples.len())
+        .map(|i| {
+            maps.iter()
+                .flat_map(|m| &m[i * per..(i + 1) * per])
+                .fold(0f32, |a, &v| a.max(v))
+        })
+        .collect();
+    for (k, (run, m)) in explained.iter_mut().zip(&maps).enumerate() {
+        for (i, &max) in row_max.iter().enumerate() {
+            let scale = if max > 0.0 { 65535.0 / max } else { 0.0 };
+            let values = &m[i * per..(i + 1) * per];
+            let img =
+                image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(size, size, |x, y| {
+                    let v = values[(y * size + x) as usize];
+                    image::Luma([(v * scale).round().clamp(0.0, 65535.0) as u16])
+                });
+            let name = format!("map{k}_{}_{i}.png", run.attention);
+            img.save(out.join(&name))
+                .with_context(|| format!("cannot write {}", out.join(&name).display()))?;
+            run.maps.push(name);
+        }
     }
     let explanation = Explanation {
         layer,
         images: picked
             .iter()
-            .map(|s| (s.path.display().to_string(), s.defect.clone()))
+            .zip(&masks)
+            .zip(&row_max)
+            .map(|((&(i, why), mask), &map_max)| {
+                let s = &data.test[i];
+                ExplainedImage {
+                    path: s.path.display().to_string(),
+                    defect: s.defect.clone(),
+                    anomalous: s.is_anomalous(),
+                    why: why.to_string(),
+                    mask: mask.clone(),
+                    map_max,
+                }
+            })
             .collect(),
         runs: explained,
         inputs,
+        map: format!(
+            "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, averaged \
+             over {} test rotations (each rotated back), Gaussian σ = {sigma:.2} px",
+            angles.first().map_or(0, Vec::len)
+        ),
     };
     adn_util::atomic::write_file(
         &out.join("explain.json"),
@@ -387,6 +533,48 @@ mod tests {
             defect: defect.into(),
             mask: None,
         }
+    }
+
+    #[test]
+    fn qualitative_picks_show_each_type_a_miss_and_a_good_image() {
+        let test = [
+            sample("c1", "crack"),
+            sample("g1", "good"),
+            sample("c2", "crack"),
+            sample("s1", "spot"),
+            sample("s2", "spot"),
+            sample("g2", "good"),
+        ];
+        let names = |types, missed: &dyn Fn(usize) -> bool| -> Vec<(String, &str)> {
+            qualitative_picks(&test, types, missed)
+                .iter()
+                .map(|&(i, why)| (test[i].path.display().to_string(), why))
+                .collect()
+        };
+        let first = |n: &str| (n.to_string(), "first of its type");
+        let good = ("g1".to_string(), "good");
+        // Nothing missed: one image per type, then the first good one.
+        assert_eq!(
+            names(8, &|_| false),
+            [first("c1"), first("s1"), good.clone()]
+        );
+        // s2 is missed: added, as its type's first image was found.
+        assert_eq!(
+            names(8, &|i| i == 4),
+            [
+                first("c1"),
+                first("s1"),
+                ("s2".to_string(), "missed by the first run"),
+                good.clone()
+            ]
+        );
+        // A shown image is already a miss: nothing added.
+        assert_eq!(
+            names(8, &|i| i == 3 || i == 4),
+            [first("c1"), first("s1"), good.clone()]
+        );
+        // At most `types` types; good images are never "missed".
+        assert_eq!(names(1, &|i| i == 1), [first("c1"), good]);
     }
 
     #[test]

@@ -58,15 +58,46 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
     );
     let e = json(&dir.path().join("explain/explain.json"));
     assert_eq!(e["layer"], "relu5");
-    // Two anomalous images and the first good one, one overlay each.
-    assert_eq!(e["images"].as_array().unwrap().len(), 3);
-    let overlays = e["runs"][0]["overlays"].as_array().unwrap();
-    assert_eq!(overlays.len(), 3);
-    let first = dir
-        .path()
-        .join("explain")
-        .join(overlays[0].as_str().unwrap());
-    assert_eq!(image::image_dimensions(&first).unwrap(), (128, 128));
+    // The smoke set's one defect type, a miss of the run at its F1-optimal threshold where
+    // there is one, and the first good image; each with a Grad-CAM overlay, DifferNet's map
+    // on the row's scale, the score and the threshold.
+    let images = e["images"].as_array().unwrap();
+    let run0 = &e["runs"][0];
+    let threshold = run0["threshold"].as_f64().unwrap();
+    let shown: Vec<f64> = run0["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let why: Vec<&str> = images.iter().map(|i| i["why"].as_str().unwrap()).collect();
+    let missed = images
+        .iter()
+        .zip(&shown)
+        .any(|(i, &s)| i["anomalous"].as_bool().unwrap() && s < threshold);
+    match why.as_slice() {
+        ["first of its type", "good"] => assert!(!missed, "a miss was not shown"),
+        ["first of its type", "missed by the first run", "good"] => {
+            assert!(shown[1] < threshold)
+        }
+        other => panic!("unexpected rows {other:?}"),
+    }
+    assert!(images[0]["mask"].is_string() && images.last().unwrap()["mask"].is_null());
+    let n = images.len();
+    for key in ["overlays", "maps"] {
+        let files = run0[key].as_array().unwrap();
+        assert_eq!(files.len(), n, "{key}");
+        let first = dir.path().join("explain").join(files[0].as_str().unwrap());
+        assert_eq!(image::image_dimensions(&first).unwrap(), (128, 128));
+    }
+    // One run: its map reaches the row's maximum (65535) in every row with a non-zero map.
+    for (i, f) in run0["maps"].as_array().unwrap().iter().enumerate() {
+        let map = image::open(dir.path().join("explain").join(f.as_str().unwrap()))
+            .unwrap()
+            .into_luma16();
+        let top = map.pixels().map(|p| p[0]).max().unwrap();
+        assert_eq!(top == 65535, images[i]["map_max"].as_f64().unwrap() > 0.0);
+    }
 
     // Same config, same seed, CPU: bit-identical scores.
     let again = run_smoke(dir.path(), "b", &[]);

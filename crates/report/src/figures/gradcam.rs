@@ -14,18 +14,36 @@ use super::*;
 
 /// `explain.json` as `adn explain` writes it.
 #[derive(serde::Deserialize)]
-struct Explanation {
-    layer: String,
-    images: Vec<(String, String)>,
-    runs: Vec<ExplainedRun>,
-    inputs: Vec<String>,
+pub(super) struct Explanation {
+    pub(super) layer: String,
+    pub(super) images: Vec<ExplainedImage>,
+    pub(super) runs: Vec<ExplainedRun>,
+    pub(super) inputs: Vec<String>,
+    /// How DifferNet's maps were made.
+    #[serde(default)]
+    pub(super) map: String,
 }
 
 #[derive(serde::Deserialize)]
-struct ExplainedRun {
-    run_dir: String,
-    attention: String,
-    overlays: Vec<String>,
+pub(super) struct ExplainedImage {
+    pub(super) defect: String,
+    pub(super) anomalous: bool,
+    pub(super) why: String,
+    pub(super) mask: Option<String>,
+    pub(super) map_max: f32,
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ExplainedRun {
+    pub(super) run_dir: String,
+    pub(super) attention: String,
+    pub(super) overlays: Vec<String>,
+    #[serde(default)]
+    pub(super) maps: Vec<String>,
+    #[serde(default)]
+    pub(super) scores: Vec<f64>,
+    #[serde(default)]
+    pub(super) threshold: f64,
 }
 
 /// A run's column header: its variant in display form (`SE / joint`), found by its folder,
@@ -87,10 +105,10 @@ pub fn write_gradcam_grid(
             area.draw(&Text::new(h.clone(), (x, top as i32 - 24), style(15)))
                 .map_err(err)?;
         }
-        for (r, (_, defect)) in e.images.iter().enumerate() {
+        for (r, image) in e.images.iter().enumerate() {
             let y = (top + r as u32 * (cell + gap)) as i32;
             area.draw(&Text::new(
-                defect.clone(),
+                image.defect.clone(),
                 (8, y + cell as i32 / 2 - 8),
                 style(14),
             ))

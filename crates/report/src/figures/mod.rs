@@ -7,6 +7,7 @@ mod bars;
 mod diagnostics;
 mod gradcam;
 mod hist;
+mod maps;
 mod roc;
 mod training;
 
@@ -26,6 +27,7 @@ use bars::Bars;
 use diagnostics::DiagnosticsFigure;
 pub use gradcam::{ExplainGroup, explain_groups, write_gradcam_grid};
 use hist::Histograms;
+pub use maps::write_map_grid;
 use roc::Rocs;
 use training::Training;
 /// The embedded DejaVu Sans (see `fonts/LICENSE-DejaVu.txt`): PNGs render the same on any
