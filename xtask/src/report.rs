@@ -86,6 +86,7 @@ pub fn tables(experiment: &str) -> Result<()> {
     let published = adn_report::Published::load(&published_path)?;
     let written = adn_report::write_tables(&exp, &published)?;
     println!("{}", written.markdown);
+    update_readme(experiment, &written.headline)?;
     util::step(&format!(
         "tables: {} files under {}",
         written.files.len(),
@@ -148,4 +149,65 @@ pub fn figures(experiment: &str) -> Result<()> {
         dir.join("figures").display()
     ));
     Ok(())
+}
+
+/// Replaces what lies between `<!-- headline:<experiment> -->` and
+/// `<!-- /headline:<experiment> -->` in README.md with the experiment's headline table, so
+/// the README's numbers are the tables', never typed. Nothing when the markers are absent.
+fn update_readme(experiment: &str, headline: &str) -> Result<()> {
+    let path = util::workspace_root().join("README.md");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let Some(updated) = replace_block(&text, experiment, headline) else {
+        return Ok(());
+    };
+    if updated != text {
+        adn_util::atomic::write_file(&path, updated.as_bytes())?;
+        util::step(&format!(
+            "README.md: headline table of {experiment} updated"
+        ));
+    }
+    Ok(())
+}
+
+/// `text` with the block between the experiment's markers replaced by `body`; `None` when
+/// the markers are not both there, in order.
+fn replace_block(text: &str, experiment: &str, body: &str) -> Option<String> {
+    let open = format!("<!-- headline:{experiment} -->");
+    let close = format!("<!-- /headline:{experiment} -->");
+    let start = text.find(&open)? + open.len();
+    let end = start + text[start..].find(&close)?;
+    Some(format!(
+        "{}\n{}\n{}",
+        &text[..start],
+        body.trim_end(),
+        &text[end..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_headline_block_is_replaced_between_its_markers_only() {
+        let text = "a\n<!-- headline:demo -->\nold\n<!-- /headline:demo -->\nb\n";
+        assert_eq!(
+            replace_block(text, "demo", "| new |\n").unwrap(),
+            "a\n<!-- headline:demo -->\n| new |\n<!-- /headline:demo -->\nb\n"
+        );
+        // Idempotent, and other experiments' blocks are left alone.
+        let once = replace_block(text, "demo", "x").unwrap();
+        assert_eq!(replace_block(&once, "demo", "x").unwrap(), once);
+        assert!(replace_block(text, "attention", "x").is_none());
+        assert!(
+            replace_block(
+                "<!-- /headline:demo --> <!-- headline:demo -->",
+                "demo",
+                "x"
+            )
+            .is_none()
+        );
+    }
 }

@@ -220,7 +220,7 @@ fn tables_report_means_differences_and_published_numbers() {
     let md = &written.markdown;
     assert!(md.contains("10 runs complete, 1 failed, 1 pending"), "{md}");
     assert!(
-        md.contains("| glass-insulator | 75.00 ± 0.00 | 100.00 ± 0.00 | 82.81 |"),
+        md.contains("| glass-insulator | 75.00 ± 0.00 | **100.00 ± 0.00** | 82.81 |"),
         "{md}"
     );
     assert!(md.contains("paper: DifferNet"), "{md}");
@@ -248,11 +248,37 @@ fn tables_report_means_differences_and_published_numbers() {
     );
     assert!(!md.contains("InsPLAD-fault: pixel AUROC"), "{md}");
     assert!(
-        md.contains("| glass-insulator | 65.00 ± 0.00 | 90.00 |"),
+        md.contains("| glass-insulator | 65.00 ± 0.00 | **90.00** |"),
+        "{md}"
+    );
+    // The difference, its interval and p in columns of their own.
+    assert!(
+        md.contains("| category | Δ SE − DifferNet (pp) | 95 % CI | p |"),
+        "{md}"
+    );
+    assert!(md.contains("| +24.00 | [+"), "{md}");
+    assert!(
+        md.contains("| +25.00 | same on all 3 seeds | n/a |"),
         "{md}"
     );
     let tex = fs::read_to_string(tmp.path().join("tables/tables.tex")).unwrap();
     assert!(tex.contains("\\toprule") && tex.contains("$\\pm$"), "{tex}");
+    for part in [
+        "\\begin{table}",
+        "\\caption{",
+        "\\label{tab:",
+        "\\textbf{100.00 $\\pm$ 0.00}",
+        "$\\Delta$",
+        "\\end{table}",
+    ] {
+        assert!(tex.contains(part), "{part} missing from\n{tex}");
+    }
+    // Every table has its own label.
+    let labels: Vec<&str> = tex.lines().filter(|l| l.starts_with("\\label")).collect();
+    let mut unique = labels.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(labels.len(), unique.len(), "{labels:?}");
     let runs_csv = fs::read_to_string(tmp.path().join("runs.csv")).unwrap();
     assert_eq!(runs_csv.lines().count(), 13, "{runs_csv}");
     assert!(

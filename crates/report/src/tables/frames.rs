@@ -154,7 +154,8 @@ pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
-/// Long form of the AUROC tables: one row per dataset × category × variant × metric.
+/// Long form of the tables: one row per dataset × category × variant × metric, in % (and
+/// differences in percentage points) like every other table.
 pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<DataFrame> {
     let (mut ds, mut cat, mut var, mut met) = (vec![], vec![], vec![], vec![]);
     let (mut n, mut mean, mut sd) = (vec![], vec![], vec![]);
@@ -175,21 +176,21 @@ pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<D
                     cat.push(c.clone());
                     var.push(v.clone());
                     met.push(metric.key().to_string());
+                    // Percent and percentage points, as every other table and figure.
                     n.push(x.map_or(0, |x| x.n as i64));
-                    mean.push(x.map(|x| x.mean));
-                    sd.push(x.map(|x| x.sd));
+                    mean.push(x.map(|x| 100.0 * x.mean));
+                    sd.push(x.map(|x| 100.0 * x.sd));
                     base.push(b.clone());
-                    diff.push(cmp.as_ref().map(|c| c.difference));
-                    lo.push(cmp.as_ref().map(|c| c.ci.0));
-                    hi.push(cmp.as_ref().map(|c| c.ci.1));
+                    diff.push(cmp.as_ref().map(|c| 100.0 * c.difference));
+                    lo.push(cmp.as_ref().map(|c| 100.0 * c.ci.0));
+                    hi.push(cmp.as_ref().map(|c| 100.0 * c.ci.1));
                     p.push(cmp.as_ref().map(|c| c.p_value));
                     test.push(cmp.as_ref().map(|c| c.test.to_string()));
                     let method = published.method_of(&v).filter(|_| metric.is_published());
                     paper.push(
                         pub_name
                             .zip(method)
-                            .and_then(|(d, m)| published.get(d, &c, &m))
-                            .map(|v| v / 100.0),
+                            .and_then(|(d, m)| published.get(d, &c, &m)),
                     );
                 }
             }
@@ -201,14 +202,14 @@ pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<D
         Column::new("variant".into(), var),
         Column::new("metric".into(), met),
         Column::new("n_seeds".into(), n),
-        Column::new("mean".into(), mean),
-        Column::new("sd".into(), sd),
+        Column::new("mean_pct".into(), mean),
+        Column::new("sd_pct".into(), sd),
         Column::new("baseline".into(), base),
-        Column::new("diff_vs_baseline".into(), diff),
-        Column::new("diff_ci_low".into(), lo),
-        Column::new("diff_ci_high".into(), hi),
+        Column::new("diff_pp".into(), diff),
+        Column::new("diff_ci_low_pp".into(), lo),
+        Column::new("diff_ci_high_pp".into(), hi),
         Column::new("p_value".into(), p),
         Column::new("test".into(), test),
-        Column::new("published".into(), paper),
+        Column::new("published_pct".into(), paper),
     ])?)
 }

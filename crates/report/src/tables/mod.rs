@@ -28,6 +28,8 @@ pub struct Written {
     pub files: Vec<PathBuf>,
     /// All Markdown tables, in order, for printing.
     pub markdown: String,
+    /// The headline table (`tables/headline.md`), which the README carries.
+    pub headline: String,
 }
 
 /// Writes `text` to `path` atomically (temporary file, then rename).
@@ -141,6 +143,9 @@ pub fn write_tables(exp: &Experiment, published: &Published) -> Result<Written> 
             ));
         }
     }
+    let headline = headline_table(exp, Metric::Last);
+    write_text(&dir.join("headline.md"), &headline.markdown(), &mut written)?;
+    written.headline = headline.markdown();
     write_text(&dir.join("tables.md"), &md, &mut written)?;
     write_text(&dir.join("tables.tex"), &tex, &mut written)?;
     written.markdown = md;

@@ -127,7 +127,39 @@ pub struct Comparison {
     pub test: &'static str,
 }
 
+/// `v` in percentage points with its sign, a real minus for negatives: `+1.69`, `−6.60`.
+pub fn signed_pp(v: f64) -> String {
+    let t = format!("{:+.2}", 100.0 * v);
+    match t.strip_prefix('-') {
+        Some(rest) => format!("−{rest}"),
+        None => t,
+    }
+}
+
 impl Comparison {
+    /// The difference alone, in percentage points.
+    pub fn difference_pp(&self) -> String {
+        signed_pp(self.difference)
+    }
+
+    /// The 95 % interval in percentage points, or `all n seeds` when every seed gave the
+    /// same difference (no interval).
+    pub fn interval_pp(&self) -> String {
+        if self.p_value.is_nan() {
+            format!("same on all {} seeds", self.n)
+        } else {
+            format!("[{}, {}]", signed_pp(self.ci.0), signed_pp(self.ci.1))
+        }
+    }
+
+    pub fn p_text(&self) -> String {
+        if self.p_value.is_nan() {
+            "n/a".into()
+        } else {
+            adn_metrics::stats::format_p(self.p_value)
+        }
+    }
+
     pub fn format(&self) -> String {
         if self.p_value.is_nan() {
             return format!(

@@ -33,6 +33,8 @@ impl TextTable {
         s
     }
 
+    /// A LaTeX `table` (`table*` when it is too wide for one column) with `\caption` and
+    /// `\label`, booktabs rules, `**bold**` cells as `\textbf`, real minus signs.
     pub fn latex(&self) -> String {
         let esc = |t: &str| {
             t.replace('\\', "\\textbackslash{}")
@@ -42,8 +44,40 @@ impl TextTable {
                 .replace('#', "\\#")
                 .replace("±", "$\\pm$")
                 .replace('−', "$-$")
+                .replace('Δ', "$\\Delta$")
         };
-        let mut s = format!("% {}\n", self.title);
+        let cell = |t: &str| match t.strip_prefix("**").and_then(|t| t.strip_suffix("**")) {
+            Some(inner) => format!("\\textbf{{{}}}", esc(inner)),
+            None => esc(t),
+        };
+        let wide = self.header.len() > 5;
+        let env = if wide { "table*" } else { "table" };
+        let label: String = self
+            .title
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+            .split('-')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let mut s = format!("\\begin{{{env}}}[t]\n\\centering\n\\small\n");
+        s.push_str("\\setlength{\\tabcolsep}{4pt}\n");
+        s.push_str(&format!(
+            "\\caption{{{}{}}}\n\\label{{tab:{label}}}\n",
+            esc(&self.title),
+            if self.notes.is_empty() {
+                String::new()
+            } else {
+                format!(". {}", esc(&self.notes.join(" ")))
+            }
+        ));
         s.push_str(&format!(
             "\\begin{{tabular}}{{l{}}}\n\\toprule\n",
             "r".repeat(self.header.len().saturating_sub(1))
@@ -54,13 +88,10 @@ impl TextTable {
             if i + 1 == self.rows.len() && r[0] == MEAN_ROW && self.rows.len() > 1 {
                 s.push_str("\\midrule\n");
             }
-            let cells: Vec<String> = r.iter().map(|c| esc(c)).collect();
+            let cells: Vec<String> = r.iter().map(|c| cell(c)).collect();
             s.push_str(&format!("{} \\\\\n", cells.join(" & ")));
         }
-        s.push_str("\\bottomrule\n\\end{tabular}\n");
-        for n in &self.notes {
-            s.push_str(&format!("% {}\n", esc(n)));
-        }
+        s.push_str(&format!("\\bottomrule\n\\end{{tabular}}\n\\end{{{env}}}\n"));
         s
     }
 }
@@ -94,12 +125,24 @@ pub fn auroc_table(
         .into_iter()
         .map(|c| {
             let mut row = vec![c.clone()];
-            for v in &variants {
-                row.push(
-                    cell(exp, dataset, &c, v, metric)
-                        .map(|x| x.format())
-                        .unwrap_or_else(|| "–".into()),
-                );
+            let cells: Vec<Option<Cell>> = variants
+                .iter()
+                .map(|v| cell(exp, dataset, &c, v, metric))
+                .collect();
+            // The best mean of the row in bold (every tie).
+            let best = cells
+                .iter()
+                .flatten()
+                .map(|x| x.mean)
+                .fold(f64::NEG_INFINITY, f64::max);
+            for x in &cells {
+                row.push(match x {
+                    Some(x) if cells.iter().flatten().count() > 1 && x.mean == best => {
+                        format!("**{}**", x.format())
+                    }
+                    Some(x) => x.format(),
+                    None => "–".into(),
+                });
             }
             for m in &methods {
                 // A one-category dataset's row is also its mean.
@@ -167,11 +210,11 @@ pub fn comparison_table(exp: &Experiment, dataset: &str, metric: Metric) -> Opti
         return None;
     }
     let mut header = vec!["category".to_string()];
-    header.extend(
-        pairs
-            .iter()
-            .map(|(b, v)| format!("{} − {}", display_name(v), display_name(b))),
-    );
+    for (b, v) in &pairs {
+        header.push(format!("Δ {} − {} (pp)", display_name(v), display_name(b)));
+        header.push("95 % CI".into());
+        header.push("p".into());
+    }
     let mut tests = Vec::new();
     let rows = row_labels(exp, dataset)
         .into_iter()
@@ -183,9 +226,9 @@ pub fn comparison_table(exp: &Experiment, dataset: &str, metric: Metric) -> Opti
                         if !tests.contains(&x.test) {
                             tests.push(x.test);
                         }
-                        row.push(x.format());
+                        row.extend([x.difference_pp(), x.interval_pp(), x.p_text()]);
                     }
-                    None => row.push("–".into()),
+                    None => row.extend(["–".to_string(), "–".into(), "–".into()]),
                 }
             }
             row
@@ -199,8 +242,8 @@ pub fn comparison_table(exp: &Experiment, dataset: &str, metric: Metric) -> Opti
         header,
         rows,
         notes: vec![format!(
-            "Difference [95 % interval], two-sided p-value; test: {}. – = not enough finished \
-             runs.",
+            "Difference in percentage points, its 95 % interval and two-sided p-value; test: \
+             {}. – = not enough finished runs.",
             if tests.is_empty() {
                 "none".to_string()
             } else {
@@ -208,4 +251,67 @@ pub fn comparison_table(exp: &Experiment, dataset: &str, metric: Metric) -> Opti
             }
         )],
     })
+}
+
+/// The README's headline table: one row per dataset (its category, or the mean over its
+/// categories), each variant's `metric` (mean ± sd) and, beside every attention variant,
+/// its difference from vanilla with the p-value.
+pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
+    let variants = exp.variants();
+    let mut header = vec!["dataset".to_string()];
+    for v in &variants {
+        match baseline_of(exp, v) {
+            None => header.push(display_name(v)),
+            Some(_) => {
+                header.push(format!("+ {}", display_name(v)));
+                header.push(format!("Δ {} (p)", display_name(v)));
+            }
+        }
+    }
+    let mut tests = Vec::new();
+    let rows = exp
+        .datasets()
+        .into_iter()
+        .map(|d| {
+            let categories = exp.categories(&d);
+            let (label, row_of) = match categories.as_slice() {
+                [one] => (format!("{d} ({one})"), one.clone()),
+                many => (
+                    format!("{d} (mean of {})", many.len()),
+                    MEAN_ROW.to_string(),
+                ),
+            };
+            let mut row = vec![label];
+            for v in &variants {
+                let x = cell(exp, &d, &row_of, v, metric);
+                row.push(x.map_or("–".into(), |x| x.format()));
+                if let Some(b) = baseline_of(exp, v) {
+                    row.push(match compare(exp, &d, &row_of, v, &b, metric) {
+                        Some(c) => {
+                            if !tests.contains(&c.test) {
+                                tests.push(c.test);
+                            }
+                            format!("{} ({})", c.difference_pp(), c.p_text())
+                        }
+                        None => "–".into(),
+                    });
+                }
+            }
+            row
+        })
+        .collect();
+    TextTable {
+        title: format!("{}: {}", exp.plan.experiment, metric.title()),
+        header,
+        rows,
+        notes: vec![format!(
+            "Mean ± sd over seeds; Δ = variant − DifferNet in percentage points, with the \
+             two-sided p-value of the {}.",
+            if tests.is_empty() {
+                "comparison".to_string()
+            } else {
+                tests.join(" / ")
+            }
+        )],
+    }
 }
