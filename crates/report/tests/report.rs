@@ -328,3 +328,66 @@ fn figures_are_written_as_png_and_svg() {
         "legend missing"
     );
 }
+
+#[test]
+fn a_dataset_with_many_categories_gets_a_heat_map() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let mut planned = Vec::new();
+    for (k, category) in ["bottle", "cable", "screw"].iter().enumerate() {
+        for attention in ["none", "se"] {
+            let run_id = format!("{category}-{attention}");
+            planned.push(format!(
+                r#"{{"run_id": "{run_id}", "dataset": "MVTec AD", "category": "{category}",
+                    "axes": {{"model.attention": "\"{attention}\""}}, "overrides": []}}"#
+            ));
+            let auroc = if attention == "none" {
+                0.75
+            } else {
+                0.5 + 0.25 * k as f64 / 2.0
+            };
+            write_run(&runs, &run_id, auroc, auroc, None);
+        }
+    }
+    fs::write(
+        tmp.path().join("plan.json"),
+        format!(
+            r#"{{"experiment": "t", "base": "base.toml", "axis_keys": ["model.attention"],
+                "published": {{}}, "runs": [{}]}}"#,
+            planned.join(",")
+        ),
+    )
+    .unwrap();
+    let exp = gather(tmp.path()).unwrap();
+    let files = adn_report::figures::write_figures(&exp).unwrap();
+    let heat: Vec<_> = files
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("heatmap_")
+        })
+        .collect();
+    assert_eq!(heat.len(), 2, "{files:?}");
+    let svg = fs::read_to_string(
+        heat.iter()
+            .find(|f| f.extension().unwrap() == "svg")
+            .unwrap(),
+    )
+    .unwrap();
+    // Every category, the mean row and each cell's value are written in the map, in
+    // type that prints at 8 pt or more: the SVG is 2 px per point, so an em of ≥ 16 px.
+    let sizes: Vec<f64> = svg
+        .split("font-size=\"")
+        .skip(1)
+        .map(|t| t.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        !sizes.is_empty() && sizes.iter().all(|&s| s >= 15.99),
+        "{sizes:?}"
+    );
+    for text in ["bottle", "cable", "screw", "mean", "75.0", "62.5", "50.0"] {
+        assert!(svg.contains(&format!(">\n{text}\n<")), "{text} missing");
+    }
+}

@@ -147,13 +147,13 @@ const PANEL: (u32, u32) = (330, 240);
 const BAR: u32 = 80;
 
 impl Figure for ChannelGates<'_> {
-    fn size(&self) -> (u32, u32) {
+    fn size(&self, _u: f64) -> (u32, u32) {
         let cols = self.columns() as u32;
         let rows = self.pictures.runs.len() as u32;
         (cols * PANEL.0 + BAR, 40 + rows * PANEL.1)
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, _u: f64) -> Result<()> {
         let area = area.titled(&self.title, (FONT_NAME, 18)).map_err(err)?;
         let (width, _) = area.dim_in_pixel();
         let (main, bar) = area.split_horizontally(width.saturating_sub(BAR));

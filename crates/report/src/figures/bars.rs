@@ -1,16 +1,16 @@
-//! Grouped AUROC bars with error bars, one group per category.
+//! Grouped bars of one metric in %, one group per category, one bar per variant, mean ± sd
+//! over seeds, sized for print (one column for up to 8 bars, else two).
 
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::gather::Experiment;
-use crate::tables::{Metric, baseline_of, cell, display_name};
+use crate::tables::{Metric, cell, display_name};
 
+use super::print::*;
 use super::*;
 
-/// Grouped bars: one group per (dataset, category), one bar per variant, mean ± sd over
-/// seeds, the value above each bar and the difference from vanilla under it.
 pub(super) struct Bars<'a> {
     pub(super) exp: &'a Experiment,
     pub(super) title: String,
@@ -18,28 +18,53 @@ pub(super) struct Bars<'a> {
     pub(super) metric: Metric,
 }
 
+impl Bars<'_> {
+    fn width_pt(&self) -> f64 {
+        if self.groups.len() * self.exp.variants().len() <= 8 {
+            ONE_COLUMN
+        } else {
+            TWO_COLUMNS
+        }
+    }
+}
+
 impl Figure for Bars<'_> {
-    fn size(&self) -> (u32, u32) {
-        ((200 * self.groups.len() as u32 + 160).clamp(900, 2600), 560)
+    fn size(&self, u: f64) -> (u32, u32) {
+        canvas(u, self.width_pt(), 190.0)
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
         let exp = self.exp;
         let variants = exp.variants();
-        let nv = variants.len() as f64;
-        let mut lo: f64 = 1.0;
+        let nv = variants.len().max(1) as f64;
+        let mut lo: f64 = 100.0;
         let mut cells = Vec::new();
         for (gi, (d, c)) in self.groups.iter().enumerate() {
             for (vi, v) in variants.iter().enumerate() {
                 if let Some(x) = cell(exp, d, c, v, self.metric) {
-                    lo = lo.min(x.mean - x.sd);
-                    cells.push((gi, vi, v, x));
+                    lo = lo.min(100.0 * (x.mean - x.sd));
+                    cells.push((gi, vi, x));
                 }
             }
         }
-        let lo = ((lo - 0.04) * 20.0).floor() / 20.0;
-        let lo = lo.clamp(0.0, 0.9);
-        let labels: Vec<String> = self
+        // The axis starts at a round 10 below everything, and low enough to show chance.
+        let lo = (((lo - 3.0) / 10.0).floor() * 10.0).clamp(0.0, 40.0);
+        let area = titled(area, &self.title, u)?;
+        let labels: Vec<String> = variants.iter().map(|v| display_name(v)).collect();
+        let chance = self.metric != Metric::PeakInMask && lo < 50.0;
+        let mut items: Vec<(String, Swatch)> = variants
+            .iter()
+            .zip(&labels)
+            .map(|(v, l)| (l.clone(), Swatch::Box(colour(exp, v))))
+            .collect();
+        if chance {
+            items.push(("chance".to_string(), Swatch::Chance));
+        }
+        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
+        let band = legend_height(&area, &labels, u)?;
+        let (top, plot) = area.split_vertically(band + px(u, 2.0));
+        top_legend(&top, &items, u)?;
+        let group_labels: Vec<String> = self
             .groups
             .iter()
             .map(|(d, c)| {
@@ -50,97 +75,113 @@ impl Figure for Bars<'_> {
                 }
             })
             .collect();
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FONT_NAME, 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            // An empty strip on the right holds the legend, clear of the bars.
-            .build_cartesian_2d(0.0..self.groups.len() as f64 + 0.55, lo..1.0)
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(px(u, 3.0))
+            .x_label_area_size(px(u, 14.0))
+            .y_label_area_size(px(u, 24.0))
+            // Headroom above 100 for the values over the highest caps.
+            .build_cartesian_2d(
+                0.0..self.groups.len() as f64,
+                lo..100.0 + (100.0 - lo) * 0.12,
+            )
             .map_err(err)?;
         let no_label = |_: &f64| String::new();
+        let whole = |y: &f64| {
+            if *y <= 100.0 + 1e-9 {
+                format!("{y:.0}")
+            } else {
+                String::new()
+            }
+        };
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .max_light_lines(2)
+            .max_light_lines(1)
+            .x_labels(0)
             .x_label_formatter(&no_label)
-            .y_desc(format!("image AUROC ({})", self.metric.key()))
-            .y_label_style((FONT_NAME, 14))
-            .axis_desc_style((FONT_NAME, 15))
+            .y_label_formatter(&whole)
+            .y_desc(format!(
+                "{} (%)",
+                match self.metric {
+                    Metric::Last | Metric::Best => "image AUROC",
+                    Metric::PixelAuroc => "pixel AUROC",
+                    Metric::Aupro => "AUPRO",
+                    Metric::PeakInMask => "peak in mask",
+                }
+            ))
+            .label_style(font(u, TICK_PT))
+            .axis_desc_style(font(u, LABEL_PT))
             .draw()
             .map_err(err)?;
-        // Group names centred under their bars, in pixels (the axis ticks fall elsewhere).
-        let label_style = TextStyle::from((FONT_NAME, 15).into_font()).pos(
+        // Group names centred under their bars.
+        let label_style = TextStyle::from(font(u, TICK_PT).into_font()).pos(
             plotters::style::text_anchor::Pos::new(
                 plotters::style::text_anchor::HPos::Center,
                 plotters::style::text_anchor::VPos::Top,
             ),
         );
-        for (i, label) in labels.iter().enumerate() {
-            let (px, py) = chart.backend_coord(&(i as f64 + 0.5, lo));
-            area.draw(&Text::new(label.clone(), (px, py + 8), label_style.clone()))
+        // backend_coord is in the whole canvas; `plot` starts below the title and legend.
+        let (bx, by) = plot.get_base_pixel();
+        for (i, label) in group_labels.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64 + 0.5, lo));
+            let (x, y) = (x - bx, y - by);
+            plot.draw(&Text::new(
+                label.clone(),
+                (x, y + px(u, 2.0) as i32),
+                label_style.clone(),
+            ))
+            .map_err(err)?;
+        }
+        if chance {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, 50.0), (self.groups.len() as f64, 50.0)],
+                    px(u, 3.0),
+                    px(u, 2.0),
+                    chance_style(u),
+                ))
                 .map_err(err)?;
         }
-        let width = 0.8 / nv;
-        for (vi, v) in variants.iter().enumerate() {
-            let col = colour(exp, v);
-            let mine: Vec<_> = cells.iter().filter(|c| c.1 == vi).collect();
+        let width = 0.84 / nv;
+        let value_style = TextStyle::from(font(u, TICK_PT).into_font()).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Bottom,
+            ),
+        );
+        let gap_above = (100.0 - lo) * 0.015;
+        for (gi, vi, x) in &cells {
+            let col = colour(exp, &variants[*vi]);
+            let x0 = *gi as f64 + 0.08 + *vi as f64 * width;
+            let (mean, sd) = (100.0 * x.mean, 100.0 * x.sd);
             chart
-                .draw_series(mine.iter().map(|(gi, _, _, x)| {
-                    let x0 = *gi as f64 + 0.1 + vi as f64 * width;
-                    Rectangle::new([(x0, lo), (x0 + width * 0.92, x.mean)], col.filled())
-                }))
-                .map_err(err)?
-                .label(display_name(v))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], col.filled()));
-            for (gi, _, _, x) in &mine {
-                let xm = *gi as f64 + 0.1 + (vi as f64 + 0.46) * width;
-                if x.n > 1 {
-                    let (a, b) = (x.mean - x.sd, (x.mean + x.sd).min(1.0));
-                    let w = width * 0.15;
-                    chart
-                        .draw_series([
-                            PathElement::new(vec![(xm, a), (xm, b)], BLACK.stroke_width(2)),
-                            PathElement::new(vec![(xm - w, a), (xm + w, a)], BLACK),
-                            PathElement::new(vec![(xm - w, b), (xm + w, b)], BLACK),
-                        ])
-                        .map_err(err)?;
-                }
-                let top = (x.mean + x.sd).min(1.0);
-                let text = format!("{:.1}", 100.0 * x.mean);
-                let style = TextStyle::from((FONT_NAME, 13).into_font()).pos(
-                    plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Center,
-                        plotters::style::text_anchor::VPos::Bottom,
-                    ),
-                );
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, lo), (x0 + width * 0.9, mean)],
+                    col.filled(),
+                )))
+                .map_err(err)?;
+            let xm = x0 + width * 0.45;
+            let cap = (mean + sd).min(100.0);
+            if x.n > 1 {
+                let w = width * 0.18;
+                let line = BLACK.stroke_width(px(u, 0.7).max(1));
                 chart
-                    .draw_series(std::iter::once(Text::new(text, (xm, top), style)))
+                    .draw_series([
+                        PathElement::new(vec![(xm, mean - sd), (xm, cap)], line),
+                        PathElement::new(vec![(xm - w, mean - sd), (xm + w, mean - sd)], line),
+                        PathElement::new(vec![(xm - w, cap), (xm + w, cap)], line),
+                    ])
                     .map_err(err)?;
-                // The difference from vanilla, inside the bar's foot.
-                let (d, c) = &self.groups[*gi];
-                if let Some(base) = baseline_of(exp, v)
-                    && let Some(b) = cell(exp, d, c, &base, self.metric)
-                {
-                    let diff = 100.0 * (x.mean - b.mean);
-                    let style = TextStyle::from((FONT_NAME, 12).into_font())
-                        .color(&WHITE)
-                        .pos(plotters::style::text_anchor::Pos::new(
-                            plotters::style::text_anchor::HPos::Center,
-                            plotters::style::text_anchor::VPos::Bottom,
-                        ));
-                    let y = lo + (1.0 - lo) * 0.02;
-                    chart
-                        .draw_series(std::iter::once(Text::new(
-                            format!("{diff:+.1}"),
-                            (xm, y),
-                            style,
-                        )))
-                        .map_err(err)?;
-                }
             }
+            // The value above the error cap, clear of it.
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{mean:.1}"),
+                    (xm, cap + gap_above),
+                    value_style.clone(),
+                )))
+                .map_err(err)?;
         }
-        legend(&mut chart, SeriesLabelPosition::LowerRight, 14)?;
         Ok(())
     }
 }

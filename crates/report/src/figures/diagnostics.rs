@@ -79,11 +79,11 @@ impl DiagnosticsFigure<'_> {
 }
 
 impl Figure for DiagnosticsFigure<'_> {
-    fn size(&self) -> (u32, u32) {
+    fn size(&self, _u: f64) -> (u32, u32) {
         (1500, 460)
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, _u: f64) -> Result<()> {
         let area = area.titled(&self.title, (FONT_NAME, 20)).map_err(err)?;
         let bands = self.bands();
         let epochs = bands

@@ -87,7 +87,11 @@ pub fn write_map_grid(
             style(26),
         ))
         .map_err(err)?;
-        let mut headers = vec!["input (mask in red)".to_string()];
+        let mut headers = vec![if e.images.iter().any(|i| i.mask.is_some()) {
+            "input (mask in red)".to_string()
+        } else {
+            "input".to_string()
+        }];
         headers.extend(
             e.runs
                 .iter()

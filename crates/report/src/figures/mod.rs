@@ -6,8 +6,10 @@ mod attention;
 mod bars;
 mod diagnostics;
 mod gradcam;
+mod heatmap;
 mod hist;
 mod maps;
+mod print;
 mod roc;
 mod training;
 
@@ -120,10 +122,11 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .map_err(err)
 }
 
-/// A figure that can draw itself on any plotters backend.
+/// A figure that can draw itself on any plotters backend, at `u` pixels per point of its
+/// print size (see `print`; figures drawn at a fixed pixel size ignore it).
 trait Figure {
-    fn size(&self) -> (u32, u32);
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()>;
+    fn size(&self, u: f64) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()>;
 }
 
 /// Draws `fig` to `<stem>.png` and `<stem>.svg`, each under a temporary name first.
@@ -146,14 +149,16 @@ fn render_as(
         let tmp = stem.with_extension(format!("tmp{pid}.{ext}"));
         {
             if ext == "png" {
-                let area = BitMapBackend::new(&tmp, fig.size()).into_drawing_area();
+                let u = print::PNG_UNIT;
+                let area = BitMapBackend::new(&tmp, fig.size(u)).into_drawing_area();
                 area.fill(&WHITE).map_err(err)?;
-                fig.draw(&area)?;
+                fig.draw(&area, u)?;
                 area.present().map_err(err)?;
             } else {
-                let area = SVGBackend::new(&tmp, fig.size()).into_drawing_area();
+                let u = print::SVG_UNIT;
+                let area = SVGBackend::new(&tmp, fig.size(u)).into_drawing_area();
                 area.fill(&WHITE).map_err(err)?;
-                fig.draw(&area)?;
+                fig.draw(&area, u)?;
                 area.present().map_err(err)?;
             }
         }
@@ -203,17 +208,11 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
         .collect();
     for metric in [Metric::Last, Metric::Best, Metric::PixelAuroc] {
         let title = match metric {
-            Metric::Last => "image AUROC per variant (mean ± sd over seeds; last epoch, no model \
-                             selection)"
-                .to_string(),
-            Metric::Best => "image AUROC per variant (mean ± sd over seeds; best epoch, selected \
-                             on the test set)"
-                .to_string(),
-            _ => format!(
-                "{} per variant (mean ± sd over seeds; last epoch)",
-                metric.key().replace('_', " ")
-            ),
+            Metric::Last => "image AUROC, last epoch, no model selection".to_string(),
+            Metric::Best => "image AUROC, best epoch selected on the test set".to_string(),
+            _ => format!("{}, last epoch", metric.key().replace('_', " ")),
         };
+        let title = format!("{title} (mean ± sd over seeds)");
         // Pixel metrics only where the test sets have masks.
         let groups: Vec<(String, String)> = groups
             .iter()
@@ -234,34 +233,65 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
             &mut written,
         )?;
     }
+    // Datasets with many categories: the category × variant heat map.
+    for d in exp.datasets() {
+        if exp.categories(&d).len() > 1 {
+            render(
+                &heatmap::Heatmap {
+                    exp,
+                    title: format!("{d}: image AUROC (%), last epoch, mean over seeds"),
+                    dataset: d.clone(),
+                    metric: Metric::Last,
+                },
+                &dir.join(format!("heatmap_{}", slug(&d))),
+                &mut written,
+            )?;
+        }
+    }
     for (d, c) in &groups {
         let stem = format!("{}_{}", slug(d), slug(c));
-        let curves: Vec<(String, Scores)> = first_runs(exp, d, c)
+        // Every complete seed of every variant, for the ROC bands and pooled histograms.
+        let seeds: Vec<(String, Vec<Scores>)> = exp
+            .variants()
             .into_iter()
-            .filter_map(|(v, r)| Some((v, read_scores(r).ok()?)))
+            .filter_map(|v| {
+                let s: Vec<Scores> = exp
+                    .complete(d, c, &v)
+                    .into_iter()
+                    .filter_map(|r| read_scores(r).ok())
+                    .collect();
+                (!s.is_empty()).then_some((v, s))
+            })
             .collect();
-        if curves.is_empty() {
+        if seeds.is_empty() {
             continue;
         }
-        let seed = exp
-            .complete(d, c, &curves[0].0)
-            .first()
-            .map_or(0, |r| r.seed);
+        let n = seeds.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
+        let over = if n > 1 {
+            format!("mean ± sd over {n} seeds")
+        } else {
+            "1 seed".to_string()
+        };
         render(
             &Rocs {
                 exp,
-                title: format!(
-                    "{d} / {c}: ROC after the last epoch (seed {seed}; AUROC in legend)"
-                ),
-                curves: &curves,
+                title: format!("{d} / {c}: ROC, last epoch ({over}; AUROC % in legend)"),
+                seeds: &seeds,
             },
             &dir.join(format!("roc_{stem}")),
             &mut written,
         )?;
         render(
             &Histograms {
-                title: format!("{d} / {c}: test scores, good vs anomalous (seed {seed})"),
-                curves: &curves,
+                title: format!(
+                    "{d} / {c}: test scores, good vs anomalous ({} pooled)",
+                    if n > 1 {
+                        format!("{n} seeds")
+                    } else {
+                        "1 seed".to_string()
+                    }
+                ),
+                seeds: &seeds,
             },
             &dir.join(format!("scores_{stem}")),
             &mut written,
@@ -269,7 +299,7 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
         render(
             &Training {
                 exp,
-                title: format!("{d} / {c}: training (mean over seeds)"),
+                title: format!("{d} / {c}: training, mean ± sd over seeds"),
                 dataset: d.clone(),
                 category: c.clone(),
             },

@@ -1,4 +1,5 @@
-//! ROC curves, overall and per defect type.
+//! ROC curves, overall and per defect type: every seed's curve sampled on one FPR grid,
+//! the mean drawn with a ± sd band, square panels, at most three per row.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -7,19 +8,53 @@ use plotters::prelude::*;
 use crate::gather::{Experiment, Scores};
 use crate::tables::display_name;
 
+use super::print::*;
 use super::*;
 
-/// ROC curves of each variant (first seed): all anomalies, then each defect type alone.
+/// Points of the FPR grid the seeds' curves are averaged on.
+const GRID: usize = 101;
+
+/// ROC curves of each variant over all its seeds: all anomalies, then each defect type.
 pub(super) struct Rocs<'a> {
     pub(super) exp: &'a Experiment,
     pub(super) title: String,
-    pub(super) curves: &'a [(String, Scores)],
+    /// Per variant, the scores of every complete seed.
+    pub(super) seeds: &'a [(String, Vec<Scores>)],
+}
+
+/// The TPR of a ROC curve at `fpr` (the highest TPR reached at or below it: a step curve).
+fn tpr_at(curve: &adn_metrics::RocCurve, fpr: f64) -> f64 {
+    curve
+        .fpr
+        .iter()
+        .zip(&curve.tpr)
+        .filter(|(f, _)| **f <= fpr + 1e-12)
+        .map(|(_, t)| *t)
+        .fold(0.0, f64::max)
+}
+
+/// Mean and sd over `curves` of the TPR on the grid.
+pub(super) fn mean_curve(curves: &[adn_metrics::RocCurve]) -> Vec<(f64, f64, f64)> {
+    (0..GRID)
+        .map(|i| {
+            let f = i as f64 / (GRID - 1) as f64;
+            let t: Vec<f64> = curves.iter().map(|c| tpr_at(c, f)).collect();
+            let n = t.len().max(1) as f64;
+            let mean = t.iter().sum::<f64>() / n;
+            let sd = if t.len() > 1 {
+                (t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+            } else {
+                0.0
+            };
+            (f, mean, sd)
+        })
+        .collect()
 }
 
 impl Rocs<'_> {
     fn panels(&self) -> Vec<String> {
         let mut defects: Vec<String> = Vec::new();
-        if let Some((_, s)) = self.curves.first() {
+        if let Some(s) = self.seeds.first().and_then(|(_, s)| s.first()) {
             for (d, &l) in s.defects.iter().zip(&s.labels) {
                 if l && !defects.contains(d) {
                     defects.push(d.clone());
@@ -32,64 +67,161 @@ impl Rocs<'_> {
         }
         panels
     }
+
+    fn grid(&self) -> (usize, usize) {
+        let n = self.panels().len();
+        let cols = n.min(3);
+        (n.div_ceil(cols), cols)
+    }
+
+    fn width_pt(&self) -> f64 {
+        if self.grid().1 == 1 {
+            ONE_COLUMN
+        } else {
+            TWO_COLUMNS
+        }
+    }
 }
 
 impl Figure for Rocs<'_> {
-    fn size(&self) -> (u32, u32) {
-        ((380 * self.panels().len() as u32 + 20).max(760), 440)
+    fn size(&self, u: f64) -> (u32, u32) {
+        let (rows, cols) = self.grid();
+        let w = self.width_pt();
+        // Square plot areas plus room for the axis labels, the title and the legend.
+        let panel = w / cols as f64;
+        canvas(u, w, rows as f64 * (panel + 4.0) + 44.0)
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
-        let area = area.titled(&self.title, (FONT_NAME, 20)).map_err(err)?;
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
+        let area = titled(area, &self.title, u)?;
         let panels = self.panels();
-        let cells = area.split_evenly((1, panels.len()));
+        // The legend: each variant's mean AUROC ± sd over seeds.
+        let items: Vec<(String, Swatch)> = self
+            .seeds
+            .iter()
+            .enumerate()
+            .map(|(k, (v, seeds))| {
+                let aucs: Vec<f64> = seeds
+                    .iter()
+                    .filter_map(|s| adn_metrics::auroc(&s.labels, &s.scores).ok())
+                    .collect();
+                let n = aucs.len().max(1) as f64;
+                let mean = aucs.iter().sum::<f64>() / n;
+                let sd = if aucs.len() > 1 {
+                    (aucs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+                } else {
+                    0.0
+                };
+                let label = if aucs.len() > 1 {
+                    format!(
+                        "{} {:.1} ± {:.1}",
+                        display_name(v),
+                        100.0 * mean,
+                        100.0 * sd
+                    )
+                } else {
+                    format!("{} {:.1}", display_name(v), 100.0 * mean)
+                };
+                (label, Swatch::Line(look(colour(self.exp, v), k)))
+            })
+            .collect();
+        let mut items = items;
+        items.push(("chance".to_string(), Swatch::Chance));
+        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
+        let band = legend_height(&area, &labels, u)?;
+        let (top, rest) = area.split_vertically(band + px(u, 2.0));
+        top_legend(&top, &items, u)?;
+        let (rows, cols) = self.grid();
+        let cells = rest.split_evenly((rows, cols));
         for (panel, sub) in panels.iter().zip(cells.iter()) {
             let mut chart = ChartBuilder::on(sub)
-                .caption(panel, (FONT_NAME, 16))
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(45)
-                .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+                .caption(panel, font(u, LABEL_PT))
+                .margin(px(u, 3.0))
+                .margin_right(px(u, 8.0))
+                .x_label_area_size(px(u, 22.0))
+                .y_label_area_size(px(u, 22.0))
+                .build_cartesian_2d(0.0..100.0, 0.0..100.0)
                 .map_err(err)?;
+            let whole = |v: &f64| format!("{v:.0}");
             chart
                 .configure_mesh()
-                .max_light_lines(2)
-                .x_desc("false positive rate")
-                .y_desc("true positive rate")
-                .label_style((FONT_NAME, 12))
-                .axis_desc_style((FONT_NAME, 13))
+                .max_light_lines(1)
+                .x_labels(5)
+                .y_labels(5)
+                .x_label_formatter(&whole)
+                .y_label_formatter(&whole)
+                .x_desc("FPR (%)")
+                .y_desc("TPR (%)")
+                .label_style(font(u, TICK_PT))
+                .axis_desc_style(font(u, LABEL_PT))
                 .draw()
                 .map_err(err)?;
+            // Chance.
             chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(0.0, 0.0), (1.0, 1.0)],
-                    BLACK.mix(0.3),
-                )))
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, 0.0), (100.0, 100.0)],
+                    px(u, 3.0),
+                    px(u, 2.0),
+                    chance_style(u),
+                ))
                 .map_err(err)?;
-            for (v, s) in self.curves {
-                let keep: Vec<usize> = (0..s.labels.len())
-                    .filter(|&i| !s.labels[i] || panel == "all defects" || &s.defects[i] == panel)
+            for (k, (v, seeds)) in self.seeds.iter().enumerate() {
+                let curves: Vec<adn_metrics::RocCurve> = seeds
+                    .iter()
+                    .filter_map(|s| {
+                        let keep: Vec<usize> = (0..s.labels.len())
+                            .filter(|&i| {
+                                !s.labels[i] || panel == "all defects" || &s.defects[i] == panel
+                            })
+                            .collect();
+                        let labels: Vec<bool> = keep.iter().map(|&i| s.labels[i]).collect();
+                        let scores: Vec<f64> = keep.iter().map(|&i| s.scores[i]).collect();
+                        adn_metrics::roc_curve(&labels, &scores, false).ok()
+                    })
                     .collect();
-                let labels: Vec<bool> = keep.iter().map(|&i| s.labels[i]).collect();
-                let scores: Vec<f64> = keep.iter().map(|&i| s.scores[i]).collect();
-                let Ok(curve) = adn_metrics::roc_curve(&labels, &scores, false) else {
+                if curves.is_empty() {
                     continue;
-                };
-                let auc = adn_metrics::auroc(&labels, &scores).unwrap_or(f64::NAN);
+                }
+                let m = mean_curve(&curves);
                 let col = colour(self.exp, v);
-                chart
-                    .draw_series(LineSeries::new(
-                        curve.fpr.iter().copied().zip(curve.tpr.iter().copied()),
-                        col.stroke_width(2),
-                    ))
-                    .map_err(err)?
-                    .label(format!("{} ({:.3})", display_name(v), auc))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
-                    });
+                if curves.len() > 1 {
+                    let upper = m
+                        .iter()
+                        .map(|&(f, t, s)| (100.0 * f, 100.0 * (t + s).min(1.0)));
+                    let lower = m
+                        .iter()
+                        .rev()
+                        .map(|&(f, t, s)| (100.0 * f, 100.0 * (t - s).max(0.0)));
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(
+                            upper.chain(lower).collect::<Vec<_>>(),
+                            col.mix(0.15).filled(),
+                        )))
+                        .map_err(err)?;
+                }
+                let points: Vec<(f64, f64)> =
+                    m.iter().map(|&(f, t, _)| (100.0 * f, 100.0 * t)).collect();
+                draw_line(&mut chart, &points, look(col, k), 20, u)?;
             }
-            legend(&mut chart, SeriesLabelPosition::LowerRight, 12)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mean_curve_averages_step_curves_on_the_grid() {
+        let a = adn_metrics::roc_curve(&[false, true], &[0.0, 1.0], false).unwrap();
+        let b = adn_metrics::roc_curve(&[false, true], &[1.0, 0.0], false).unwrap();
+        let m = mean_curve(&[a, b]);
+        assert_eq!(m.len(), GRID);
+        // Perfect: TPR 1 from FPR 0; reversed: TPR 0 until FPR 1.
+        assert_eq!(m[0].1, 0.5);
+        assert_eq!(m[50].1, 0.5);
+        assert_eq!(m[GRID - 1].1, 1.0);
+        assert!((m[0].2 - 0.5f64.sqrt()).abs() < 1e-12);
     }
 }

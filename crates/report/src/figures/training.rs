@@ -1,4 +1,5 @@
-//! Training curves: loss and AUROC per meta-epoch.
+//! Training curves: loss and test AUROC per meta-epoch, mean ± sd over seeds as a band,
+//! meta-epochs counted from 0 as in `runs.csv`, each variant's best mean AUROC marked.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -7,12 +8,12 @@ use plotters::prelude::*;
 use crate::gather::Experiment;
 use crate::tables::display_name;
 
+use super::print::*;
 use super::*;
 
-/// (meta-epoch counted from 1, mean training loss, mean test AUROC).
-type EpochPoint = (f64, f64, f64);
+/// One meta-epoch of a variant: (meta-epoch from 0, loss mean, loss sd, AUROC mean, sd).
+type EpochPoint = (f64, f64, f64, f64, f64);
 
-/// Training loss and test AUROC per meta-epoch, mean over seeds, one line per variant.
 pub(super) struct Training<'a> {
     pub(super) exp: &'a Experiment,
     pub(super) title: String,
@@ -20,8 +21,19 @@ pub(super) struct Training<'a> {
     pub(super) category: String,
 }
 
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (mean, sd)
+}
+
 impl Training<'_> {
-    /// Variant → per meta-epoch (loss, auroc), averaged over the complete seeds.
+    /// Variant → per meta-epoch statistics over its complete seeds (as far as all reach).
     fn curves(&self) -> Vec<(String, Vec<EpochPoint>)> {
         self.exp
             .variants()
@@ -35,10 +47,11 @@ impl Training<'_> {
                 let len = trajs.iter().map(|t| t.len()).min()?;
                 let pts = (0..len)
                     .map(|i| {
-                        let n = trajs.len() as f64;
-                        let loss = trajs.iter().map(|t| t[i].train_loss).sum::<f64>() / n;
-                        let auc = trajs.iter().map(|t| t[i].auroc).sum::<f64>() / n;
-                        ((i + 1) as f64, loss, auc)
+                        let losses: Vec<f64> = trajs.iter().map(|t| t[i].train_loss).collect();
+                        let aucs: Vec<f64> = trajs.iter().map(|t| 100.0 * t[i].auroc).collect();
+                        let (lm, ls) = mean_sd(&losses);
+                        let (am, asd) = mean_sd(&aucs);
+                        (trajs[0][i].meta_epoch as f64, lm, ls, am, asd)
                     })
                     .collect();
                 Some((v, pts))
@@ -48,27 +61,39 @@ impl Training<'_> {
 }
 
 impl Figure for Training<'_> {
-    fn size(&self) -> (u32, u32) {
-        (1000, 420)
+    fn size(&self, u: f64) -> (u32, u32) {
+        canvas(u, TWO_COLUMNS, 190.0)
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
-        let area = area.titled(&self.title, (FONT_NAME, 20)).map_err(err)?;
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
+        let area = titled(area, &self.title, u)?;
         let curves = self.curves();
-        let epochs = curves
+        let mut items: Vec<(String, Swatch)> = curves
             .iter()
-            .map(|(_, p)| p.len())
-            .max()
-            .unwrap_or(1)
-            .max(2) as f64;
-        let cells = area.split_evenly((1, 2));
+            .enumerate()
+            .map(|(k, (v, _))| (display_name(v), Swatch::Line(look(colour(self.exp, v), k))))
+            .collect();
+        items.push((
+            "★ best mean AUROC".to_string(),
+            Swatch::Box(RGBColor(255, 255, 255)),
+        ));
+        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
+        let band = legend_height(&area, &labels, u)?;
+        let (top, rest) = area.split_vertically(band + px(u, 2.0));
+        top_legend(&top, &items, u)?;
+        let last = curves
+            .iter()
+            .flat_map(|(_, p)| p.last().map(|p| p.0))
+            .fold(1.0f64, f64::max);
+        let cells = rest.split_evenly((1, 2));
         for (panel, sub) in cells.iter().enumerate() {
-            let pick = |p: &(f64, f64, f64)| if panel == 0 { p.1 } else { p.2 };
+            let pick = |p: &EpochPoint| if panel == 0 { (p.1, p.2) } else { (p.3, p.4) };
             let (mut a, mut b) = (f64::INFINITY, f64::NEG_INFINITY);
             for (_, pts) in &curves {
                 for p in pts {
-                    a = a.min(pick(p));
-                    b = b.max(pick(p));
+                    let (m, s) = pick(p);
+                    a = a.min(m - s);
+                    b = b.max(m + s);
                 }
             }
             if !(a.is_finite() && b.is_finite()) {
@@ -76,57 +101,76 @@ impl Figure for Training<'_> {
             }
             let pad = ((b - a) * 0.08).max(1e-3);
             let (a, b) = if panel == 1 {
-                ((a - pad).max(0.0), (b + pad).min(1.0))
+                ((a - pad).max(0.0), (b + pad).min(100.0))
             } else {
                 (a - pad, b + pad)
             };
             let mut chart = ChartBuilder::on(sub)
-                .caption(
-                    if panel == 0 {
-                        "training loss (NLL per dimension)"
-                    } else {
-                        "test image AUROC"
-                    },
-                    (FONT_NAME, 16),
-                )
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(55)
-                .build_cartesian_2d(1.0..epochs, a..b)
+                .margin(px(u, 4.0))
+                .x_label_area_size(px(u, 22.0))
+                .y_label_area_size(px(u, 32.0))
+                .build_cartesian_2d(-0.2..last + 0.2, a..b)
                 .map_err(err)?;
-            let whole = |x: &f64| format!("{x:.0}");
+            let whole = |x: &f64| {
+                if (x - x.round()).abs() < 1e-6 && *x >= 0.0 {
+                    format!("{x:.0}")
+                } else {
+                    String::new()
+                }
+            };
+            let y_tick = |y: &f64| tick(*y, if panel == 0 { 1 } else { 0 });
             chart
                 .configure_mesh()
-                .max_light_lines(2)
-                .x_labels(epochs as usize)
+                .max_light_lines(1)
+                .x_labels((last as usize + 1).min(12))
                 .x_label_formatter(&whole)
-                .x_desc("meta-epoch")
-                .label_style((FONT_NAME, 12))
-                .axis_desc_style((FONT_NAME, 13))
+                .y_label_formatter(&y_tick)
+                .y_labels(5)
+                .x_desc("meta-epoch (from 0)")
+                .y_desc(if panel == 0 {
+                    "training loss (NLL / dim)"
+                } else {
+                    "test image AUROC (%)"
+                })
+                .label_style(font(u, TICK_PT))
+                .axis_desc_style(font(u, LABEL_PT))
                 .draw()
                 .map_err(err)?;
-            for (v, pts) in &curves {
+            for (k, (v, pts)) in curves.iter().enumerate() {
                 let col = colour(self.exp, v);
-                chart
-                    .draw_series(LineSeries::new(
-                        pts.iter().map(|p| (p.0, pick(p))),
-                        col.stroke_width(2),
-                    ))
-                    .map_err(err)?
-                    .label(display_name(v))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
-                    });
+                if pts.iter().any(|p| pick(p).1 > 0.0) {
+                    let upper = pts.iter().map(|p| (p.0, pick(p).0 + pick(p).1));
+                    let lower = pts.iter().rev().map(|p| (p.0, pick(p).0 - pick(p).1));
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(
+                            upper.chain(lower).collect::<Vec<_>>(),
+                            col.mix(0.15).filled(),
+                        )))
+                        .map_err(err)?;
+                }
+                let points: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, pick(p).0)).collect();
+                draw_line(&mut chart, &points, look(col, k), 1, u)?;
+                if panel == 1
+                    && let Some(best) = pts.iter().fold(None::<&EpochPoint>, |b, p| match b {
+                        Some(b) if b.3 >= p.3 => Some(b),
+                        _ => Some(p),
+                    })
+                {
+                    let style = TextStyle::from(font(u, LABEL_PT + 1.0).into_font())
+                        .color(&col)
+                        .pos(plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Center,
+                            plotters::style::text_anchor::VPos::Bottom,
+                        ));
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            "★",
+                            (best.0, best.3 + pad * 0.3),
+                            style,
+                        )))
+                        .map_err(err)?;
+                }
             }
-            legend(
-                &mut chart,
-                if panel == 0 {
-                    SeriesLabelPosition::UpperRight
-                } else {
-                    SeriesLabelPosition::LowerRight
-                },
-                12,
-            )?;
         }
         Ok(())
     }
