@@ -55,7 +55,7 @@ impl Figure for Bars<'_> {
         let mut items: Vec<(String, Swatch)> = variants
             .iter()
             .zip(&labels)
-            .map(|(v, l)| (l.clone(), Swatch::Box(colour(exp, v))))
+            .map(|(v, l)| (l.clone(), Swatch::Box(variant_colour(exp, v))))
             .collect();
         if chance {
             items.push(("chance".to_string(), Swatch::Chance));
@@ -143,6 +143,10 @@ impl Figure for Bars<'_> {
                 .map_err(err)?;
         }
         let width = 0.84 / nv;
+        // Values only where a bar is wide enough for its label (about 16 pt); the tables
+        // hold every number.
+        let bar_pt = (self.width_pt() - 30.0) / self.groups.len().max(1) as f64 * width;
+        let show_values = bar_pt >= 16.0;
         let value_style = TextStyle::from(font(u, TICK_PT).into_font()).pos(
             plotters::style::text_anchor::Pos::new(
                 plotters::style::text_anchor::HPos::Center,
@@ -151,7 +155,7 @@ impl Figure for Bars<'_> {
         );
         let gap_above = (100.0 - lo) * 0.015;
         for (gi, vi, x) in &cells {
-            let col = colour(exp, &variants[*vi]);
+            let col = variant_colour(exp, &variants[*vi]);
             let x0 = *gi as f64 + 0.08 + *vi as f64 * width;
             let (mean, sd) = (100.0 * x.mean, 100.0 * x.sd);
             chart
@@ -172,6 +176,9 @@ impl Figure for Bars<'_> {
                         PathElement::new(vec![(xm - w, cap), (xm + w, cap)], line),
                     ])
                     .map_err(err)?;
+            }
+            if !show_values {
+                continue;
             }
             // The value above the error cap, clear of it.
             chart

@@ -83,6 +83,32 @@ fn line_style(exp: &Experiment, variant: &str) -> (RGBColor, bool) {
     (col, k % 2 == 1)
 }
 
+/// A variant's fill or line colour where regimes share an attention's hue: the first regime
+/// in the attention's colour, the next lighter, the next darker, and so on.
+fn variant_colour(exp: &Experiment, variant: &str) -> RGBColor {
+    let Some((attention, rest)) = variant.split_once(" / ") else {
+        return colour(exp, variant);
+    };
+    let regime = rest.split(" (").next().unwrap_or(rest);
+    let mut regimes: Vec<&str> = Vec::new();
+    for r in &exp.runs {
+        if let Some((_, rest)) = r.variant.split_once(" / ") {
+            let name = rest.split(" (").next().unwrap_or(rest);
+            if !regimes.contains(&name) {
+                regimes.push(name);
+            }
+        }
+    }
+    let k = regimes.iter().position(|r| *r == regime).unwrap_or(0);
+    let base = colour(exp, attention);
+    let shade = |c: u8| (c as f64 * 0.6) as u8;
+    match k % 3 {
+        0 => base,
+        1 => print::lighten(base, 0.5),
+        _ => RGBColor(shade(base.0), shade(base.1), shade(base.2)),
+    }
+}
+
 fn colour(exp: &Experiment, variant: &str) -> RGBColor {
     let fixed = match variant.split(' ').next().unwrap_or("") {
         "none" => Some(0),

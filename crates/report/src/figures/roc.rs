@@ -122,7 +122,7 @@ impl Figure for Rocs<'_> {
                 } else {
                     format!("{} {:.1}", display_name(v), 100.0 * mean)
                 };
-                (label, Swatch::Line(look(colour(self.exp, v), k)))
+                (label, Swatch::Line(look(variant_colour(self.exp, v), k)))
             })
             .collect();
         let mut items = items;
@@ -183,7 +183,7 @@ impl Figure for Rocs<'_> {
                     continue;
                 }
                 let m = mean_curve(&curves);
-                let col = colour(self.exp, v);
+                let col = variant_colour(self.exp, v);
                 if curves.len() > 1 {
                     let upper = m
                         .iter()

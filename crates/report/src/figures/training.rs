@@ -71,7 +71,12 @@ impl Figure for Training<'_> {
         let mut items: Vec<(String, Swatch)> = curves
             .iter()
             .enumerate()
-            .map(|(k, (v, _))| (display_name(v), Swatch::Line(look(colour(self.exp, v), k))))
+            .map(|(k, (v, _))| {
+                (
+                    display_name(v),
+                    Swatch::Line(look(variant_colour(self.exp, v), k)),
+                )
+            })
             .collect();
         items.push((
             "★ best mean AUROC".to_string(),
@@ -137,7 +142,7 @@ impl Figure for Training<'_> {
                 .draw()
                 .map_err(err)?;
             for (k, (v, pts)) in curves.iter().enumerate() {
-                let col = colour(self.exp, v);
+                let col = variant_colour(self.exp, v);
                 if pts.iter().any(|p| pick(p).1 > 0.0) {
                     let upper = pts.iter().map(|p| (p.0, pick(p).0 + pick(p).1));
                     let lower = pts.iter().rev().map(|p| (p.0, pick(p).0 - pick(p).1));
