@@ -110,6 +110,7 @@ pub fn figures(experiment: &str) -> Result<()> {
         util::step("Grad-CAM figures skipped: the run folders no longer hold their models");
     }
     let figures_dir = dir.join("figures");
+    let mut explained: Vec<(String, String, PathBuf)> = Vec::new();
     for group in groups {
         if !adn.is_file() {
             break;
@@ -141,7 +142,32 @@ pub fn figures(experiment: &str) -> Result<()> {
             &figures_dir,
             &group.slug,
         )?);
-        std::fs::remove_dir_all(&explain_dir).ok();
+        explained.push((group.dataset.clone(), group.category.clone(), explain_dir));
+    }
+    // The paper's layout for datasets of many categories: variants × categories.
+    let mut datasets: Vec<&str> = Vec::new();
+    for (d, _, _) in &explained {
+        if !datasets.contains(&d.as_str()) {
+            datasets.push(d);
+        }
+    }
+    for d in datasets {
+        let categories: Vec<(String, PathBuf)> = explained
+            .iter()
+            .filter(|(ds, _, _)| ds == d)
+            .map(|(_, c, dir)| (c.clone(), dir.clone()))
+            .collect();
+        if categories.len() > 1 {
+            files.push(adn_report::figures::write_category_maps(
+                &categories,
+                &exp,
+                d,
+                &figures_dir.join(format!("maps_{}", adn_report::figures::slug(d))),
+            )?);
+        }
+    }
+    for (_, _, dir) in &explained {
+        std::fs::remove_dir_all(dir).ok();
     }
     util::step(&format!(
         "figures: {} files under {}",

@@ -391,3 +391,99 @@ fn a_dataset_with_many_categories_gets_a_heat_map() {
         assert!(svg.contains(&format!(">\n{text}\n<")), "{text} missing");
     }
 }
+
+/// An `adn explain` folder as it writes one: a defective image with its mask and a good
+/// one, each run's map as 16-bit gray.
+fn write_explain_dir(dir: &Path, defect: &str, attentions: &[&str]) {
+    fs::create_dir_all(dir).unwrap();
+    let side = 8;
+    for i in 0..2 {
+        image::RgbImage::from_pixel(side, side, image::Rgb([90, 90, 90]))
+            .save(dir.join(format!("input_{i}.png")))
+            .unwrap();
+    }
+    image::GrayImage::from_fn(side, side, |x, y| {
+        image::Luma([if (2..5).contains(&x) && (2..5).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    })
+    .save(dir.join("mask_0.png"))
+    .unwrap();
+    let mut runs = Vec::new();
+    for (k, a) in attentions.iter().enumerate() {
+        let mut maps = Vec::new();
+        for i in 0..2 {
+            let name = format!("map{k}_{a}_{i}.png");
+            image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(side, side, |x, _| {
+                image::Luma([(x * 9000) as u16])
+            })
+            .save(dir.join(&name))
+            .unwrap();
+            maps.push(format!("\"{name}\""));
+        }
+        runs.push(format!(
+            r#"{{"run_dir": "elsewhere/{k}", "attention": "{a}", "overlays": ["input_0.png", "input_1.png"],
+                "maps": [{}], "scores": [2.0, 0.5], "threshold": 1.0}}"#,
+            maps.join(", ")
+        ));
+    }
+    fs::write(
+        dir.join("explain.json"),
+        format!(
+            r#"{{"layer": "stage4", "map": "DifferNet's input gradient: |g|, averaged over 2",
+                "inputs": ["input_0.png", "input_1.png"],
+                "images": [{{"path": "a.png", "defect": "{defect}", "anomalous": true,
+                             "why": "first of its type", "mask": "mask_0.png", "map_max": 1.5}},
+                           {{"path": "b.png", "defect": "good", "anomalous": false,
+                             "why": "good", "mask": null, "map_max": 0.0}}],
+                "runs": [{}]}}"#,
+            runs.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Any experiment: the explained runs are not among its folders, so columns are named
+    // by attention.
+    write_experiment(tmp.path());
+    let exp = gather(tmp.path()).unwrap();
+    let a = tmp.path().join("explain_a");
+    let b = tmp.path().join("explain_b");
+    write_explain_dir(&a, "crack", &["none", "se"]);
+    write_explain_dir(&b, "hole", &["none", "se"]);
+    let grid =
+        adn_report::figures::write_map_grid(&a, &exp, "A", &tmp.path().join("maps_a")).unwrap();
+    // Two rows of 240 px cells (plus captions), input + 2 runs + the colour bar.
+    let (w, h) = image::image_dimensions(&grid).unwrap();
+    assert_eq!(w, 200 + 3 * 250 + 96);
+    assert!(h > 2 * 240, "{h}");
+    let categories = vec![("bottle".to_string(), a.clone()), ("screw".to_string(), b)];
+    let paper = adn_report::figures::write_category_maps(
+        &categories,
+        &exp,
+        "MVTec AD",
+        &tmp.path().join("maps_mvtec"),
+    )
+    .unwrap();
+    // Rows: input and the 2 variants; columns: the 2 categories.
+    assert_eq!(
+        image::image_dimensions(&paper).unwrap(),
+        (200 + 2 * 250, 96 + 3 * 250 + 40)
+    );
+    // Categories explaining other variants are refused, naming the category.
+    let c = tmp.path().join("explain_c");
+    write_explain_dir(&c, "cut", &["none"]);
+    let e = adn_report::figures::write_category_maps(
+        &[("bottle".to_string(), a), ("cable".to_string(), c)],
+        &exp,
+        "MVTec AD",
+        &tmp.path().join("maps_bad"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cable"), "{e}");
+}

@@ -133,6 +133,8 @@ pub fn write_gradcam_grid(
 /// complete seed of every variant (each still holding its model), and the file names'
 /// common part.
 pub struct ExplainGroup {
+    pub dataset: String,
+    pub category: String,
     pub title: String,
     /// `<dataset>_<category>`, slugged: the figures are `gradcam_<slug>.png`,
     /// `attention_channels_<slug>.png` and so on.
@@ -152,6 +154,8 @@ pub fn explain_groups(exp: &Experiment) -> Vec<ExplainGroup> {
                 .collect();
             if !runs.is_empty() && runs.iter().all(|r| r.join("model.safetensors").is_file()) {
                 out.push(ExplainGroup {
+                    dataset: d.clone(),
+                    category: c.clone(),
                     title: format!("{d} / {c}"),
                     slug: format!("{}_{}", slug(&d), slug(&c)),
                     runs,

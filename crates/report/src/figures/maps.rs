@@ -52,14 +52,50 @@ fn resized_rgb(path: &Path, side: u32) -> Result<Vec<u8>> {
     Ok(image::imageops::resize(&img, side, side, image::imageops::FilterType::Triangle).into_raw())
 }
 
-/// Draws `<stem>.png` from the `adn explain` folder `explain_dir`.
-pub fn write_map_grid(
-    explain_dir: &Path,
-    exp: &Experiment,
-    title: &str,
-    stem: &Path,
-) -> Result<PathBuf> {
-    register_font();
+/// Row `r` of an explanation as `CELL`-sized RGB tiles: the input, then every run's map over
+/// it (viridis on the row's scale), the mask outlined in red on all of them.
+fn row_tiles(explain_dir: &Path, e: &Explanation, r: usize) -> Result<Vec<Vec<u8>>> {
+    let side = CELL as usize;
+    let image = &e.images[r];
+    let input = resized_rgb(&explain_dir.join(&e.inputs[r]), CELL)?;
+    let edge = match &image.mask {
+        Some(m) => {
+            let gray = image::open(explain_dir.join(m))
+                .with_context(|| format!("cannot read {m}"))?
+                .into_luma8();
+            let gray =
+                image::imageops::resize(&gray, CELL, CELL, image::imageops::FilterType::Nearest);
+            let mask: Vec<bool> = gray.pixels().map(|p| p[0] > 127).collect();
+            outline(&mask, side)
+        }
+        None => vec![false; side * side],
+    };
+    let paint_edge = |tile: &mut Vec<u8>| {
+        for (k, on) in edge.iter().enumerate() {
+            if *on {
+                tile[3 * k..3 * k + 3].copy_from_slice(&[230, 20, 20]);
+            }
+        }
+    };
+    let mut tiles = vec![input.clone()];
+    paint_edge(&mut tiles[0]);
+    for run in &e.runs {
+        let map = read_map(&explain_dir.join(&run.maps[r]), CELL)?;
+        let mut tile = input.clone();
+        for (k, v) in map.iter().enumerate() {
+            let c = ViridisRGB::get_color_normalized(*v, 0.0, 1.0);
+            for (ch, value) in [c.0, c.1, c.2].into_iter().enumerate() {
+                let p = &mut tile[3 * k + ch];
+                *p = (0.35 * *p as f32 + 0.65 * value as f32).round() as u8;
+            }
+        }
+        paint_edge(&mut tile);
+        tiles.push(tile);
+    }
+    Ok(tiles)
+}
+
+fn read_explanation(explain_dir: &Path) -> Result<Explanation> {
     let text = fs::read_to_string(explain_dir.join("explain.json"))
         .with_context(|| format!("cannot read {}/explain.json", explain_dir.display()))?;
     let e: Explanation = serde_json::from_str(&text)
@@ -70,6 +106,104 @@ pub fn write_map_grid(
             explain_dir.display()
         );
     }
+    Ok(e)
+}
+
+/// The paper's layout for a dataset of many categories: variants as rows (the input first),
+/// one image per category as columns (the first defective test image each `adn explain`
+/// folder shows), each column on its own colour scale. `categories` pairs each category
+/// with its `adn explain` folder; all must explain the same variants in the same order.
+pub fn write_category_maps(
+    categories: &[(String, PathBuf)],
+    exp: &Experiment,
+    title: &str,
+    stem: &Path,
+) -> Result<PathBuf> {
+    register_font();
+    let explained: Vec<Explanation> = categories
+        .iter()
+        .map(|(_, d)| read_explanation(d))
+        .collect::<Result<_>>()?;
+    let Some(first) = explained.first() else {
+        bail!("no category to draw");
+    };
+    let labels: Vec<String> = first
+        .runs
+        .iter()
+        .map(|r| run_label(exp, &r.run_dir, &r.attention))
+        .collect();
+    for ((c, _), e) in categories.iter().zip(&explained) {
+        let these: Vec<String> = e
+            .runs
+            .iter()
+            .map(|r| run_label(exp, &r.run_dir, &r.attention))
+            .collect();
+        if these != labels {
+            bail!("category {c} explains {these:?}, not the first one's {labels:?}");
+        }
+    }
+    let (left, top, gap) = (200u32, 96u32, 10u32);
+    let cols = categories.len() as u32;
+    let rows = 1 + labels.len() as u32;
+    let size = (left + cols * (CELL + gap), top + rows * (CELL + gap) + 40);
+    let path = stem.with_extension("png");
+    let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
+    {
+        let area = BitMapBackend::new(&tmp, size).into_drawing_area();
+        area.fill(&WHITE).map_err(err)?;
+        let style = |px| TextStyle::from((FONT_NAME, px).into_font());
+        area.draw(&Text::new(
+            format!("{title}: DifferNet's anomaly map, one colour scale per column"),
+            (10, 10),
+            style(26),
+        ))
+        .map_err(err)?;
+        let mut row_labels = vec!["input".to_string()];
+        row_labels.extend(labels.iter().cloned());
+        for (r, l) in row_labels.iter().enumerate() {
+            let y = (top + r as u32 * (CELL + gap)) as i32 + CELL as i32 / 2 - 12;
+            area.draw(&Text::new(l.clone(), (8, y), style(22)))
+                .map_err(err)?;
+        }
+        for (c, ((name, dir), e)) in categories.iter().zip(&explained).enumerate() {
+            let x = (left + c as u32 * (CELL + gap)) as i32;
+            let Some(r) = e.images.iter().position(|i| i.anomalous) else {
+                continue;
+            };
+            area.draw(&Text::new(
+                format!("{name}: {}", e.images[r].defect),
+                (x, top as i32 - 32),
+                style(20),
+            ))
+            .map_err(err)?;
+            for (k, tile) in row_tiles(dir, e, r)?.into_iter().enumerate() {
+                let y = (top + k as u32 * (CELL + gap)) as i32;
+                let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)
+                    .context("image buffer of the wrong size")?;
+                area.draw(&bitmap).map_err(err)?;
+            }
+        }
+        area.draw(&Text::new(
+            "Masks outlined in red; each column scaled to its largest map value.",
+            (10, size.1 as i32 - 30),
+            style(18),
+        ))
+        .map_err(err)?;
+        area.present().map_err(err)?;
+    }
+    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Draws `<stem>.png` from the `adn explain` folder `explain_dir`.
+pub fn write_map_grid(
+    explain_dir: &Path,
+    exp: &Experiment,
+    title: &str,
+    stem: &Path,
+) -> Result<PathBuf> {
+    register_font();
+    let e = read_explanation(explain_dir)?;
     let (left, top, gap, caption, bar) = (200u32, 96u32, 10u32, 34u32, 96u32);
     let cols = 1 + e.runs.len() as u32;
     let rows = e.images.len() as u32;
@@ -102,7 +236,6 @@ pub fn write_map_grid(
             area.draw(&Text::new(h.clone(), (x, top as i32 - 32), style(22)))
                 .map_err(err)?;
         }
-        let side = CELL as usize;
         for (r, image) in e.images.iter().enumerate() {
             let y = (top + r as u32 * pitch_y) as i32;
             area.draw(&Text::new(
@@ -122,45 +255,7 @@ pub fn write_map_grid(
                 ))
                 .map_err(err)?;
             }
-            let input = resized_rgb(&explain_dir.join(&e.inputs[r]), CELL)?;
-            let edge = match &image.mask {
-                Some(m) => {
-                    let gray = image::open(explain_dir.join(m))
-                        .with_context(|| format!("cannot read {m}"))?
-                        .into_luma8();
-                    let gray = image::imageops::resize(
-                        &gray,
-                        CELL,
-                        CELL,
-                        image::imageops::FilterType::Nearest,
-                    );
-                    let mask: Vec<bool> = gray.pixels().map(|p| p[0] > 127).collect();
-                    outline(&mask, side)
-                }
-                None => vec![false; side * side],
-            };
-            let paint_edge = |tile: &mut Vec<u8>| {
-                for (k, on) in edge.iter().enumerate() {
-                    if *on {
-                        tile[3 * k..3 * k + 3].copy_from_slice(&[230, 20, 20]);
-                    }
-                }
-            };
-            let mut tiles = vec![input.clone()];
-            paint_edge(&mut tiles[0]);
-            for run in &e.runs {
-                let map = read_map(&explain_dir.join(&run.maps[r]), CELL)?;
-                let mut tile = input.clone();
-                for (k, v) in map.iter().enumerate() {
-                    let c = ViridisRGB::get_color_normalized(*v, 0.0, 1.0);
-                    for (ch, value) in [c.0, c.1, c.2].into_iter().enumerate() {
-                        let p = &mut tile[3 * k + ch];
-                        *p = (0.35 * *p as f32 + 0.65 * value as f32).round() as u8;
-                    }
-                }
-                paint_edge(&mut tile);
-                tiles.push(tile);
-            }
+            let tiles = row_tiles(explain_dir, &e, r)?;
             for (c, tile) in tiles.into_iter().enumerate() {
                 let x = (left + c as u32 * (CELL + gap)) as i32;
                 let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)

@@ -29,7 +29,7 @@ use bars::Bars;
 use diagnostics::DiagnosticsFigure;
 pub use gradcam::{ExplainGroup, explain_groups, write_gradcam_grid};
 use hist::Histograms;
-pub use maps::write_map_grid;
+pub use maps::{write_category_maps, write_map_grid};
 use roc::Rocs;
 use training::Training;
 /// The embedded DejaVu Sans (see `fonts/LICENSE-DejaVu.txt`): PNGs render the same on any
@@ -194,7 +194,8 @@ fn render_as(
     Ok(())
 }
 
-fn slug(s: &str) -> String {
+/// A file-name part of `s`: lowercase ASCII letters and digits, runs of anything else as one `-`.
+pub fn slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
