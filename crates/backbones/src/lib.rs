@@ -18,7 +18,7 @@ pub mod weights;
 
 pub use backbone::{Backbone, Tap};
 pub use config::{AttentionInit, AttentionKind, AttentionTraining, BackboneConfig, BackboneKind};
-pub use features::{FeatureBlock, FeatureExtractor, GateStats, MemoryFormat};
+pub use features::{FeatureBlock, FeatureExtractor, GateStats, MemoryFormat, Precision};
 
 /// Errors of building a backbone or loading its weights.
 #[derive(Debug, thiserror::Error)]

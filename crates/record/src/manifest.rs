@@ -98,6 +98,14 @@ pub struct RunFacts {
     /// The process's peak resident memory (Linux `VmHWM`), in MB.
     #[serde(deserialize_with = "required")]
     pub peak_rss_mb: Option<f64>,
+    /// The number format of the frozen backbone's forward pass (`fp32`, `bf16`); records
+    /// from before the setting existed ran in fp32.
+    #[serde(default = "fp32")]
+    pub precision: String,
+}
+
+fn fp32() -> String {
+    "fp32".into()
 }
 
 /// Wall time of each stage of a run, in seconds.

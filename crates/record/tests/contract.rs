@@ -31,6 +31,7 @@ fn facts() -> RunFacts {
         feature_cache: CacheStats::default(),
         model_sha256: Default::default(),
         peak_rss_mb: Some(12.5),
+        precision: "fp32".into(),
     }
 }
 

@@ -79,6 +79,54 @@ pub struct ModelConfig {
     pub scales: usize,
     /// Run the frozen backbone under CUDA autocast (float16); ignored on the CPU.
     pub mixed_precision: bool,
+    /// The frozen backbone's number format: `fp32`, `bf16`, or `auto` (bf16 where the CPU
+    /// has AMX or AVX-512 BF16, or on a CUDA device; fp32 otherwise, and always for jointly
+    /// trained attention). fp32 is the default until bf16's effect on AUROC is measured
+    /// (issue #16); it is left out of the resolved config, so run ids are unchanged.
+    #[serde(skip_serializing_if = "PrecisionChoice::is_fp32")]
+    pub precision: PrecisionChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionChoice {
+    #[default]
+    Fp32,
+    Bf16,
+    Auto,
+}
+
+impl PrecisionChoice {
+    fn is_fp32(&self) -> bool {
+        *self == PrecisionChoice::Fp32
+    }
+
+    /// The precision this choice means on `device` for an extractor trained `training`.
+    pub fn resolve(
+        self,
+        device: tch::Device,
+        training: AttentionTraining,
+    ) -> adn_backbones::Precision {
+        use adn_backbones::Precision;
+        match self {
+            PrecisionChoice::Fp32 => Precision::Fp32,
+            PrecisionChoice::Bf16 => Precision::Bf16,
+            PrecisionChoice::Auto if training == AttentionTraining::Joint => Precision::Fp32,
+            PrecisionChoice::Auto if device.is_cuda() || cpu_has_bf16_units() => Precision::Bf16,
+            PrecisionChoice::Auto => Precision::Fp32,
+        }
+    }
+}
+
+/// Whether this CPU has bfloat16 matrix units (`amx_bf16` or `avx512_bf16` in
+/// `/proc/cpuinfo`; false where the file is absent).
+pub fn cpu_has_bf16_units() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines().filter(|l| l.starts_with("flags")).any(|l| {
+            l.split_whitespace()
+                .any(|f| f == "amx_bf16" || f == "avx512_bf16")
+        })
+    })
 }
 
 impl Default for ModelConfig {
@@ -95,6 +143,7 @@ impl Default for ModelConfig {
             image_size: 448,
             scales: 3,
             mixed_precision: false,
+            precision: PrecisionChoice::Fp32,
         }
     }
 }
@@ -313,6 +362,14 @@ impl Config {
             if !(v.is_finite() && v >= 0.0) {
                 bail!("{key} must be a number >= 0, got {v}");
             }
+        }
+        if self.model.precision == PrecisionChoice::Bf16
+            && self.model.attention_training == AttentionTraining::Joint
+        {
+            bail!(
+                "model.precision = \"bf16\" applies to a frozen extractor; jointly trained \
+                 attention runs in fp32 (set model.precision = \"auto\" or \"fp32\")"
+            );
         }
         if self.test.map_rotations > self.test.test_transforms {
             bail!(
@@ -569,6 +626,41 @@ mod tests {
             crate::localize::map_angles(&c, &angles),
             [0.0, 90.0, 180.0, 270.0]
         );
+    }
+
+    #[test]
+    fn precision_is_checked_and_fp32_leaves_run_ids_alone() {
+        let a = load(MINIMAL, &[]).unwrap();
+        assert_eq!(a.model.precision, PrecisionChoice::Fp32);
+        let fp32 = load(MINIMAL, &["model.precision=\"fp32\""]).unwrap();
+        assert_eq!(a.run_id(), fp32.run_id());
+        let bf16 = load(MINIMAL, &["model.precision=\"bf16\""]).unwrap();
+        assert_ne!(a.run_id(), bf16.run_id());
+        let e = load(MINIMAL, &["model.precision=\"bf61\""]).unwrap_err();
+        assert!(format!("{e:#}").contains("precision"), "{e:#}");
+        let e = load(
+            MINIMAL,
+            &[
+                "model.precision=\"bf16\"",
+                "model.attention=\"se\"",
+                "model.attention_training=\"joint\"",
+            ],
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("model.precision"), "{e:#}");
+        // auto: fp32 for joint attention whatever the hardware; bf16 on a GPU.
+        use adn_backbones::Precision;
+        let cpu = tch::Device::Cpu;
+        assert_eq!(
+            PrecisionChoice::Auto.resolve(cpu, AttentionTraining::Joint),
+            Precision::Fp32
+        );
+        assert_eq!(
+            PrecisionChoice::Auto.resolve(tch::Device::Cuda(0), AttentionTraining::FrozenAtInit),
+            Precision::Bf16
+        );
+        let here = PrecisionChoice::Auto.resolve(cpu, AttentionTraining::FrozenAtInit);
+        assert_eq!(here == Precision::Bf16, cpu_has_bf16_units());
     }
 
     #[test]

@@ -156,7 +156,13 @@ pub fn build_extractor(cfg: &Config, device: Device) -> Result<FeatureExtractor>
         cfg.train.seed as i64,
         device,
     )?;
-    Ok(extractor.with_memory_format(memory_format()?))
+    let precision = cfg
+        .model
+        .precision
+        .resolve(device, cfg.model.attention_training);
+    Ok(extractor
+        .with_memory_format(memory_format()?)
+        .with_precision(precision)?)
 }
 
 /// The activation layout: channels-last unless `ADN_MEMORY_FORMAT` says otherwise. A runtime
@@ -206,7 +212,11 @@ fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, device: Device) -> 
         b.scales,
         b.image_size,
         b.kind.normalization()
-    )
+    ) + match extractor.precision() {
+        // fp32 adds nothing, so the entries cached before the setting stay valid.
+        adn_backbones::Precision::Fp32 => "",
+        adn_backbones::Precision::Bf16 => "|bf16",
+    }
 }
 
 /// Features `[samples.len() · T, dim]`: row `i·T + t` is image `i` under rotation
@@ -357,4 +367,33 @@ fn pooled_features(
         .flat_map(|r| r.expect("every row is filled"))
         .collect();
     Ok(Tensor::from_slice(&flat).reshape([(samples.len() * per_image) as i64, dim as i64]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_names_bf16_and_fp32_keys_are_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "experiment = \"t\"\n[data]\nkind = \"smoke\"\nroot = \"d\"\ncategory = \"s\"\n\
+             [model]\nimage_size = 128\nscales = 1\n",
+        )
+        .unwrap();
+        let key = |precision: &str| {
+            let cfg = Config::load(&path, &[format!("model.precision=\"{precision}\"")]).unwrap();
+            let fx = build_extractor(&cfg, Device::Cpu).unwrap();
+            extractor_key(&cfg, &fx, Device::Cpu)
+        };
+        let (fp32, bf16) = (key("fp32"), key("bf16"));
+        assert_ne!(fp32, bf16);
+        assert!(
+            bf16.ends_with("|bf16") && !fp32.contains("bf16"),
+            "{fp32} / {bf16}"
+        );
+        assert!(fp32.ends_with("|cpu"), "{fp32}");
+    }
 }

@@ -103,6 +103,7 @@ pub fn write(
         // Filled in by `write_run` from the files it writes.
         model_sha256: Default::default(),
         peak_rss_mb: peak_rss_mb(),
+        precision: extractor.precision().name().into(),
     };
     let mut manifest = Manifest {
         format: adn_record::FORMAT,
