@@ -56,12 +56,10 @@ const PALETTE: [RGBColor; 7] = [
     RGBColor(218, 139, 195),
 ];
 
-/// The attention's colour for variants that differ only by regime (`se / joint`), each
-/// regime after the first drawn dashed, darker, or both: (colour, dashed).
-fn line_style(exp: &Experiment, variant: &str) -> (RGBColor, bool) {
-    let Some((attention, rest)) = variant.split_once(" / ") else {
-        return (colour(exp, variant), false);
-    };
+/// For a variant that names a regime (`se / joint`): its attention and the regime's index
+/// in the experiment's order of regimes.
+fn regime_of<'a>(exp: &Experiment, variant: &'a str) -> Option<(&'a str, usize)> {
+    let (attention, rest) = variant.split_once(" / ")?;
     let regime = rest.split(" (").next().unwrap_or(rest);
     let mut regimes: Vec<&str> = Vec::new();
     for r in &exp.runs {
@@ -72,11 +70,26 @@ fn line_style(exp: &Experiment, variant: &str) -> (RGBColor, bool) {
             }
         }
     }
-    let k = regimes.iter().position(|r| *r == regime).unwrap_or(0);
+    Some((
+        attention,
+        regimes.iter().position(|r| *r == regime).unwrap_or(0),
+    ))
+}
+
+fn darker(c: RGBColor, f: f64) -> RGBColor {
+    let m = |v: u8| (v as f64 * f) as u8;
+    RGBColor(m(c.0), m(c.1), m(c.2))
+}
+
+/// The attention's colour for variants that differ only by regime (`se / joint`), each
+/// regime after the first drawn dashed, darker, or both: (colour, dashed).
+fn line_style(exp: &Experiment, variant: &str) -> (RGBColor, bool) {
+    let Some((attention, k)) = regime_of(exp, variant) else {
+        return (colour(exp, variant), false);
+    };
     let base = colour(exp, attention);
-    let shade = |c: u8| (c as f64 * 0.55) as u8;
     let col = if (k / 2) % 2 == 1 {
-        RGBColor(shade(base.0), shade(base.1), shade(base.2))
+        darker(base, 0.55)
     } else {
         base
     };
@@ -86,26 +99,14 @@ fn line_style(exp: &Experiment, variant: &str) -> (RGBColor, bool) {
 /// A variant's fill or line colour where regimes share an attention's hue: the first regime
 /// in the attention's colour, the next lighter, the next darker, and so on.
 fn variant_colour(exp: &Experiment, variant: &str) -> RGBColor {
-    let Some((attention, rest)) = variant.split_once(" / ") else {
+    let Some((attention, k)) = regime_of(exp, variant) else {
         return colour(exp, variant);
     };
-    let regime = rest.split(" (").next().unwrap_or(rest);
-    let mut regimes: Vec<&str> = Vec::new();
-    for r in &exp.runs {
-        if let Some((_, rest)) = r.variant.split_once(" / ") {
-            let name = rest.split(" (").next().unwrap_or(rest);
-            if !regimes.contains(&name) {
-                regimes.push(name);
-            }
-        }
-    }
-    let k = regimes.iter().position(|r| *r == regime).unwrap_or(0);
     let base = colour(exp, attention);
-    let shade = |c: u8| (c as f64 * 0.6) as u8;
     match k % 3 {
         0 => base,
         1 => print::lighten(base, 0.5),
-        _ => RGBColor(shade(base.0), shade(base.1), shade(base.2)),
+        _ => darker(base, 0.6),
     }
 }
 

@@ -164,18 +164,12 @@ pub(super) fn top_legend<DB: DrawingBackend>(
     u: f64,
 ) -> Result<u32> {
     let style = TextStyle::from(font(u, TICK_PT).into_font());
-    let (width, _) = area.dim_in_pixel();
     let line_h = px(u, TICK_PT * 1.5) as i32;
     let sample = px(u, 14.0) as i32;
-    let gap = px(u, 8.0) as i32;
-    let (mut x, mut y) = (0i32, line_h / 2);
-    for (label, swatch) in items {
-        let (tw, _) = area.estimate_text_size(label, &style).map_err(err)?;
-        let w = sample + px(u, 3.0) as i32 + tw as i32;
-        if x > 0 && x + w > width as i32 {
-            x = 0;
-            y += line_h;
-        }
+    let labels: Vec<&str> = items.iter().map(|(l, _)| l.as_str()).collect();
+    let mut y = line_h / 2;
+    for ((label, swatch), (x, line)) in items.iter().zip(legend_layout(area, &labels, u)?) {
+        y = line_h / 2 + line * line_h;
         match swatch {
             Swatch::Line(look) => {
                 let stroke = look.colour.stroke_width(px(u, 1.0).max(1));
@@ -234,7 +228,6 @@ pub(super) fn top_legend<DB: DrawingBackend>(
             text_style,
         ))
         .map_err(err)?;
-        x += w + gap;
     }
     Ok((y + line_h / 2) as u32)
 }
@@ -278,29 +271,56 @@ pub(super) fn titled<DB: DrawingBackend>(
     Ok(area.split_vertically(used).1)
 }
 
-/// The height a [`top_legend`] of `items` takes in an area `width` pixels wide, measured
-/// with the same font (so the band can be reserved before drawing).
-pub(super) fn legend_height<DB: DrawingBackend>(
+/// Where a [`top_legend`] puts each of `labels` in an area `width` pixels wide: the x of
+/// each entry and its line (from 0), entries wrapping onto further lines.
+fn legend_layout<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    labels: &[String],
+    labels: &[&str],
     u: f64,
-) -> Result<u32> {
+) -> Result<Vec<(i32, i32)>> {
     let style = TextStyle::from(font(u, TICK_PT).into_font());
     let (width, _) = area.dim_in_pixel();
-    let line_h = px(u, TICK_PT * 1.5) as i32;
     let sample = px(u, 14.0) as i32;
     let gap = px(u, 8.0) as i32;
-    let (mut x, mut lines) = (0i32, 1);
+    let (mut x, mut line) = (0i32, 0i32);
+    let mut out = Vec::new();
     for label in labels {
         let (tw, _) = area.estimate_text_size(label, &style).map_err(err)?;
         let w = sample + px(u, 3.0) as i32 + tw as i32;
         if x > 0 && x + w > width as i32 {
             x = 0;
-            lines += 1;
+            line += 1;
         }
+        out.push((x, line));
         x += w + gap;
     }
-    Ok((lines * line_h) as u32)
+    Ok(out)
+}
+
+/// The height a [`top_legend`] of `labels` takes, so that its band can be reserved before
+/// drawing.
+pub(super) fn legend_height<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    labels: &[String],
+    u: f64,
+) -> Result<u32> {
+    let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let lines = legend_layout(area, &refs, u)?
+        .last()
+        .map_or(1, |&(_, line)| line + 1);
+    Ok((lines * px(u, TICK_PT * 1.5) as i32) as u32)
+}
+
+/// Mean and sample standard deviation (0 for a single value) of `values`.
+pub(super) fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (mean, sd)
 }
 
 /// `c` drawn at opacity `alpha` over white, as an opaque colour (for legend samples of

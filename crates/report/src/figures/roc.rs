@@ -39,13 +39,7 @@ pub(super) fn mean_curve(curves: &[adn_metrics::RocCurve]) -> Vec<(f64, f64, f64
         .map(|i| {
             let f = i as f64 / (GRID - 1) as f64;
             let t: Vec<f64> = curves.iter().map(|c| tpr_at(c, f)).collect();
-            let n = t.len().max(1) as f64;
-            let mean = t.iter().sum::<f64>() / n;
-            let sd = if t.len() > 1 {
-                (t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-            } else {
-                0.0
-            };
+            let (mean, sd) = mean_sd(&t);
             (f, mean, sd)
         })
         .collect()
@@ -105,13 +99,7 @@ impl Figure for Rocs<'_> {
                     .iter()
                     .filter_map(|s| adn_metrics::auroc(&s.labels, &s.scores).ok())
                     .collect();
-                let n = aucs.len().max(1) as f64;
-                let mean = aucs.iter().sum::<f64>() / n;
-                let sd = if aucs.len() > 1 {
-                    (aucs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-                } else {
-                    0.0
-                };
+                let (mean, sd) = mean_sd(&aucs);
                 let label = if aucs.len() > 1 {
                     format!(
                         "{} {:.1} ± {:.1}",

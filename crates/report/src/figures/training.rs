@@ -21,17 +21,6 @@ pub(super) struct Training<'a> {
     pub(super) category: String,
 }
 
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let sd = if values.len() > 1 {
-        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (mean, sd)
-}
-
 impl Training<'_> {
     /// Variant → per meta-epoch statistics over its complete seeds (as far as all reach).
     fn curves(&self) -> Vec<(String, Vec<EpochPoint>)> {
