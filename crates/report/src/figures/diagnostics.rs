@@ -10,20 +10,21 @@ use plotters::prelude::*;
 use crate::gather::Experiment;
 use crate::tables::display_name;
 
+use super::print::*;
 use super::*;
 
 /// One panel's quantity from a run's diagnostics at one point, if it has it.
 type Pick = fn(&Diagnostics, &Diagnostics) -> Option<f64>;
 
 const PANELS: [(&str, Pick); 3] = [
-    ("training features' norm ÷ before training", |d, start| {
+    ("feature norm ÷ before training", |d, start| {
         (start.norm_train > 0.0).then(|| d.norm_train / start.norm_train)
     }),
     // The 0.5·‖z‖² part settles near 0.5 for every variant; a collapse shows in this one.
-    ("loss part −log|det J| per dimension", |d, _| {
+    ("−log|det J| per dimension", |d, _| {
         d.loss.map(|l| l.neg_log_det)
     }),
-    ("mean attention gate (training rows)", |d, _| {
+    ("mean attention gate", |d, _| {
         (!d.gates.is_empty())
             .then(|| d.gates.iter().map(|g| g.mean).sum::<f64>() / d.gates.len() as f64)
     }),
@@ -79,18 +80,32 @@ impl DiagnosticsFigure<'_> {
 }
 
 impl Figure for DiagnosticsFigure<'_> {
-    fn size(&self, _u: f64) -> (u32, u32) {
-        (1500, 460)
+    fn size(&self, u: f64) -> (u32, u32) {
+        canvas(u, TWO_COLUMNS, 190.0)
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, _u: f64) -> Result<()> {
-        let area = area.titled(&self.title, (FONT_NAME, 20)).map_err(err)?;
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
+        let area = titled(area, &self.title, u)?;
         let bands = self.bands();
+        let items: Vec<(String, Swatch)> = bands
+            .iter()
+            .enumerate()
+            .map(|(k, (v, _))| {
+                (
+                    display_name(v),
+                    Swatch::Line(look(variant_colour(self.exp, v), k)),
+                )
+            })
+            .collect();
+        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
+        let band = legend_height(&area, &labels, u)?;
+        let (top, rest) = area.split_vertically(band + px(u, 2.0));
+        top_legend(&top, &items, u)?;
         let epochs = bands
             .iter()
             .flat_map(|(_, b)| b.iter().flat_map(|p| p.iter().map(|q| q.0)))
             .fold(1.0f64, f64::max);
-        for (panel, sub) in area.split_evenly((1, 3)).iter().enumerate() {
+        for (panel, sub) in rest.split_evenly((1, 3)).iter().enumerate() {
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
             for (_, b) in &bands {
                 for &(_, m, s) in &b[panel] {
@@ -108,21 +123,25 @@ impl Figure for DiagnosticsFigure<'_> {
             }
             let pad = ((hi - lo) * 0.08).max(1e-3);
             let mut chart = ChartBuilder::on(sub)
-                .caption(PANELS[panel].0, (FONT_NAME, 16))
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(60)
+                .caption(PANELS[panel].0, font(u, LABEL_PT))
+                .margin(px(u, 3.0))
+                .margin_right(px(u, 6.0))
+                .x_label_area_size(px(u, 22.0))
+                .y_label_area_size(px(u, 30.0))
                 .build_cartesian_2d(0.0..epochs, (lo - pad)..(hi + pad))
                 .map_err(err)?;
             let whole = |x: &f64| format!("{x:.0}");
+            let y_tick = |y: &f64| tick(*y, 2);
             chart
                 .configure_mesh()
-                .max_light_lines(2)
+                .max_light_lines(1)
                 .x_labels(epochs as usize + 1)
+                .y_labels(5)
                 .x_label_formatter(&whole)
+                .y_label_formatter(&y_tick)
                 .x_desc("meta-epochs trained")
-                .label_style((FONT_NAME, 12))
-                .axis_desc_style((FONT_NAME, 13))
+                .label_style(font(u, TICK_PT))
+                .axis_desc_style(font(u, LABEL_PT))
                 .draw()
                 .map_err(err)?;
             if panel == 0 {
@@ -130,19 +149,19 @@ impl Figure for DiagnosticsFigure<'_> {
                     chart
                         .draw_series(DashedLineSeries::new(
                             [(0.0, level), (epochs, level)],
-                            4,
-                            4,
-                            BLACK.mix(0.5).stroke_width(1),
+                            px(u, 3.0),
+                            px(u, 2.0),
+                            chance_style(u),
                         ))
                         .map_err(err)?;
                 }
             }
-            for (v, b) in &bands {
+            for (k, (v, b)) in bands.iter().enumerate() {
                 let pts = &b[panel];
                 if pts.is_empty() {
                     continue;
                 }
-                let (col, dashed) = line_style(self.exp, v);
+                let col = variant_colour(self.exp, v);
                 let mut outline: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1 + p.2)).collect();
                 outline.extend(pts.iter().rev().map(|p| (p.0, p.1 - p.2)));
                 chart
@@ -152,20 +171,8 @@ impl Figure for DiagnosticsFigure<'_> {
                     )))
                     .map_err(err)?;
                 let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
-                let style = col.stroke_width(2);
-                let drawn = if dashed {
-                    chart.draw_series(DashedLineSeries::new(line, 8, 5, style))
-                } else {
-                    chart.draw_series(LineSeries::new(line, style))
-                };
-                drawn
-                    .map_err(err)?
-                    .label(display_name(v))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
-                    });
+                draw_line(&mut chart, &line, look(col, k), 1, u)?;
             }
-            legend(&mut chart, SeriesLabelPosition::LowerLeft, 11)?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use crate::gather::Experiment;
 use crate::tables::display_name;
 
+use super::print::*;
 use super::*;
 
 /// `explain.json` as `adn explain` writes it.
@@ -87,11 +88,12 @@ pub fn write_gradcam_grid(
     {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
         area.fill(&WHITE).map_err(err)?;
-        let style = |px| TextStyle::from((FONT_NAME, px).into_font());
+        let u = bitmap_unit(size.0);
+        let style = |pt: f64| TextStyle::from(font(u, pt).into_font());
         area.draw(&Text::new(
             format!("{title}: Grad-CAM of the anomaly score at {}", e.layer),
             (10, 8),
-            style(18),
+            style(TITLE_PT),
         ))
         .map_err(err)?;
         let mut headers = vec!["input".to_string()];
@@ -102,7 +104,7 @@ pub fn write_gradcam_grid(
         );
         for (c, h) in headers.iter().enumerate() {
             let x = (left + c as u32 * (cell + gap)) as i32;
-            area.draw(&Text::new(h.clone(), (x, top as i32 - 24), style(15)))
+            area.draw(&Text::new(h.clone(), (x, top as i32 - 24), style(LABEL_PT)))
                 .map_err(err)?;
         }
         for (r, image) in e.images.iter().enumerate() {
@@ -110,7 +112,7 @@ pub fn write_gradcam_grid(
             area.draw(&Text::new(
                 image.defect.clone(),
                 (8, y + cell as i32 / 2 - 8),
-                style(14),
+                style(LABEL_PT),
             ))
             .map_err(err)?;
             let mut files = vec![e.inputs[r].clone()];

@@ -13,11 +13,64 @@ use plotters::prelude::*;
 use crate::gather::Experiment;
 
 use super::gradcam::{Explanation, rgb, run_label};
+use super::print::*;
 use super::*;
 
 /// Side of one image cell in pixels: inputs are resized to it, so small model inputs still
 /// print at about 200 dpi in a two-column figure.
 const CELL: u32 = 240;
+
+/// A `CELL`-pixel image prints `CELL_PT` points (0.9 in) wide: the text of these figures is
+/// sized in points against it, so it prints at 8 pt or more wherever the images print at
+/// that size (four image columns and their labels fit across two paper columns).
+const CELL_PT: f64 = 65.0;
+
+fn unit() -> f64 {
+    CELL as f64 / CELL_PT
+}
+
+fn text_style(pt: f64) -> TextStyle<'static> {
+    TextStyle::from(font(unit(), pt).into_font())
+}
+
+/// The width of `text` at `pt` points, in pixels.
+fn text_width(pt: f64, text: &str) -> u32 {
+    text_style(pt).font.box_size(text).map_or(0, |b| b.0)
+}
+
+/// A line of `pt`-point text, in pixels.
+fn line_height(pt: f64) -> u32 {
+    px(unit(), pt * 1.35)
+}
+
+/// Draws `lines` from `(x, y)` down, one `line_height(pt)` apart.
+fn draw_lines<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    lines: &[String],
+    (x, y): (i32, i32),
+    pt: f64,
+) -> Result<()> {
+    for (k, line) in lines.iter().enumerate() {
+        area.draw(&Text::new(
+            line.clone(),
+            (x, y + (k as u32 * line_height(pt)) as i32),
+            text_style(pt),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A variant's header split at its regime (`CBAM (official) /`, `remedied`).
+fn header_lines(label: &str) -> Vec<String> {
+    if label.contains('\n') {
+        return label.lines().map(str::to_string).collect();
+    }
+    match label.split_once(" / ") {
+        Some((a, b)) => vec![format!("{a} /"), b.to_string()],
+        None => vec![label.to_string()],
+    }
+}
 
 /// The map at `map_file` (16-bit, `value / row max`) in `[0, 1]`, resized to `side`.
 fn read_map(path: &Path, side: u32) -> Result<Vec<f32>> {
@@ -142,53 +195,59 @@ pub fn write_category_maps(
             bail!("category {c} explains {these:?}, not the first one's {labels:?}");
         }
     }
-    let (left, top, gap) = (200u32, 96u32, 10u32);
+    let gap = 10u32;
+    let pad = px(unit(), 4.0);
+    let title_lines = vec![
+        format!("{title}:"),
+        "DifferNet's anomaly map, one colour scale per column".to_string(),
+    ];
+    let mut row_labels = vec!["input".to_string()];
+    row_labels.extend(labels.iter().cloned());
+    let left = row_labels
+        .iter()
+        .map(|l| text_width(LABEL_PT, l))
+        .max()
+        .unwrap_or(0)
+        + 2 * pad;
+    let head = 2 * line_height(TITLE_PT) + 2 * line_height(TICK_PT) + 2 * pad;
+    let note = "Masks outlined in red; each column scaled to its largest map value.";
     let cols = categories.len() as u32;
-    let rows = 1 + labels.len() as u32;
-    let size = (left + cols * (CELL + gap), top + rows * (CELL + gap) + 40);
+    let rows = row_labels.len() as u32;
+    let size = (
+        (left + cols * (CELL + gap)).max(text_width(TICK_PT, note) + 2 * pad),
+        head + rows * (CELL + gap) + line_height(TICK_PT) + 2 * pad,
+    );
     let path = stem.with_extension("png");
     let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
     {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
         area.fill(&WHITE).map_err(err)?;
-        let style = |px| TextStyle::from((FONT_NAME, px).into_font());
-        area.draw(&Text::new(
-            format!("{title}: DifferNet's anomaly map, one colour scale per column"),
-            (10, 10),
-            style(26),
-        ))
-        .map_err(err)?;
-        let mut row_labels = vec!["input".to_string()];
-        row_labels.extend(labels.iter().cloned());
+        draw_lines(&area, &title_lines, (pad as i32, pad as i32), TITLE_PT)?;
         for (r, l) in row_labels.iter().enumerate() {
-            let y = (top + r as u32 * (CELL + gap)) as i32 + CELL as i32 / 2 - 12;
-            area.draw(&Text::new(l.clone(), (8, y), style(22)))
-                .map_err(err)?;
+            let y = (head + r as u32 * (CELL + gap) + CELL / 2) as i32;
+            draw_lines(&area, std::slice::from_ref(l), (pad as i32, y), LABEL_PT)?;
         }
         for (c, ((name, dir), e)) in categories.iter().zip(&explained).enumerate() {
             let x = (left + c as u32 * (CELL + gap)) as i32;
             let Some(r) = e.images.iter().position(|i| i.anomalous) else {
                 continue;
             };
-            area.draw(&Text::new(
-                format!("{name}: {}", e.images[r].defect),
-                (x, top as i32 - 32),
-                style(20),
-            ))
-            .map_err(err)?;
+            let y = (head - 2 * line_height(TICK_PT) - pad / 2) as i32;
+            draw_lines(
+                &area,
+                &[name.clone(), e.images[r].defect.clone()],
+                (x, y),
+                TICK_PT,
+            )?;
             for (k, tile) in row_tiles(dir, e, r)?.into_iter().enumerate() {
-                let y = (top + k as u32 * (CELL + gap)) as i32;
+                let y = (head + k as u32 * (CELL + gap)) as i32;
                 let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)
                     .context("image buffer of the wrong size")?;
                 area.draw(&bitmap).map_err(err)?;
             }
         }
-        area.draw(&Text::new(
-            "Masks outlined in red; each column scaled to its largest map value.",
-            (10, size.1 as i32 - 30),
-            style(18),
-        ))
-        .map_err(err)?;
+        let y = (size.1 - line_height(TICK_PT) - pad) as i32;
+        draw_lines(&area, &[note.to_string()], (pad as i32, y), TICK_PT)?;
         area.present().map_err(err)?;
     }
     fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -204,56 +263,98 @@ pub fn write_map_grid(
 ) -> Result<PathBuf> {
     register_font();
     let e = read_explanation(explain_dir)?;
-    let (left, top, gap, caption, bar) = (200u32, 96u32, 10u32, 34u32, 96u32);
+    let gap = 10u32;
+    let pad = px(unit(), 4.0);
+    let mut headers = vec![if e.images.iter().any(|i| i.mask.is_some()) {
+        "input\n(mask in red)".to_string()
+    } else {
+        "input".to_string()
+    }];
+    headers.extend(
+        e.runs
+            .iter()
+            .map(|r| run_label(exp, &r.run_dir, &r.attention)),
+    );
+    let first = headers
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "the first run".into());
+    let missed_label = format!("(missed by {first})");
+    let title_lines = vec![
+        format!("{title}:"),
+        "DifferNet's anomaly map, one colour scale per row".to_string(),
+    ];
+    // The map's description: what it is, how it was made, what the captions say.
+    let (what, how) = e.map.split_once(": ").unwrap_or((e.map.as_str(), ""));
+    let notes = vec![
+        format!("{what}: {}.", how.split(", averaged").next().unwrap_or(how)),
+        format!(
+            "{}.",
+            how.split_once(", averaged")
+                .map_or(String::new(), |(_, rest)| format!("Averaged{rest}"))
+        ),
+        "Under each map: the image's score → decision".to_string(),
+        "at the run's F1-optimal threshold.".to_string(),
+    ];
+    let left = e
+        .images
+        .iter()
+        .map(|i| text_width(LABEL_PT, &i.defect))
+        .chain(std::iter::once(text_width(TICK_PT, &missed_label)))
+        .max()
+        .unwrap_or(0)
+        + 2 * pad;
+    let header_rows = headers
+        .iter()
+        .map(|h| header_lines(h).len())
+        .max()
+        .unwrap_or(1) as u32;
+    let top = 2 * line_height(TITLE_PT) + header_rows * line_height(LABEL_PT) + 2 * pad;
+    let caption = 2 * line_height(TICK_PT) + pad;
+    let bar = 16 + 2 * pad + text_width(TICK_PT, "0.000");
     let cols = 1 + e.runs.len() as u32;
     let rows = e.images.len() as u32;
     let pitch_y = CELL + caption + gap;
-    let size = (left + cols * (CELL + gap) + bar, top + rows * pitch_y + 100);
+    let notes_h = notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
+    let widest = notes
+        .iter()
+        .chain(&title_lines)
+        .map(|n| text_width(TICK_PT.max(TITLE_PT), n))
+        .max()
+        .unwrap_or(0);
+    let size = (
+        (left + cols * (CELL + gap) + bar).max(widest + 2 * pad),
+        top + rows * pitch_y + notes_h,
+    );
     let path = stem.with_extension("png");
     let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
     {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
         area.fill(&WHITE).map_err(err)?;
-        let style = |px| TextStyle::from((FONT_NAME, px).into_font());
-        area.draw(&Text::new(
-            format!("{title}: DifferNet's anomaly map, one colour scale per row"),
-            (10, 10),
-            style(26),
-        ))
-        .map_err(err)?;
-        let mut headers = vec![if e.images.iter().any(|i| i.mask.is_some()) {
-            "input (mask in red)".to_string()
-        } else {
-            "input".to_string()
-        }];
-        headers.extend(
-            e.runs
-                .iter()
-                .map(|r| run_label(exp, &r.run_dir, &r.attention)),
-        );
+        draw_lines(&area, &title_lines, (pad as i32, pad as i32), TITLE_PT)?;
         for (c, h) in headers.iter().enumerate() {
             let x = (left + c as u32 * (CELL + gap)) as i32;
-            area.draw(&Text::new(h.clone(), (x, top as i32 - 32), style(22)))
-                .map_err(err)?;
+            let lines = header_lines(h);
+            let y = (top - pad - lines.len() as u32 * line_height(LABEL_PT)) as i32;
+            draw_lines(&area, &lines, (x, y), LABEL_PT)?;
         }
         for (r, image) in e.images.iter().enumerate() {
             let y = (top + r as u32 * pitch_y) as i32;
-            area.draw(&Text::new(
-                image.defect.clone(),
-                (8, y + CELL as i32 / 2 - 24),
-                style(22),
-            ))
-            .map_err(err)?;
+            let mid = y + CELL as i32 / 2 - line_height(LABEL_PT) as i32;
+            draw_lines(
+                &area,
+                std::slice::from_ref(&image.defect),
+                (pad as i32, mid),
+                LABEL_PT,
+            )?;
             if image.why == "missed by the first run" {
-                area.draw(&Text::new(
-                    format!(
-                        "(missed by {})",
-                        headers.get(1).map_or("the first run", String::as_str)
-                    ),
-                    (8, y + CELL as i32 / 2 + 4),
-                    style(18),
-                ))
-                .map_err(err)?;
+                let below = mid + line_height(LABEL_PT) as i32;
+                draw_lines(
+                    &area,
+                    std::slice::from_ref(&missed_label),
+                    (pad as i32, below),
+                    TICK_PT,
+                )?;
             }
             let tiles = row_tiles(explain_dir, &e, r)?;
             for (c, tile) in tiles.into_iter().enumerate() {
@@ -272,20 +373,21 @@ pub fn write_map_grid(
                     (true, false) => "false alarm",
                     (false, true) => "missed",
                 };
-                area.draw(&Text::new(
-                    format!(
-                        "{score:.3} → {} ({verdict})",
-                        if flagged { "defect" } else { "good" }
-                    ),
-                    (x, y + CELL as i32 + 6),
-                    style(19),
-                ))
-                .map_err(err)?;
+                let caption_lines = [
+                    format!("{score:.2} → {}", if flagged { "defect" } else { "good" }),
+                    format!("({verdict})"),
+                ];
+                draw_lines(
+                    &area,
+                    &caption_lines,
+                    (x, y + CELL as i32 + pad as i32 / 2),
+                    TICK_PT,
+                )?;
                 if image.map_max == 0.0 {
                     area.draw(&Text::new(
                         "map all zero",
-                        (x + 8, y + 8),
-                        style(20).color(&WHITE),
+                        (x + pad as i32, y + pad as i32),
+                        text_style(TICK_PT).color(&WHITE),
                     ))
                     .map_err(err)?;
                 }
@@ -303,35 +405,13 @@ pub fn write_map_grid(
                 ))
                 .map_err(err)?;
             }
-            area.draw(&Text::new(
-                scale_label(image.map_max),
-                (bx + 20, y),
-                style(17),
-            ))
-            .map_err(err)?;
-            area.draw(&Text::new("0", (bx + 20, y + CELL as i32 - 16), style(17)))
-                .map_err(err)?;
+            let tx = bx + 16 + pad as i32;
+            draw_lines(&area, &[scale_label(image.map_max)], (tx, y), TICK_PT)?;
+            let foot = y + CELL as i32 - line_height(TICK_PT) as i32;
+            draw_lines(&area, &["0".to_string()], (tx, foot), TICK_PT)?;
         }
-        // The map's description on two lines: what it is, then how it was made.
-        let (what, how) = e.map.split_once(": ").unwrap_or((e.map.as_str(), ""));
-        let notes = [
-            format!("{what}: {}.", how.split(", averaged").next().unwrap_or(how)),
-            format!(
-                "{}.",
-                how.split_once(", averaged")
-                    .map_or(String::new(), |(_, rest)| format!("Averaged{rest}"))
-            ),
-            "Under each map: the image's score → decision at the run's F1-optimal threshold."
-                .to_string(),
-        ];
-        for (k, note) in notes.iter().enumerate() {
-            area.draw(&Text::new(
-                note.clone(),
-                (10, size.1 as i32 - 84 + 26 * k as i32),
-                style(18),
-            ))
-            .map_err(err)?;
-        }
+        let y = (size.1 - notes_h + pad) as i32;
+        draw_lines(&area, &notes, (pad as i32, y), TICK_PT)?;
         area.present().map_err(err)?;
     }
     fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;

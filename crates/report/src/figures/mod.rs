@@ -81,21 +81,6 @@ fn darker(c: RGBColor, f: f64) -> RGBColor {
     RGBColor(m(c.0), m(c.1), m(c.2))
 }
 
-/// The attention's colour for variants that differ only by regime (`se / joint`), each
-/// regime after the first drawn dashed, darker, or both: (colour, dashed).
-fn line_style(exp: &Experiment, variant: &str) -> (RGBColor, bool) {
-    let Some((attention, k)) = regime_of(exp, variant) else {
-        return (colour(exp, variant), false);
-    };
-    let base = colour(exp, attention);
-    let col = if (k / 2) % 2 == 1 {
-        darker(base, 0.55)
-    } else {
-        base
-    };
-    (col, k % 2 == 1)
-}
-
 /// A variant's fill or line colour where regimes share an attention's hue: the first regime
 /// in the attention's colour, the next lighter, the next darker, and so on.
 fn variant_colour(exp: &Experiment, variant: &str) -> RGBColor {
@@ -131,22 +116,6 @@ fn colour(exp: &Experiment, variant: &str) -> RGBColor {
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
-}
-
-/// Draws a chart's legend: white box, black border, at `position`.
-fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    position: SeriesLabelPosition,
-    size: u32,
-) -> Result<()> {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font((FONT_NAME, size))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
 }
 
 /// A figure that can draw itself on any plotters backend, at `u` pixels per point of its

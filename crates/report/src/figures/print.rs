@@ -26,6 +26,17 @@ pub(super) const TITLE_PT: f64 = 9.5;
 pub(super) const SVG_UNIT: f64 = 2.0;
 pub(super) const PNG_UNIT: f64 = 3.0;
 
+/// Pixels per point of a bitmap figure `width_px` wide, printed one column wide when it is
+/// narrow (up to 640 px) and two columns otherwise.
+pub(super) fn bitmap_unit(width_px: u32) -> f64 {
+    let print = if width_px <= 640 {
+        ONE_COLUMN
+    } else {
+        TWO_COLUMNS
+    };
+    width_px as f64 / print
+}
+
 /// `pt` points in pixels at `u` pixels per point.
 pub(super) fn px(u: f64, pt: f64) -> u32 {
     (u * pt).round() as u32
