@@ -13,6 +13,7 @@ use plotters::prelude::*;
 use crate::gather::Experiment;
 
 use super::gradcam::{rgb, run_label};
+use super::print::*;
 use super::*;
 
 /// `attention.json` as `adn explain` writes it.
@@ -103,13 +104,13 @@ fn scale_top<'a>(values: impl Iterator<Item = &'a f32>) -> f32 {
     }
 }
 
-/// Draws a vertical colour bar from 0 to `top` into `area`.
-fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, top: f32) -> Result<()> {
+/// Draws a vertical colour bar from 0 to `top` into `area`, text at `u` pixels per point.
+fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, top: f32, u: f64) -> Result<()> {
     let mut chart = ChartBuilder::on(area)
-        .margin_top(40)
-        .margin_bottom(40)
-        .margin_right(8)
-        .y_label_area_size(34)
+        .margin_top(px(u, 20.0))
+        .margin_bottom(px(u, 20.0))
+        .margin_right(px(u, 3.0))
+        .y_label_area_size(px(u, 20.0))
         .build_cartesian_2d(0.0..1.0, 0.0..top as f64)
         .map_err(err)?;
     chart
@@ -117,7 +118,7 @@ fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, top: f32) -> Re
         .disable_mesh()
         .disable_x_axis()
         .y_labels(5)
-        .label_style((FONT_NAME, 12))
+        .label_style(font(u, TICK_PT))
         .draw()
         .map_err(err)?;
     let steps = 100;
@@ -154,10 +155,12 @@ impl Figure for ChannelGates<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, _u: f64) -> Result<()> {
-        let area = area.titled(&self.title, (FONT_NAME, 18)).map_err(err)?;
+        // A bitmap of many cells: its text is sized for the width it prints at.
+        let u = bitmap_unit(area.dim_in_pixel().0);
+        let area = titled(area, &self.title, u)?;
         let (width, _) = area.dim_in_pixel();
         let (main, bar) = area.split_horizontally(width.saturating_sub(BAR));
-        colour_bar(&bar, self.top)?;
+        colour_bar(&bar, self.top, u)?;
         let images = &self.pictures.images;
         let good = images.iter().filter(|i| !i.anomalous).count();
         // A blank column between the good and the defective images.
@@ -173,11 +176,11 @@ impl Figure for ChannelGates<'_> {
                 let mut chart = ChartBuilder::on(&cells[r * self.columns() + p])
                     .caption(
                         format!("{} · {}", self.labels[r], pos.position),
-                        (FONT_NAME, 13),
+                        font(u, TICK_PT),
                     )
-                    .margin(6)
-                    .x_label_area_size(22)
-                    .y_label_area_size(40)
+                    .margin(px(u, 3.0))
+                    .x_label_area_size(px(u, 12.0))
+                    .y_label_area_size(px(u, 30.0))
                     .build_cartesian_2d(0.0..width, 0.0..channels as f64)
                     .map_err(err)?;
                 chart
@@ -191,8 +194,8 @@ impl Figure for ChannelGates<'_> {
                     .y_labels(5)
                     .y_label_formatter(&|y| format!("{y:.0}"))
                     .y_desc("channel")
-                    .label_style((FONT_NAME, 11))
-                    .axis_desc_style((FONT_NAME, 11))
+                    .label_style(font(u, TICK_PT))
+                    .axis_desc_style(font(u, TICK_PT))
                     .draw()
                     .map_err(err)?;
                 chart
@@ -288,21 +291,31 @@ fn write_spatial(
     let top = scale_top(columns.iter().flat_map(|&c| spatial(c).values.iter()));
     register_font();
     let (cell, _, _) = rgb(&explain_dir.join(&pictures.images[rows[0]].input))?;
-    let (left, head, gap, pitch) = (100u32, 96u32, 6u32, cell + 22);
-    let size = (
-        left + (1 + columns.len() as u32) * pitch + BAR,
-        head + rows.len() as u32 * (cell + gap) + 10,
-    );
+    let (left, gap, pitch) = (100u32, 6u32, cell + 22);
+    let width = left + (1 + columns.len() as u32) * pitch + BAR;
+    let u = bitmap_unit(width);
+    let line_h = px(u, TICK_PT * 1.35) as i32;
+    let header_lines = columns
+        .iter()
+        .map(|&(r, _)| labels[r].split(" / ").count() + 1)
+        .max()
+        .unwrap_or(1) as u32;
+    let head = px(u, TITLE_PT * 1.6) + header_lines * line_h as u32 + px(u, 4.0);
+    let size = (width, head + rows.len() as u32 * (cell + gap) + 10);
     let path = stem.with_extension("png");
     let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
     {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
         area.fill(&WHITE).map_err(err)?;
-        let style = |px| TextStyle::from((FONT_NAME, px).into_font());
-        area.draw(&Text::new(title.to_string(), (10, 8), style(18)))
-            .map_err(err)?;
+        let style = |pt: f64| TextStyle::from(font(u, pt).into_font());
+        area.draw(&Text::new(
+            title.to_string(),
+            (10, px(u, 2.5) as i32),
+            style(TITLE_PT),
+        ))
+        .map_err(err)?;
         let (_, bar) = area.split_horizontally(size.0 - BAR);
-        colour_bar(&bar, top)?;
+        colour_bar(&bar, top, u)?;
         let mut headers = vec![vec!["input".to_string()]];
         for &(r, p) in &columns {
             let mut lines: Vec<String> = labels[r].split(" / ").map(str::to_string).collect();
@@ -312,8 +325,8 @@ fn write_spatial(
         for (c, lines) in headers.iter().enumerate() {
             let x = (left + c as u32 * pitch) as i32;
             for (k, line) in lines.iter().enumerate() {
-                let y = head as i32 - 16 * (lines.len() - k) as i32 - 4;
-                area.draw(&Text::new(line.clone(), (x, y), style(12)))
+                let y = head as i32 - line_h * (lines.len() - k) as i32 - px(u, 2.0) as i32;
+                area.draw(&Text::new(line.clone(), (x, y), style(TICK_PT)))
                     .map_err(err)?;
             }
         }
@@ -322,8 +335,8 @@ fn write_spatial(
             let y = (head + row as u32 * (cell + gap)) as i32;
             area.draw(&Text::new(
                 image.defect.clone(),
-                (8, y + cell as i32 / 2 - 8),
-                style(13),
+                (8, y + cell as i32 / 2 - line_h / 2),
+                style(TICK_PT),
             ))
             .map_err(err)?;
             let (w, h, input) = rgb(&explain_dir.join(&image.input))?;

@@ -258,7 +258,7 @@ pub(super) fn titled<DB: DrawingBackend>(
             Some(line) => {
                 let candidate = format!("{line} {word}");
                 let (w, _) = area.estimate_text_size(&candidate, &style).map_err(err)?;
-                if w > width {
+                if w + 2 * px(u, 1.0) > width {
                     lines.push(word.to_string());
                 } else {
                     *line = candidate;
@@ -273,7 +273,7 @@ pub(super) fn titled<DB: DrawingBackend>(
     for (k, line) in lines.iter().enumerate() {
         area.draw(&Text::new(
             line.clone(),
-            (0, top + k as i32 * line_h),
+            (px(u, 1.0) as i32, top + k as i32 * line_h),
             style.clone(),
         ))
         .map_err(err)?;

@@ -275,11 +275,8 @@ pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
         .map(|d| {
             let categories = exp.categories(&d);
             let (label, row_of) = match categories.as_slice() {
-                [one] => (format!("{d} ({one})"), one.clone()),
-                many => (
-                    format!("{d} (mean of {})", many.len()),
-                    MEAN_ROW.to_string(),
-                ),
+                [one] => (format!("{d}: {one}"), one.clone()),
+                many => (format!("{d}: mean of {}", many.len()), MEAN_ROW.to_string()),
             };
             let mut row = vec![label];
             for v in &variants {
