@@ -67,6 +67,15 @@ impl Precision {
     }
 }
 
+/// The kind pooled features are returned in: float32 for bf16 activations, otherwise the
+/// activations' own (float64 in the parity tests).
+fn pooled_kind(activation: Kind) -> Kind {
+    match activation {
+        Kind::BFloat16 | Kind::Half => Kind::Float,
+        k => k,
+    }
+}
+
 /// `xs` `[N, C, H, W]` with channels-last strides; other ranks are returned as they are.
 fn channels_last(xs: &Tensor) -> Tensor {
     if xs.dim() != 4 {
@@ -266,10 +275,10 @@ impl FeatureExtractor {
 
     /// The input as the forward pass wants it: in the extractor's precision, laid out.
     fn laid_out(&self, xs: &Tensor) -> Tensor {
-        let xs = if xs.kind() == self.precision.kind() {
-            xs.shallow_clone()
-        } else {
-            xs.to_kind(self.precision.kind())
+        // fp32 leaves the input's kind alone (parity tests run the nets in float64).
+        let xs = match self.precision {
+            Precision::Fp32 => xs.shallow_clone(),
+            Precision::Bf16 => xs.to_kind(Kind::BFloat16),
         };
         match self.memory_format {
             MemoryFormat::ChannelsLast => channels_last(&xs),
@@ -417,7 +426,7 @@ impl FeatureExtractor {
                 .net
                 .forward_from(x, Some(start), Some(&self.last_layer), &mut tap);
             for map in maps {
-                pooled.push(map.mean_dim([2, 3].as_slice(), false, Kind::Float));
+                pooled.push(map.mean_dim([2, 3].as_slice(), false, pooled_kind(map.kind())));
             }
         }
         Tensor::cat(&pooled, 1)
@@ -487,7 +496,7 @@ impl FeatureExtractor {
                 self.feature_maps(&Self::at_scale(xs, s), train)
             };
             for map in maps {
-                pooled.push(map.mean_dim([2, 3].as_slice(), false, Kind::Float));
+                pooled.push(map.mean_dim([2, 3].as_slice(), false, pooled_kind(map.kind())));
             }
         }
         Tensor::cat(&pooled, 1)
