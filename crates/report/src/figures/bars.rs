@@ -60,10 +60,7 @@ impl Figure for Bars<'_> {
         if chance {
             items.push(("chance".to_string(), Swatch::Chance));
         }
-        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
-        let band = legend_height(&area, &labels, u)?;
-        let (top, plot) = area.split_vertically(band + px(u, 2.0));
-        top_legend(&top, &items, u)?;
+        let plot = with_legend(&area, &items, u)?;
         let group_labels: Vec<String> = self
             .groups
             .iter()

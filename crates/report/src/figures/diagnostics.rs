@@ -8,7 +8,6 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::gather::Experiment;
-use crate::tables::display_name;
 
 use super::print::*;
 use super::*;
@@ -87,20 +86,8 @@ impl Figure for DiagnosticsFigure<'_> {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
         let area = titled(area, &self.title, u)?;
         let bands = self.bands();
-        let items: Vec<(String, Swatch)> = bands
-            .iter()
-            .enumerate()
-            .map(|(k, (v, _))| {
-                (
-                    display_name(v),
-                    Swatch::Line(look(variant_colour(self.exp, v), k)),
-                )
-            })
-            .collect();
-        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
-        let band = legend_height(&area, &labels, u)?;
-        let (top, rest) = area.split_vertically(band + px(u, 2.0));
-        top_legend(&top, &items, u)?;
+        let items = line_items(self.exp, bands.iter().map(|(v, _)| v));
+        let rest = with_legend(&area, &items, u)?;
         let epochs = bands
             .iter()
             .flat_map(|(_, b)| b.iter().flat_map(|p| p.iter().map(|q| q.0)))

@@ -25,6 +25,16 @@ pub(super) struct Explanation {
     pub(super) map: String,
 }
 
+impl Explanation {
+    /// `explain.json` of the `adn explain` folder `explain_dir`.
+    pub(super) fn read(explain_dir: &Path) -> Result<Explanation> {
+        let text = fs::read_to_string(explain_dir.join("explain.json"))
+            .with_context(|| format!("cannot read {}/explain.json", explain_dir.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}/explain.json is not valid", explain_dir.display()))
+    }
+}
+
 #[derive(serde::Deserialize)]
 pub(super) struct ExplainedImage {
     pub(super) defect: String,
@@ -74,10 +84,7 @@ pub fn write_gradcam_grid(
     stem: &Path,
 ) -> Result<PathBuf> {
     register_font();
-    let text = fs::read_to_string(explain_dir.join("explain.json"))
-        .with_context(|| format!("cannot read {}/explain.json", explain_dir.display()))?;
-    let e: Explanation = serde_json::from_str(&text)
-        .with_context(|| format!("{}/explain.json is not valid", explain_dir.display()))?;
+    let e = Explanation::read(explain_dir)?;
     let (cell, _, _) = rgb(&explain_dir.join(&e.inputs[0]))?;
     let (left, top, gap) = (110u32, 70u32, 6u32);
     let cols = 1 + e.runs.len() as u32;

@@ -55,10 +55,7 @@ impl Figure for Histograms<'_> {
             ("good".to_string(), Swatch::Box(lighten(good_col, 0.55))),
             ("anomalous".to_string(), Swatch::Box(lighten(bad_col, 0.55))),
         ];
-        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
-        let band = legend_height(&area, &labels, u)?;
-        let (top, rest) = area.split_vertically(band + px(u, 2.0));
-        top_legend(&top, &items, u)?;
+        let rest = with_legend(&area, &items, u)?;
         // log10 scores of all seeds, with their labels, per variant.
         let logs: Vec<Vec<(f64, bool)>> = self
             .seeds

@@ -149,10 +149,7 @@ fn row_tiles(explain_dir: &Path, e: &Explanation, r: usize) -> Result<Vec<Vec<u8
 }
 
 fn read_explanation(explain_dir: &Path) -> Result<Explanation> {
-    let text = fs::read_to_string(explain_dir.join("explain.json"))
-        .with_context(|| format!("cannot read {}/explain.json", explain_dir.display()))?;
-    let e: Explanation = serde_json::from_str(&text)
-        .with_context(|| format!("{}/explain.json is not valid", explain_dir.display()))?;
+    let e = Explanation::read(explain_dir)?;
     if e.runs.iter().any(|r| r.maps.len() != e.images.len()) {
         bail!(
             "{}/explain.json has no DifferNet map for every image (written by an older adn?)",

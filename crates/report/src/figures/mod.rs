@@ -95,6 +95,22 @@ fn variant_colour(exp: &Experiment, variant: &str) -> RGBColor {
     }
 }
 
+/// Legend entries of variants drawn as lines: the `k`-th in the `k`-th look of its colour.
+fn line_items<'a>(
+    exp: &Experiment,
+    variants: impl Iterator<Item = &'a String>,
+) -> Vec<(String, print::Swatch)> {
+    variants
+        .enumerate()
+        .map(|(k, v)| {
+            (
+                crate::tables::display_name(v),
+                print::Swatch::Line(print::look(variant_colour(exp, v), k)),
+            )
+        })
+        .collect()
+}
+
 fn colour(exp: &Experiment, variant: &str) -> RGBColor {
     let fixed = match variant.split(' ').next().unwrap_or("") {
         "none" => Some(0),

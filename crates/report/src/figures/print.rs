@@ -282,6 +282,20 @@ pub(super) fn titled<DB: DrawingBackend>(
     Ok(area.split_vertically(used).1)
 }
 
+/// Draws the legend of `items` in a band across the top of `area` and returns the area
+/// below it, where the plot goes.
+pub(super) fn with_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[(String, Swatch)],
+    u: f64,
+) -> Result<DrawingArea<DB, Shift>> {
+    let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
+    let band = legend_height(area, &labels, u)?;
+    let (top, rest) = area.split_vertically(band + px(u, 2.0));
+    top_legend(&top, items, u)?;
+    Ok(rest)
+}
+
 /// Where a [`top_legend`] puts each of `labels` in an area `width` pixels wide: the x of
 /// each entry and its line (from 0), entries wrapping onto further lines.
 fn legend_layout<DB: DrawingBackend>(

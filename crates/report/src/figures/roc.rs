@@ -115,10 +115,7 @@ impl Figure for Rocs<'_> {
             .collect();
         let mut items = items;
         items.push(("chance".to_string(), Swatch::Chance));
-        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
-        let band = legend_height(&area, &labels, u)?;
-        let (top, rest) = area.split_vertically(band + px(u, 2.0));
-        top_legend(&top, &items, u)?;
+        let rest = with_legend(&area, &items, u)?;
         let (rows, cols) = self.grid();
         let cells = rest.split_evenly((rows, cols));
         for (panel, sub) in panels.iter().zip(cells.iter()) {

@@ -6,7 +6,6 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::gather::Experiment;
-use crate::tables::display_name;
 
 use super::print::*;
 use super::*;
@@ -57,24 +56,12 @@ impl Figure for Training<'_> {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
         let area = titled(area, &self.title, u)?;
         let curves = self.curves();
-        let mut items: Vec<(String, Swatch)> = curves
-            .iter()
-            .enumerate()
-            .map(|(k, (v, _))| {
-                (
-                    display_name(v),
-                    Swatch::Line(look(variant_colour(self.exp, v), k)),
-                )
-            })
-            .collect();
+        let mut items = line_items(self.exp, curves.iter().map(|(v, _)| v));
         items.push((
             "★ best mean AUROC".to_string(),
             Swatch::Box(RGBColor(255, 255, 255)),
         ));
-        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
-        let band = legend_height(&area, &labels, u)?;
-        let (top, rest) = area.split_vertically(band + px(u, 2.0));
-        top_legend(&top, &items, u)?;
+        let rest = with_legend(&area, &items, u)?;
         let last = curves
             .iter()
             .flat_map(|(_, p)| p.last().map(|p| p.0))
