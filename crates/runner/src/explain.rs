@@ -327,9 +327,11 @@ pub fn explain(
     let cfg0 = Config::load(&first.join("config.toml"), &[])?;
     let layer = layer.unwrap_or_else(|| default_layer(&cfg0)).to_string();
     let data = load_data(&cfg0)?;
-    let (first_scores, first_threshold) = run_scores(first, &data.test)?;
+    // The first run's misses pick a row; its scores are read once, here.
+    let mut first_scored = Some(run_scores(first, &data.test)?);
+    let (first_scores, first_threshold) = first_scored.as_ref().expect("just read");
     let picked = qualitative_picks(&data.test, picks.images, &|i| {
-        first_scores[i] < first_threshold
+        first_scores[i] < *first_threshold
     });
     let samples: Vec<&adn_datasets::Sample> = picked.iter().map(|&(i, _)| &data.test[i]).collect();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -438,7 +440,11 @@ pub fn explain(
         maps.push(Vec::<f32>::try_from(
             m.to_device(Device::Cpu).reshape([-1]),
         )?);
-        let (scores, threshold) = run_scores(run_dir, &data.test)?;
+        // Read after the run was checked to be on the first one's data.
+        let (scores, threshold) = match first_scored.take() {
+            Some(first) => first,
+            None => run_scores(run_dir, &data.test)?,
+        };
         explained.push(ExplainedRun {
             run_dir: run_dir.display().to_string(),
             attention,
