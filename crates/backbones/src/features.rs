@@ -245,8 +245,16 @@ impl FeatureExtractor {
     /// on entry and pooled features returned as float32. Only for a frozen extractor:
     /// jointly trained attention keeps float32 weights for its optimiser.
     pub fn with_precision(mut self, precision: Precision) -> Result<Self, BackboneError> {
+        self.set_precision(precision)?;
+        Ok(self)
+    }
+
+    /// [`FeatureExtractor::with_precision`] in place. bf16 → fp32 → bf16 is exact, so
+    /// gradients can be taken in float32 on the very weights a bf16 run scored with
+    /// (Grad-CAM and the anomaly maps do) and the extractor returned to bf16 after.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<(), BackboneError> {
         if precision == self.precision {
-            return Ok(self);
+            return Ok(());
         }
         if !self.is_frozen() {
             return Err(BackboneError::Config(format!(
@@ -266,7 +274,7 @@ impl FeatureExtractor {
             }
         });
         self.precision = precision;
-        Ok(self)
+        Ok(())
     }
 
     pub fn precision(&self) -> Precision {
@@ -631,8 +639,24 @@ mod tests {
                 let mut copy = build();
                 copy.backbone_vs.copy(&fp32.backbone_vs).unwrap();
                 copy.attention_vs.copy(&fp32.attention_vs).unwrap();
-                let bf16 = copy.with_precision(Precision::Bf16).unwrap();
+                let mut bf16 = copy.with_precision(Precision::Bf16).unwrap();
                 assert_eq!(bf16.precision(), Precision::Bf16);
+                // Up to float32 and back is exact: the maps take their gradients in float32
+                // on the weights a bf16 run scored with.
+                let weights = |e: &FeatureExtractor| {
+                    let mut all: Vec<(String, Tensor)> =
+                        e.backbone_vs.variables().into_iter().collect();
+                    all.extend(e.attention_vs.variables());
+                    all.sort_by(|a, b| a.0.cmp(&b.0));
+                    all.into_iter().map(|(_, t)| t).collect::<Vec<_>>()
+                };
+                let held: Vec<Tensor> = weights(&bf16).iter().map(Tensor::copy).collect();
+                bf16.set_precision(Precision::Fp32).unwrap();
+                assert!(weights(&bf16).iter().all(|w| w.kind() == tch::Kind::Float));
+                bf16.set_precision(Precision::Bf16).unwrap();
+                for (a, b) in weights(&bf16).iter().zip(&held) {
+                    assert!(bool::try_from(a.eq_tensor(b).all()).unwrap());
+                }
                 tch::manual_seed(4);
                 let x = Tensor::randn([2, 3, 128, 128], (tch::Kind::Float, Device::Cpu));
                 let (a, b) = (

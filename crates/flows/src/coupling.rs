@@ -4,27 +4,103 @@
 //! `y1 = e(s2(x2))·x1 + t2(x2)`, `y2 = e(s1(y1))·x2 + t1(y1)`, where `e(s) = exp(log_e(s))`
 //! and `log_e(s) = α·0.636·atan(s/α)` softly limits each scale to `exp(±α·π/2·0.636)`.
 
-use tch::Tensor;
 use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+/// A linear layer whose matrix multiply may run on a kept bfloat16 copy of its weight.
+///
+/// The float32 weight in the var store stays the master: it is what is saved, loaded and
+/// updated by the optimiser, which also writes the copy (the copy, not the master, is then
+/// what autograd differentiates). Keeping the copy costs one 2-byte write per weight per
+/// step instead of a cast of every weight on every forward and its gradient's cast back.
+#[derive(Debug)]
+pub struct Linear {
+    inner: nn::Linear,
+    low: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(p: nn::Path, size_in: i64, size_out: i64) -> Self {
+        Linear {
+            inner: nn::linear(p, size_in, size_out, crate::init::linear(size_in)),
+            low: None,
+        }
+    }
+
+    /// Starts multiplying with a bfloat16 copy of the weight (made now, from the master).
+    fn keep_bf16_copy(&mut self) {
+        let copy = tch::no_grad(|| self.inner.ws.to_kind(Kind::BFloat16));
+        self.low = Some(copy.set_requires_grad(true));
+    }
+
+    /// Rewrites the bfloat16 copy from the master (after the master was loaded or changed
+    /// by anything but [`Linear::params`]' optimiser).
+    fn sync_copy(&self) {
+        if let Some(low) = &self.low {
+            tch::no_grad(|| low.shallow_clone().copy_(&self.inner.ws));
+        }
+    }
+
+    /// `(master, differentiated)` pairs: the weight with its copy (or itself), the bias.
+    fn params(&self) -> Vec<(Tensor, Tensor)> {
+        let ws = self.inner.ws.shallow_clone();
+        let leaf = self
+            .low
+            .as_ref()
+            .map_or_else(|| ws.shallow_clone(), Tensor::shallow_clone);
+        let mut params = vec![(ws, leaf)];
+        if let Some(bs) = &self.inner.bs {
+            params.push((bs.shallow_clone(), bs.shallow_clone()));
+        }
+        params
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        match &self.low {
+            None => self.inner.forward(xs),
+            // bf16 × bf16 with float32 accumulation inside the kernel; the bias is added in
+            // float32, and the output returns to the input's kind.
+            Some(w) => {
+                let y = xs
+                    .to_kind(Kind::BFloat16)
+                    .linear(w, None::<Tensor>)
+                    .to_kind(xs.kind());
+                match &self.inner.bs {
+                    Some(b) => y + b,
+                    None => y,
+                }
+            }
+        }
+    }
+}
 
 /// DifferNet's subnet: four linear layers with ReLU between them (dropout 0).
 #[derive(Debug)]
 pub struct Subnet {
-    fc1: nn::Linear,
-    fc2: nn::Linear,
-    fc2b: nn::Linear,
-    fc3: nn::Linear,
+    fc1: Linear,
+    fc2: Linear,
+    fc2b: Linear,
+    fc3: Linear,
 }
 
 impl Subnet {
     pub fn new(p: &nn::Path, size_in: i64, size_out: i64, hidden: i64) -> Self {
-        use crate::init::linear as cfg;
         Subnet {
-            fc1: nn::linear(p / "fc1", size_in, hidden, cfg(size_in)),
-            fc2: nn::linear(p / "fc2", hidden, hidden, cfg(hidden)),
-            fc2b: nn::linear(p / "fc2b", hidden, hidden, cfg(hidden)),
-            fc3: nn::linear(p / "fc3", hidden, size_out, cfg(hidden)),
+            fc1: Linear::new(p / "fc1", size_in, hidden),
+            fc2: Linear::new(p / "fc2", hidden, hidden),
+            fc2b: Linear::new(p / "fc2b", hidden, hidden),
+            fc3: Linear::new(p / "fc3", hidden, size_out),
         }
+    }
+
+    fn layers(&self) -> [&Linear; 4] {
+        [&self.fc1, &self.fc2, &self.fc2b, &self.fc3]
+    }
+
+    fn layers_mut(&mut self) -> [&mut Linear; 4] {
+        [&mut self.fc1, &mut self.fc2, &mut self.fc2b, &mut self.fc3]
     }
 }
 
@@ -58,6 +134,33 @@ impl GlowCoupling {
             s1: Subnet::new(&(p / "s1"), len1, 2 * len2, hidden),
             s2: Subnet::new(&(p / "s2"), len2, 2 * len1, hidden),
         }
+    }
+
+    fn subnets(&self) -> [&Subnet; 2] {
+        [&self.s1, &self.s2]
+    }
+
+    /// See [`crate::DifferNetFlow::with_bf16_matmuls`].
+    pub(crate) fn keep_bf16_copies(&mut self) {
+        for subnet in [&mut self.s1, &mut self.s2] {
+            subnet
+                .layers_mut()
+                .into_iter()
+                .for_each(Linear::keep_bf16_copy);
+        }
+    }
+
+    pub(crate) fn sync_copies(&self) {
+        for subnet in self.subnets() {
+            subnet.layers().into_iter().for_each(Linear::sync_copy);
+        }
+    }
+
+    pub(crate) fn params(&self) -> Vec<(Tensor, Tensor)> {
+        self.subnets()
+            .into_iter()
+            .flat_map(|s| s.layers().into_iter().flat_map(Linear::params))
+            .collect()
     }
 
     fn log_e(&self, s: &Tensor) -> Tensor {

@@ -69,6 +69,26 @@ pub struct DifferNetFlow {
     inverse_permutations: Vec<Tensor>,
     couplings: Vec<GlowCoupling>,
     standardizer: Option<Standardizer>,
+    bf16: bool,
+}
+
+/// One trained tensor: the float32 `master` the optimiser updates (and the var store
+/// saves), and the `leaf` the forward uses and autograd differentiates: the master itself,
+/// or a bfloat16 copy the optimiser rewrites after each update.
+#[derive(Debug)]
+pub struct Param {
+    pub master: Tensor,
+    pub leaf: Tensor,
+}
+
+impl Param {
+    /// A tensor trained as it is (no copy).
+    pub fn plain(t: &Tensor) -> Self {
+        Param {
+            master: t.shallow_clone(),
+            leaf: t.shallow_clone(),
+        }
+    }
 }
 
 impl DifferNetFlow {
@@ -108,7 +128,39 @@ impl DifferNetFlow {
             inverse_permutations,
             couplings,
             standardizer,
+            bf16: false,
         }
+    }
+
+    /// Runs every subnet's matrix multiplies in bfloat16 on kept copies of the weights (see
+    /// [`crate::coupling::Linear`]); the clamp, log-determinant and loss stay float32.
+    /// Call [`DifferNetFlow::sync_bf16_copies`] after loading weights.
+    pub fn with_bf16_matmuls(mut self) -> Self {
+        self.couplings
+            .iter_mut()
+            .for_each(GlowCoupling::keep_bf16_copies);
+        self.bf16 = true;
+        self
+    }
+
+    /// Whether the matrix multiplies run on bfloat16 copies.
+    pub fn bf16_matmuls(&self) -> bool {
+        self.bf16
+    }
+
+    /// Rewrites the bfloat16 copies from the float32 weights (no-op without them).
+    pub fn sync_bf16_copies(&self) {
+        self.couplings.iter().for_each(GlowCoupling::sync_copies);
+    }
+
+    /// What an optimiser updates: every weight and bias, each with the tensor autograd
+    /// differentiates (the weight itself, or its bfloat16 copy).
+    pub fn params(&self) -> Vec<Param> {
+        self.couplings
+            .iter()
+            .flat_map(GlowCoupling::params)
+            .map(|(master, leaf)| Param { master, leaf })
+            .collect()
     }
 
     /// Whether inputs are standardised before the couplings.

@@ -10,5 +10,7 @@ pub mod coupling;
 pub mod flow;
 mod init;
 pub mod numpy_rng;
+pub mod optim;
 
-pub use flow::{DifferNetFlow, FlowConfig, nll_loss, nll_parts, volume_charge};
+pub use flow::{DifferNetFlow, FlowConfig, Param, nll_loss, nll_parts, volume_charge};
+pub use optim::{Adam, AdamConfig};

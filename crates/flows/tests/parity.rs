@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use adn_flows::numpy_rng::seeded_permutation;
 use adn_flows::{DifferNetFlow, FlowConfig, nll_loss};
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 fn fixtures() -> PathBuf {
@@ -77,16 +77,18 @@ fn forward_loss_and_one_adam_step_match_pytorch() {
     let loss = nll_loss(&z, &log_det);
     assert!(err(&loss.reshape([1]), &golden(&all, "loss")) < 1e-6);
 
-    let mut opt = nn::Adam {
-        beta1: 0.8,
-        beta2: 0.8,
-        wd: 1e-5,
-        eps: 1e-4,
-        amsgrad: false,
-    }
-    .build(&vs, 1e-2)
-    .unwrap();
-    opt.backward_step(&loss);
+    // The project's one-pass Adam against `torch.optim.Adam`'s step.
+    let mut opt = adn_flows::Adam::new(
+        flow.params(),
+        adn_flows::AdamConfig {
+            lr: 1e-2,
+            beta1: 0.8,
+            beta2: 0.8,
+            eps: 1e-4,
+            weight_decay: 1e-5,
+        },
+    );
+    opt.backward_step(&loss).unwrap();
     let vars = vs.variables();
     assert_eq!(vars.len(), 3 * 2 * 4 * 2);
     for (name, var) in vars {

@@ -102,6 +102,10 @@ pub struct RunFacts {
     /// from before the setting existed ran in fp32.
     #[serde(default = "fp32")]
     pub precision: String,
+    /// The number format of the flow's matrix multiplies (`fp32`, `bf16` on copies of
+    /// float32 master weights); records from before the setting existed ran in fp32.
+    #[serde(default = "fp32")]
+    pub flow_precision: String,
 }
 
 fn fp32() -> String {

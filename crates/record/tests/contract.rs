@@ -32,6 +32,7 @@ fn facts() -> RunFacts {
         model_sha256: Default::default(),
         peak_rss_mb: Some(12.5),
         precision: "fp32".into(),
+        flow_precision: "fp32".into(),
     }
 }
 

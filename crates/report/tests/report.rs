@@ -54,6 +54,7 @@ fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64, pixel: Opt
             model_sha256: Default::default(),
             peak_rss_mb: None,
             precision: "fp32".into(),
+            flow_precision: "fp32".into(),
         }),
     };
     let point = |meta_epoch, train_loss, auroc| EvalPoint {

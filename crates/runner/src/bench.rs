@@ -52,18 +52,39 @@ pub enum Args {
         rows: i64,
         #[arg(long, default_value_t = 20)]
         steps: usize,
+        /// The flow's matrix multiplies (`train.precision`).
+        #[arg(long, value_enum, default_value = "fp32")]
+        precision: BenchPrecision,
+        /// `one-pass`: the project's Adam; `libtorch`: libtorch's per-tensor Adam (what
+        /// the project used before), for the comparison.
+        #[arg(long, value_enum, default_value = "one-pass")]
+        optimizer: BenchOptimizer,
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceChoice,
     },
-    /// A square float32 matrix multiply: the machine's achievable GFLOP/s.
+    /// A square matrix multiply: the machine's achievable GFLOP/s in a precision.
     Matmul {
         #[arg(long, default_value_t = 1024)]
         n: i64,
         #[arg(long, default_value_t = 10)]
         repeats: usize,
+        #[arg(long, value_enum, default_value = "fp32")]
+        precision: BenchPrecision,
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceChoice,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchPrecision {
+    Fp32,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchOptimizer {
+    OnePass,
+    Libtorch,
 }
 
 /// `adn bench`: one measurement, as JSON on stdout.
@@ -86,9 +107,26 @@ pub fn command(args: Args) -> Result<()> {
             hidden,
             rows,
             steps,
+            precision,
+            optimizer,
             device,
-        } => flow_steps(dim, hidden, rows, steps, device.resolve()?)?,
-        Args::Matmul { n, repeats, device } => matmul(n, repeats, device.resolve()?),
+        } => flow_steps(
+            FlowBench {
+                dim,
+                hidden,
+                rows,
+                steps,
+                bf16: precision == BenchPrecision::Bf16,
+                optimizer,
+            },
+            device.resolve()?,
+        )?,
+        Args::Matmul {
+            n,
+            repeats,
+            precision,
+            device,
+        } => matmul(n, repeats, precision, device.resolve()?),
     };
     println!("{value}");
     Ok(())
@@ -132,44 +170,109 @@ pub fn score(cfg: &Config, images: usize, views: usize, device: Device) -> Resul
     let (extractor, feats, feature_seconds) = test_features(cfg, images, views, device)?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
-    let flow = DifferNetFlow::new(&vs.root(), extractor.feature_dim(), &cfg.flow);
+    let flow = crate::run::train::build_flow(cfg, &vs, extractor.feature_dim());
     let start = Instant::now();
     let scores = score_features(&flow, &feats, views as i64);
     let seconds = feature_seconds + start.elapsed().as_secs_f64();
     Ok(json!({"images": scores.len(), "views": views, "seconds": seconds}))
 }
 
-/// Flow training steps per second on random rows: forward, NLL, backward, Adam.
-pub fn flow_steps(dim: i64, hidden: i64, rows: i64, steps: usize, device: Device) -> Result<Value> {
+/// One training step, writing the seconds of its parts (forward, backward, Adam).
+type StepFn = dyn FnMut(&mut [f64; 3]) -> Result<()>;
+
+/// What `adn bench flow` measures.
+pub struct FlowBench {
+    pub dim: i64,
+    pub hidden: i64,
+    pub rows: i64,
+    pub steps: usize,
+    pub bf16: bool,
+    pub optimizer: BenchOptimizer,
+}
+
+/// Flow training steps per second on random rows: forward, NLL, backward, Adam; with the
+/// seconds of the last step's parts (forward, backward, Adam) when the optimiser is ours.
+pub fn flow_steps(b: FlowBench, device: Device) -> Result<Value> {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let cfg = FlowConfig {
-        hidden,
+        hidden: b.hidden,
         ..FlowConfig::default()
     };
-    let flow = DifferNetFlow::new(&vs.root(), dim, &cfg);
+    let flow = DifferNetFlow::new(&vs.root(), b.dim, &cfg);
+    let flow = if b.bf16 {
+        flow.with_bf16_matmuls()
+    } else {
+        flow
+    };
     // DifferNet's optimiser: the config defaults (betas 0.8/0.8, eps 1e-4, wd 1e-5, lr 2e-4).
     let train = crate::config::TrainConfig::default();
-    let mut opt = adam(&train).build(&vs, train.lr)?;
-    let x = Tensor::randn([rows, dim], (Kind::Float, device));
-    let mut step = || {
-        let (z, log_det) = flow.forward(&x);
-        opt.backward_step(&nll_loss(&z, &log_det));
+    let x = Tensor::randn([b.rows, b.dim], (Kind::Float, device));
+    let mut parts = [0.0f64; 3];
+    let mut step: Box<StepFn> = match b.optimizer {
+        BenchOptimizer::OnePass => {
+            let mut opt = adn_flows::Adam::new(flow.params(), adam(&train, train.lr));
+            Box::new(move |parts: &mut [f64; 3]| {
+                let t0 = Instant::now();
+                let (z, log_det) = flow.forward(&x);
+                let loss = nll_loss(&z, &log_det);
+                let t1 = Instant::now();
+                let grads = Tensor::f_run_backward(&[&loss], &opt.leaves(), false, false)?;
+                let t2 = Instant::now();
+                opt.step(&grads);
+                *parts = [
+                    (t1 - t0).as_secs_f64(),
+                    (t2 - t1).as_secs_f64(),
+                    t2.elapsed().as_secs_f64(),
+                ];
+                Ok(())
+            })
+        }
+        BenchOptimizer::Libtorch => {
+            anyhow::ensure!(
+                !b.bf16,
+                "libtorch's Adam cannot update bf16 copies; use --optimizer one-pass"
+            );
+            let mut opt = nn::Adam {
+                beta1: train.betas[0],
+                beta2: train.betas[1],
+                wd: train.weight_decay,
+                eps: train.eps,
+                amsgrad: false,
+            }
+            .build(&vs, train.lr)?;
+            Box::new(move |_: &mut [f64; 3]| {
+                let (z, log_det) = flow.forward(&x);
+                opt.backward_step(&nll_loss(&z, &log_det));
+                Ok(())
+            })
+        }
     };
     for _ in 0..3 {
-        step();
+        step(&mut parts)?;
     }
     let start = Instant::now();
-    for _ in 0..steps {
-        step();
+    for _ in 0..b.steps {
+        step(&mut parts)?;
     }
-    Ok(json!({"steps": steps, "seconds": start.elapsed().as_secs_f64()}))
+    Ok(json!({
+        "steps": b.steps,
+        "seconds": start.elapsed().as_secs_f64(),
+        "precision": if b.bf16 { "bf16" } else { "fp32" },
+        "optimizer": match b.optimizer { BenchOptimizer::OnePass => "one-pass", BenchOptimizer::Libtorch => "libtorch" },
+        "last_step_s": {"forward": parts[0], "backward": parts[1], "adam": parts[2]},
+    }))
 }
 
-/// Achieved GFLOP/s of a square float32 matrix multiply: the machine's compute ceiling.
-pub fn matmul(n: i64, repeats: usize, device: Device) -> Value {
-    let a = Tensor::randn([n, n], (Kind::Float, device));
-    let b = Tensor::randn([n, n], (Kind::Float, device));
+/// Achieved GFLOP/s of a square matrix multiply: the machine's compute ceiling in a
+/// precision.
+pub fn matmul(n: i64, repeats: usize, precision: BenchPrecision, device: Device) -> Value {
+    let kind = match precision {
+        BenchPrecision::Fp32 => Kind::Float,
+        BenchPrecision::Bf16 => Kind::BFloat16,
+    };
+    let a = Tensor::randn([n, n], (kind, device));
+    let b = Tensor::randn([n, n], (kind, device));
     let _ = a.matmul(&b);
     let start = Instant::now();
     for _ in 0..repeats {
@@ -180,5 +283,11 @@ pub fn matmul(n: i64, repeats: usize, device: Device) -> Value {
     }
     let seconds = start.elapsed().as_secs_f64();
     let flops = 2.0 * (n as f64).powi(3) * repeats as f64;
-    json!({"n": n, "repeats": repeats, "seconds": seconds, "gflops": flops / seconds / 1e9})
+    json!({
+        "n": n,
+        "repeats": repeats,
+        "precision": if kind == Kind::Float { "fp32" } else { "bf16" },
+        "seconds": seconds,
+        "gflops": flops / seconds / 1e9,
+    })
 }

@@ -101,6 +101,15 @@ impl PrecisionChoice {
         *self == PrecisionChoice::Fp32
     }
 
+    /// Whether the flow's matrix multiplies run in bf16 on `device` (`train.precision`).
+    pub fn flow_bf16(self, device: tch::Device) -> bool {
+        match self {
+            PrecisionChoice::Fp32 => false,
+            PrecisionChoice::Bf16 => true,
+            PrecisionChoice::Auto => device.is_cuda() || cpu_has_bf16_units(),
+        }
+    }
+
     /// The precision this choice means on `device` for an extractor trained `training`.
     pub fn resolve(
         self,
@@ -202,6 +211,12 @@ pub struct TrainConfig {
     pub eps: f64,
     pub weight_decay: f64,
     pub seed: u64,
+    /// The flow's matrix multiplies: `fp32`, `bf16` (on bfloat16 copies of the weights that
+    /// the optimiser keeps; float32 master weights, loss, log-determinant, clamp and Adam),
+    /// or `auto` (bf16 where the CPU has AMX or AVX-512 BF16, or on a CUDA device). The
+    /// same forward scores the test images. Left out of the resolved config at fp32.
+    #[serde(skip_serializing_if = "PrecisionChoice::is_fp32")]
+    pub precision: PrecisionChoice,
 }
 
 impl Default for TrainConfig {
@@ -221,6 +236,7 @@ impl Default for TrainConfig {
             eps: 1e-4,
             weight_decay: 1e-5,
             seed: 0,
+            precision: PrecisionChoice::Fp32,
         }
     }
 }
@@ -661,6 +677,17 @@ mod tests {
         );
         let here = PrecisionChoice::Auto.resolve(cpu, AttentionTraining::FrozenAtInit);
         assert_eq!(here == Precision::Bf16, cpu_has_bf16_units());
+        // The flow's: the same words, its own key.
+        let flow_fp32 = load(MINIMAL, &["train.precision=\"fp32\""]).unwrap();
+        assert_eq!(a.run_id(), flow_fp32.run_id());
+        let flow_bf16 = load(MINIMAL, &["train.precision=\"bf16\""]).unwrap();
+        assert_ne!(a.run_id(), flow_bf16.run_id());
+        assert_ne!(bf16.run_id(), flow_bf16.run_id());
+        assert!(flow_bf16.train.precision.flow_bf16(cpu));
+        assert!(!a.train.precision.flow_bf16(tch::Device::Cuda(0)));
+        assert_eq!(PrecisionChoice::Auto.flow_bf16(cpu), cpu_has_bf16_units());
+        let e = load(MINIMAL, &["train.precision=\"fp16\""]).unwrap_err();
+        assert!(format!("{e:#}").contains("precision"), "{e:#}");
     }
 
     #[test]

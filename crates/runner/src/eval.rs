@@ -166,8 +166,9 @@ pub fn load_trained(
 ) -> Result<TrainedModel> {
     let features = FeatureSource::trained(cfg, run_dir, device, cache_root)?;
     let mut flow_vs = nn::VarStore::new(device);
-    let flow = DifferNetFlow::new(&flow_vs.root(), features.extractor.feature_dim(), &cfg.flow);
+    let flow = crate::run::train::build_flow(cfg, &flow_vs, features.extractor.feature_dim());
     load_flow_checkpoint(&mut flow_vs, &run_dir.join(files::MODEL))?;
+    flow.sync_bf16_copies();
     Ok(TrainedModel {
         features,
         flow_vs,

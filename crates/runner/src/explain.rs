@@ -404,7 +404,13 @@ pub fn explain(
                 cfg0.model.image_size
             );
         }
-        let model = load_trained(run_dir, &cfg, device, None)?;
+        let mut model = load_trained(run_dir, &cfg, device, None)?;
+        // Grad-CAM and the maps differentiate in float32: a bf16 run's backbone is cast up,
+        // exactly, so its gradients are those of the weights the run scored with.
+        model
+            .features
+            .extractor
+            .set_precision(adn_backbones::Precision::Fp32)?;
         let (extractor, flow) = (&model.features.extractor, &model.flow);
         let attention = format!("{:?}", cfg.model.attention).to_lowercase();
         if cfg.model.attention != adn_backbones::AttentionKind::None

@@ -123,6 +123,43 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
 }
 
 #[test]
+fn a_bf16_run_separates_records_its_precision_and_rescores_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let bf16 = [
+        "--set",
+        "model.precision=\"bf16\"",
+        "--set",
+        "train.precision=\"bf16\"",
+    ];
+    let out = run_smoke(dir.path(), "bf16", &bf16);
+    assert_ok(&out);
+    let run = dir.path().join("bf16");
+    let manifest = json(&run.join("manifest.json"));
+    assert_eq!(manifest["precision"], "bf16");
+    assert_eq!(manifest["flow_precision"], "bf16");
+    let metrics = json(&run.join("metrics.json"));
+    let last = metrics["auroc_last"].as_f64().unwrap();
+    assert!(last >= 0.95, "auroc_last {last} on the smoke set in bf16");
+    // The maps differentiate the backbone in float32 and still find the circle.
+    assert!(metrics["pixel"]["auroc"].as_f64().unwrap() > 0.8);
+    // The saved float32 masters, reloaded with their bf16 copies, score as the run did.
+    let eval = adn("eval")
+        .arg(&run)
+        .args(["--device", "cpu", "--quiet", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_ok(&eval);
+    let rescored = json(&run.join("eval-test/eval.json"))["auroc"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (rescored - last).abs() < 1e-9,
+        "eval {rescored} vs run {last}"
+    );
+}
+
+#[test]
 fn diverging_training_is_recorded_as_failed() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_smoke(

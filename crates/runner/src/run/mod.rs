@@ -175,22 +175,31 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     let wall_data = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let features = features::compute(cfg, &data, device, opts)?;
+    let mut features = features::compute(cfg, &data, device, opts)?;
     let wall_features = t.elapsed().as_secs_f64();
 
     let trained = train::train(cfg, &data, &features, device, opts.quiet, &mut rng)?;
 
     // 5. The last model's anomaly maps against the masks, where the test set has them.
+    // Their gradients are taken in float32: a bf16 backbone is cast up for them (exactly)
+    // and back after, so the maps differentiate the weights the run scored with.
     let pixel = match trained.failure {
-        None => crate::localize::evaluate(
-            cfg,
-            &data.images,
-            &data.test_angles,
-            &features.source.extractor,
-            &trained.flow,
-            device,
-        )
-        .context("cannot compute the anomaly maps and pixel metrics")?,
+        None => {
+            let extractor = &mut features.source.extractor;
+            let precision = extractor.precision();
+            extractor.set_precision(adn_backbones::Precision::Fp32)?;
+            let pixel = crate::localize::evaluate(
+                cfg,
+                &data.images,
+                &data.test_angles,
+                extractor,
+                &trained.flow,
+                device,
+            )
+            .context("cannot compute the anomaly maps and pixel metrics")?;
+            extractor.set_precision(precision)?;
+            pixel
+        }
         Some(_) => None,
     };
 

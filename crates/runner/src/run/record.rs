@@ -104,6 +104,12 @@ pub fn write(
         model_sha256: Default::default(),
         peak_rss_mb: peak_rss_mb(),
         precision: extractor.precision().name().into(),
+        flow_precision: if trained.flow.bf16_matmuls() {
+            "bf16"
+        } else {
+            "fp32"
+        }
+        .into(),
     };
     let mut manifest = Manifest {
         format: adn_record::FORMAT,

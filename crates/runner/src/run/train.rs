@@ -3,13 +3,14 @@
 
 use std::time::Instant;
 
-use adn_flows::{DifferNetFlow, nll_loss, nll_parts, volume_charge};
+use adn_flows::optim::backward_step_all;
+use adn_flows::{Adam, AdamConfig, DifferNetFlow, Param, nll_loss, nll_parts, volume_charge};
 use adn_record::{Diagnostics, EvalPoint};
 use anyhow::{Context, Result};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Tensor};
 
 use crate::config::{Config, TrainConfig};
@@ -18,15 +19,25 @@ use crate::run::diagnostics::{self, LossSums};
 use crate::run::evaluate;
 use crate::run::features::{Inputs, RunFeatures};
 
-/// DifferNet's Adam with the run's betas, eps and weight decay (the learning rate is given
-/// when it is built).
-pub fn adam(t: &TrainConfig) -> nn::Adam {
-    nn::Adam {
+/// DifferNet's Adam with the run's betas, eps and weight decay, at learning rate `lr`.
+pub fn adam(t: &TrainConfig, lr: f64) -> AdamConfig {
+    AdamConfig {
+        lr,
         beta1: t.betas[0],
         beta2: t.betas[1],
-        wd: t.weight_decay,
         eps: t.eps,
-        amsgrad: false,
+        weight_decay: t.weight_decay,
+    }
+}
+
+/// The run's flow over `dim`-dimensional features under `vs`, with bfloat16 matrix
+/// multiplies when `train.precision` asks for them on `device`.
+pub fn build_flow(cfg: &Config, vs: &nn::VarStore, dim: i64) -> DifferNetFlow {
+    let flow = DifferNetFlow::new(&vs.root(), dim, &cfg.flow);
+    if cfg.train.precision.flow_bf16(vs.device()) {
+        flow.with_bf16_matmuls()
+    } else {
+        flow
     }
 }
 
@@ -58,14 +69,20 @@ pub fn train(
     let extractor = &features.source.extractor;
     tch::manual_seed(cfg.train.seed as i64);
     let flow_vs = nn::VarStore::new(device);
-    let flow = DifferNetFlow::new(&flow_vs.root(), extractor.feature_dim(), &cfg.flow);
+    let flow = build_flow(cfg, &flow_vs, extractor.feature_dim());
     let t = &cfg.train;
-    let mut opt = adam(t).build(&flow_vs, t.lr)?;
+    let mut opt = Adam::new(flow.params(), adam(t, t.lr));
     // Jointly trained attention: its own Adam, at `lr · attention_lr_scale`.
     let mut attention_opt = match &features.inputs {
-        Inputs::Joint { .. } => {
-            Some(adam(t).build(&extractor.attention_vs, t.lr * t.attention_lr_scale)?)
-        }
+        Inputs::Joint { .. } => Some(Adam::new(
+            extractor
+                .attention_vs
+                .trainable_variables()
+                .iter()
+                .map(Param::plain)
+                .collect(),
+            adam(t, t.lr * t.attention_lr_scale),
+        )),
         Inputs::Fixed { .. } => None,
     };
 
@@ -143,14 +160,9 @@ pub fn train(
                 }
                 match attention_opt.as_mut() {
                     None => opt.backward_step(&loss),
-                    Some(att) => {
-                        opt.zero_grad();
-                        att.zero_grad();
-                        loss.backward();
-                        opt.step();
-                        att.step();
-                    }
+                    Some(att) => backward_step_all(&loss, &mut [&mut opt, att]),
                 }
+                .context("the training step failed")?;
                 loss_sum += value;
                 loss_count += 1;
                 let (zz, ld) = tch::no_grad(|| nll_parts(&z.detach(), &log_det.detach()));
