@@ -9,12 +9,13 @@ the same code the Rust parity tests are checked against.
 
     .venv/bin/python bench/reference/differnet.py MODE --config JSON --out FILE.json
 
-MODE: `extract` (backbone images/s), `score` (test-time scoring with many rotations),
-`flow` (flow training steps/s), `run` (train + evaluate; wall time, peak memory, AUROC) or
+MODE: `extract` (backbone images/s; `way` eager, channels_last, compile or openvino, and
+`precision` fp32 or bf16), `score` (test-time scoring with many rotations),
+`flow` (flow training steps/s; `precision`, `fused` Adam), `run` (train + evaluate; wall time, peak memory, AUROC) or
 `profile` (where EfficientNet-Lite0's forward spends its time, by kind of operation, as
 PyTorch runs it and as the Rust extractor runs it: channels-last, BatchNorm folded, ReLU6
 in place; the same libtorch kernels, so the profile stands for the Rust side).
-Needs Pillow (`cargo xtask bench` installs it into the venv).
+Needs Pillow and OpenVINO (`cargo xtask bench` installs them into the venv).
 """
 import argparse
 import importlib.util
@@ -167,17 +168,57 @@ def loader(items, angles, cfg, shuffle=False):
                                        num_workers=cfg.get("workers", 0))
 
 
+def peer(cfg, model):
+    """The forward of `cfg["way"]` at `cfg["precision"]`, and whether it needs a warm-up:
+    `eager` (NCHW float32, the ordinary way), `channels_last`, `compile` (torch.compile of
+    the channels-last model), `openvino` (the model converted to OpenVINO's runtime, as
+    anomalib deploys it). bf16 is `torch.autocast("cpu", dtype=torch.bfloat16)` for the
+    PyTorch ways and OpenVINO's bf16 inference precision."""
+    way, bf16 = cfg.get("way", "eager"), cfg.get("precision", "fp32") == "bf16"
+    if way == "openvino":
+        import openvino as ov
+        size = cfg["image_size"]
+        ov_model = ov.convert_model(model, example_input=torch.zeros(1, 3, size, size),
+                                    input=[ov.PartialShape([-1, 3, size, size])])
+        compiled = ov.Core().compile_model(ov_model, "CPU", {
+            "INFERENCE_NUM_THREADS": cfg.get("threads", 1),
+            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+        })
+        return (lambda x: compiled(x.numpy())[0]), True
+    if way == "eager" and bf16:
+        raise SystemExit("bf16 is measured channels-last (the fastest PyTorch way)")
+    layout = torch.channels_last if way in ("channels_last", "compile") else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    net = torch.compile(model) if way == "compile" else model
+
+    def forward(x):
+        x = x.contiguous(memory_format=layout)
+        if bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return net(x).float()
+        return net(x)
+
+    return forward, way == "compile"
+
+
 def extract(cfg):
     items = list_images(cfg["category"], "test")[: cfg["images"]]
     angles = [[i * 360.0 / cfg["views"] for i in range(cfg["views"])] for _ in items]
     model = Extractor(cfg)
-    start = time.perf_counter()
-    n = 0
+    forward, warm_up = peer(cfg, model)
     with torch.no_grad():
+        if warm_up:
+            # Compilation is not timed: one batch of the same shape first.
+            x, _ = next(iter(loader(items, angles, cfg)))
+            forward(x.flatten(0, 1))
+        start = time.perf_counter()
+        n = 0
         for x, _ in loader(items, angles, cfg):
-            model(x.flatten(0, 1))
+            forward(x.flatten(0, 1))
             n += x.shape[0] * x.shape[1]
-    return {"forwards": n, "seconds": time.perf_counter() - start}
+    return {"forwards": n, "seconds": time.perf_counter() - start,
+            "way": cfg.get("way", "eager"), "precision": cfg.get("precision", "fp32"),
+            "warm_up": warm_up}
 
 
 def score(cfg):
@@ -197,20 +238,29 @@ def score(cfg):
 
 
 def flow_steps(cfg):
+    """Flow training steps; `precision` bf16 runs the forward under CPU autocast, `fused`
+    takes Adam's fused CPU kernel (`Adam(fused=True)`, aten `_fused_adam_`)."""
     torch.manual_seed(0)
     flow = Flow(cfg["dim"], cfg["hidden"], 8, 3.0)
-    opt = torch.optim.Adam(flow.parameters(), lr=2e-4, betas=(0.8, 0.8), eps=1e-4, weight_decay=1e-5)
+    opt = torch.optim.Adam(flow.parameters(), lr=2e-4, betas=(0.8, 0.8), eps=1e-4, weight_decay=1e-5,
+                           fused=cfg.get("fused", False) or None)
+    bf16 = cfg.get("precision", "fp32") == "bf16"
     x = torch.randn(cfg["rows"], cfg["dim"])
-    for _ in range(3):
+
+    def step():
         opt.zero_grad()
-        nll(*flow(x)).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = nll(*flow(x))
+        loss.float().backward()
         opt.step()
+
+    for _ in range(3):
+        step()
     start = time.perf_counter()
     for _ in range(cfg["steps"]):
-        opt.zero_grad()
-        nll(*flow(x)).backward()
-        opt.step()
-    return {"steps": cfg["steps"], "seconds": time.perf_counter() - start}
+        step()
+    return {"steps": cfg["steps"], "seconds": time.perf_counter() - start,
+            "precision": cfg.get("precision", "fp32"), "fused": cfg.get("fused", False)}
 
 
 def run(cfg):
@@ -349,15 +399,67 @@ def profile(cfg):
     return out
 
 
+def profile_alexnet(cfg):
+    """Where AlexNet's forward at 448 px, 3 scales spends its time, channels-last in float32
+    and under bf16 autocast (the Rust extractor's layout and precisions, same oneDNN
+    kernels): milliseconds and GFLOP by kind of operation (FLOPs from the profiler)."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    model = Extractor({"backbone": "alexnet", "scales": 3, "feature_layers": ["pool5"], "seed": 0})
+    model = model.to(memory_format=torch.channels_last)
+    size = cfg["image_size"]
+    x = torch.randn(cfg["batch"], 3, size, size).contiguous(memory_format=torch.channels_last)
+    out, conv_flops = {}, {}
+    for way in ("fp32", "bf16"):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=way == "bf16"):
+            model(x)
+            start = time.perf_counter()
+            model(x)
+            seconds = time.perf_counter() - start
+            with torch_profile(activities=[ProfilerActivity.CPU], with_flops=True,
+                               record_shapes=True) as prof:
+                model(x)
+        # Each convolution (by input and weight shape) its own row: the kernel's time, the
+        # wrapper's FLOPs (counted in float32: autocast's extra dispatch counts them twice).
+        kinds = {}
+        for e in prof.key_averages(group_by_input_shape=True):
+            shapes = str(e.input_shapes[:2])
+            if e.key == "aten::conv2d" and way == "fp32":
+                conv_flops[shapes] = (e.flops or 0) / 1e9
+        for e in prof.key_averages(group_by_input_shape=True):
+            if e.key in {"aten::convolution", "aten::_convolution", "aten::conv2d"}:
+                continue
+            gflop = 0.0
+            if "convolution" in e.key:
+                (_, _, h, w), (co, ci, kh, kw) = e.input_shapes[0], e.input_shapes[1]
+                name = f"conv {ci}→{co}, {kh}×{kw}, input {h}×{w}"
+                gflop = conv_flops.get(str(e.input_shapes[:2]), 0.0)
+            elif e.key in {"aten::relu", "aten::relu_", "aten::clamp_min"}:
+                name = "ReLU"
+            elif "max_pool" in e.key:
+                name = "max pool"
+            elif "upsample" in e.key or "interpolate" in e.key:
+                name = "downscale (nearest)"
+            elif e.key in {"aten::to", "aten::_to_copy", "aten::copy_"}:
+                name = "casts and copies"
+            else:
+                name = "other"
+            k = kinds.setdefault(name, {"ms": 0.0, "gflop": 0.0})
+            k["ms"] += e.self_cpu_time_total / 1e3
+            k["gflop"] += gflop
+        out[way] = {"seconds": seconds, "images": cfg["batch"], "kinds": kinds}
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["extract", "score", "flow", "run", "profile"])
+    p.add_argument("mode", choices=["extract", "score", "flow", "run", "profile", "profile_alexnet"])
     p.add_argument("--config", required=True, help="JSON object with the settings")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     cfg = json.loads(args.config)
     torch.set_num_threads(cfg.get("threads", 1))
-    modes = {"extract": extract, "score": score, "flow": flow_steps, "run": run, "profile": profile}
+    modes = {"extract": extract, "score": score, "flow": flow_steps, "run": run, "profile": profile,
+             "profile_alexnet": profile_alexnet}
     result = modes[args.mode](cfg)
     result.update({"mode": args.mode, "config": cfg, "torch": torch.__version__,
                    "threads": torch.get_num_threads()})

@@ -270,22 +270,87 @@ unsafe fn pass<G: GradElem>(
                 std::slice::from_raw_parts(g.at(start), len),
             )
         };
-        match low {
-            None => {
-                for i in 0..len {
-                    step.apply(&mut p[i], &mut m[i], &mut v[i], g[i].value());
-                }
-            }
-            Some(low) => {
-                // SAFETY: as above.
-                let low = unsafe { std::slice::from_raw_parts_mut(low.at(start), len) };
-                for i in 0..len {
-                    step.apply(&mut p[i], &mut m[i], &mut v[i], g[i].value());
-                    low[i] = bf16_bits(p[i]);
-                }
+        // SAFETY: as above.
+        let low = low.map(|low| unsafe { std::slice::from_raw_parts_mut(low.at(start), len) });
+        update_chunk(p, m, v, g, low, &step);
+    });
+}
+
+/// One task's elements, in the widest vector units this CPU has (the same arithmetic in
+/// each: no fused multiply-add is introduced, so every path gives the same bits).
+fn update_chunk<G: GradElem>(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: &[G],
+    low: Option<&mut [u16]>,
+    step: &Step,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the feature.
+            return unsafe { update_chunk_avx512(p, m, v, g, low, step) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has the feature.
+            return unsafe { update_chunk_avx2(p, m, v, g, low, step) };
+        }
+    }
+    update_chunk_portable(p, m, v, g, low, step)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn update_chunk_avx512<G: GradElem>(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: &[G],
+    low: Option<&mut [u16]>,
+    step: &Step,
+) {
+    update_chunk_portable(p, m, v, g, low, step)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn update_chunk_avx2<G: GradElem>(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: &[G],
+    low: Option<&mut [u16]>,
+    step: &Step,
+) {
+    update_chunk_portable(p, m, v, g, low, step)
+}
+
+#[inline(always)]
+fn update_chunk_portable<G: GradElem>(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: &[G],
+    low: Option<&mut [u16]>,
+    step: &Step,
+) {
+    let n = p.len();
+    let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
+    match low {
+        None => {
+            for i in 0..n {
+                step.apply(&mut p[i], &mut m[i], &mut v[i], g[i].value());
             }
         }
-    });
+        Some(low) => {
+            let low = &mut low[..n];
+            for i in 0..n {
+                step.apply(&mut p[i], &mut m[i], &mut v[i], g[i].value());
+                low[i] = bf16_bits(p[i]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -75,6 +75,21 @@ impl Bench {
         json_of(&out, what)
     }
 
+    /// `adn` with `args` (a run), its output discarded.
+    pub fn adn_run(&self, args: &[String]) -> Result<()> {
+        output(
+            Command::new(&self.adn)
+                .current_dir(&self.root)
+                .envs(self.env.iter().cloned())
+                .env("OMP_NUM_THREADS", self.threads.to_string())
+                .arg("--threads")
+                .arg(self.threads.to_string())
+                .args(args),
+            "adn run",
+        )?;
+        Ok(())
+    }
+
     pub fn python(&self, mode: &str, config: Value, what: &str) -> Result<Value> {
         let out_file = self
             .root

@@ -6,46 +6,67 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::Value;
 
+use super::sections::{Peak, Sheet};
 use crate::util;
 
 pub fn write(
     root: &Path,
-    rows: &[Vec<String>],
+    sheet: &Sheet,
     targets: &[[String; 3]],
     profile: &Value,
-    raw: serde_json::Map<String, Value>,
-    peak: f64,
+    peak: &Peak,
     threads: usize,
 ) -> Result<()> {
-    let mut md = String::from("# Benchmarks: Rust vs the PyTorch reference\n\n");
+    let mut md = String::from("# Benchmarks: Rust vs PyTorch at its best\n\n");
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
     let _ = writeln!(
         md,
-        "Written by `cargo xtask bench`; both sides ran one after the other on this machine \
-         with {threads} threads, the same libtorch (2.13.0), weights and data (the generated \
-         MVTec stand-in `fabric`). Ratio = Rust / PyTorch for rates, PyTorch / Rust for wall \
-         time. Matrix multiply (1024², float32): {peak:.1} GFLOP/s.\n\n\
-         The reference is DifferNet the ordinary PyTorch way (`bench/reference/differnet.py`): \
-         eager NCHW modules, a DataLoader over PIL, the backbone every epoch. The Rust side \
-         runs the same kernels, but with channels-last activations (`ADN_MEMORY_FORMAT`), \
+        "Written by `cargo xtask bench`; every side ran one after the other on this machine \
+         ({cpu}, {threads} threads) with the same libtorch (2.13.0), weights and data (the \
+         generated MVTec stand-in `fabric`). Ratio = Rust / the fastest peer of the same \
+         precision for rates, PyTorch / Rust for wall time. Matrix multiply 2048², \
+         {threads} threads: float32 {:.1} GFLOP/s, bf16 {:.1} GFLOP/s ({:.2} ×).\n\n\
+         The peers (`bench/reference/differnet.py`): DifferNet the ordinary PyTorch way \
+         (eager NCHW modules, a DataLoader over PIL, the backbone every epoch), the same \
+         modules channels-last, under `torch.compile`, and converted to OpenVINO's runtime \
+         (what anomalib deploys with); in bf16, channels-last and compiled under \
+         `torch.autocast(\"cpu\", dtype=torch.bfloat16)` and OpenVINO at bf16 inference \
+         precision. The Rust side runs channels-last activations (`ADN_MEMORY_FORMAT`), \
          EfficientNet's BatchNorm folded into its convolutions, symmetric padding inside the \
-         convolution, ReLU in place, and each (image, rotation) feature computed once and \
-         cached. The note column gives the Rust extractor in NCHW too.\n"
+         convolution, ReLU in place, bf16 weights cast once (`model.precision`), and each \
+         (image, rotation) feature computed once and cached. The flow trains with a one-pass \
+         Adam (`adn_flows::optim`) and, at `train.precision = \"bf16\"`, bf16 copies of its \
+         weights that the same pass rewrites.\n",
+        peak.fp32,
+        peak.bf16,
+        peak.bf16 / peak.fp32
     );
-    md.push_str("## Targets (issue #8)\n\n| target | measured | |\n|---|---|---|\n");
+    md.push_str("## Targets (issues #8 and #16)\n\n| target | measured | |\n|---|---|---|\n");
     for t in targets {
         let _ = writeln!(md, "| {} |", t.join(" | "));
     }
     md.push_str("\n## Measurements\n\n");
-    md.push_str("| measurement | Rust | PyTorch | ratio | note |\n|---|---:|---:|---:|---|\n");
-    for r in rows {
+    md.push_str("| measurement | Rust | fastest peer | ratio | note |\n|---|---:|---:|---:|---|\n");
+    for r in &sheet.rows {
         let _ = writeln!(md, "| {} |", r.join(" | "));
+    }
+    for section in &sheet.sections {
+        md.push_str(section);
     }
     md.push_str(&profile_table(profile));
     let dir = root.join("results/bench");
     std::fs::write(dir.join("README.md"), &md)?;
     std::fs::write(
         dir.join("bench.json"),
-        serde_json::to_string_pretty(&Value::Object(raw))?,
+        serde_json::to_string_pretty(&Value::Object(sheet.raw.clone()))?,
     )?;
     println!("{md}");
     util::step(&format!("bench: {}", dir.display()));
