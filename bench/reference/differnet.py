@@ -39,6 +39,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def load_module(name, path):
     spec = importlib.util.spec_from_file_location(name, ROOT / path)
     module = importlib.util.module_from_spec(spec)
+    # Registered by name: torch.compile's tracer imports a module's classes through it.
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -47,9 +47,10 @@ const PEERS: [(&str, &str, &str); 7] = [
     ("openvino", "bf16", "OpenVINO bf16"),
 ];
 
+/// The median; NaN for no values (a peer that did not run).
 fn median(mut r: Vec<f64>) -> f64 {
     r.sort_by(f64::total_cmp);
-    r[r.len() / 2]
+    r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Section 1, feature extraction of every case: Rust in float32 (both layouts) and bf16, each
@@ -94,6 +95,7 @@ pub fn extraction(b: &Bench, peak: &Peak, sheet: &mut Sheet) -> Result<Vec<Extra
         // neighbour on this shared machine) must not decide a ratio.
         let (mut rust, mut nchw, mut rust_bf16) = (Vec::new(), Vec::new(), Vec::new());
         let mut peers: Vec<Vec<Value>> = vec![Vec::new(); PEERS.len()];
+        let mut failed: Vec<Option<String>> = vec![None; PEERS.len()];
         for repeat in 0..REPEATS {
             rust.push(b.adn(&args("fp32"), "adn bench extract")?);
             // The same extractor in PyTorch's default layout: what channels-last brings.
@@ -104,14 +106,20 @@ pub fn extraction(b: &Bench, peak: &Peak, sheet: &mut Sheet) -> Result<Vec<Extra
             )?);
             rust_bf16.push(b.adn(&args("bf16"), "adn bench extract (bf16)")?);
             for (k, (way, precision, label)) in PEERS.iter().enumerate() {
-                if *way == "compile" && repeat > 0 {
+                if (*way == "compile" && repeat > 0) || failed[k].is_some() {
                     continue;
                 }
-                peers[k].push(b.python(
-                    "extract",
-                    torch_config(way, precision),
-                    &format!("reference extract ({label})"),
-                )?);
+                let what = format!("reference extract ({label})");
+                match b.python("extract", torch_config(way, precision), &what) {
+                    Ok(v) => peers[k].push(v),
+                    // A peer that does not run here is reported as such, not fatal: the
+                    // optional runtimes (compile, OpenVINO) depend on the machine.
+                    Err(e) if *way == "compile" || *way == "openvino" => {
+                        util::step(&format!("bench: {what} failed, left out: {e:#}"));
+                        failed[k] = Some(format!("{e:#}"));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         let rates = |runs: &[Value]| median(runs.iter().map(|v| rate(v, "forwards")).collect());
@@ -134,11 +142,15 @@ pub fn extraction(b: &Bench, peak: &Peak, sheet: &mut Sheet) -> Result<Vec<Extra
                 .collect();
             let &(best, best_rate) = of_precision
                 .iter()
+                .filter(|p| p.1.is_finite())
                 .max_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("peers of each precision");
+                .expect("the eager and channels-last peers always run");
             let others = of_precision
                 .iter()
-                .map(|(k, v)| format!("{} {v:.1}", PEERS[*k].2))
+                .map(|(k, v)| match &failed[*k] {
+                    Some(_) => format!("{} did not run (bench.json)", PEERS[*k].2),
+                    None => format!("{} {v:.1}", PEERS[*k].2),
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             let extra = if precision == "fp32" {
@@ -165,7 +177,14 @@ pub fn extraction(b: &Bench, peak: &Peak, sheet: &mut Sheet) -> Result<Vec<Extra
         let peer_json: serde_json::Map<String, Value> = PEERS
             .iter()
             .zip(&peers)
-            .map(|(p, runs)| (format!("{}/{}", p.0, p.1), json!(runs)))
+            .zip(&failed)
+            .map(|((p, runs), failed)| {
+                let v = match failed {
+                    Some(e) => json!({"failed": e}),
+                    None => json!(runs),
+                };
+                (format!("{}/{}", p.0, p.1), v)
+            })
             .collect();
         sheet.raw.insert(
             format!("extract/{}", c.name),
