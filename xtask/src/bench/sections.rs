@@ -2,7 +2,6 @@
 //! the sheet and its raw numbers beside them.
 
 use std::fmt::Write as _;
-use std::process::Command;
 
 use adn_metrics::stats::mean_sd;
 use anyhow::{Context, Result};
@@ -406,16 +405,7 @@ pub fn full_runs(b: &Bench, sheet: &mut Sheet) -> Result<FullRuns> {
             "--device".into(),
             "cpu".into(),
         ]);
-        output(
-            Command::new(&b.adn)
-                .current_dir(&b.root)
-                .envs(b.env.iter().cloned())
-                .env("OMP_NUM_THREADS", b.threads.to_string())
-                .arg("--threads")
-                .arg(b.threads.to_string())
-                .args(&args),
-            "adn run",
-        )?;
+        b.adn_run(&args)?;
         let manifest = adn_record::read_manifest(&run_dir)?;
         let metrics = adn_record::read_metrics(&run_dir)?;
         let facts = manifest
