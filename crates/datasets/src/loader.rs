@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::DatasetError;
 use crate::decode;
-use crate::transforms::{Normalization, resize_square, rotate_nearest, to_chw};
+use crate::transforms::{Normalization, resize_square, rotate_nearest, to_chw_into};
 
 /// One chunk of transformed images.
 #[derive(Debug, Clone)]
@@ -71,23 +71,14 @@ pub fn batches(
     let chunk = chunk.max(1);
     let worker = std::thread::spawn(move || {
         let views = angles.first().map_or(0, Vec::len);
+        let row = 3 * (size as usize) * (size as usize);
         for (c, (ps, angs)) in paths.chunks(chunk).zip(angles.chunks(chunk)).enumerate() {
-            let rows: Result<Vec<Vec<f32>>, DatasetError> = ps
-                .par_iter()
-                .zip(angs)
-                .map(|(p, a)| {
-                    let img = resize_square(&decode::load_rgb(p)?, size);
-                    Ok(a.iter()
-                        .flat_map(|&deg| to_chw(&rotate_nearest(&img, deg), &norm))
-                        .collect())
-                })
-                .collect();
-            let item = rows.map(|rows| Batch {
+            let item = load_chunk(ps, angs, views, row, size, &norm).map(|data| Batch {
                 first: c * chunk,
                 images: ps.len(),
                 views,
                 size,
-                data: rows.into_iter().flatten().collect(),
+                data,
             });
             let failed = item.is_err();
             if tx.send(item).is_err() || failed {
@@ -99,4 +90,30 @@ pub fn batches(
         rx: Some(rx),
         worker: Some(worker),
     }
+}
+
+/// One chunk's rows, written in place into a single buffer: images are decoded and resized
+/// in parallel, then every (image, view) row is rotated and normalised in parallel, so a
+/// chunk of one image under 64 rotations still uses every thread, and nothing is copied
+/// between intermediate vectors.
+fn load_chunk(
+    paths: &[PathBuf],
+    angles: &[Vec<f64>],
+    views: usize,
+    row: usize,
+    size: u32,
+    norm: &Normalization,
+) -> Result<Vec<f32>, DatasetError> {
+    let images: Vec<_> = paths
+        .par_iter()
+        .map(|p| Ok(resize_square(&decode::load_rgb(p)?, size)))
+        .collect::<Result<_, DatasetError>>()?;
+    let mut data = vec![0f32; paths.len() * views * row];
+    data.par_chunks_mut(row.max(1))
+        .enumerate()
+        .for_each(|(k, out)| {
+            let (i, t) = (k / views, k % views);
+            to_chw_into(&rotate_nearest(&images[i], angles[i][t]), norm, out);
+        });
+    Ok(data)
 }

@@ -273,14 +273,23 @@ pub fn rotation_sources(width: u32, height: u32, degrees: f64) -> Option<Vec<Opt
 /// Converts to a normalised CHW `f32` buffer, as torchvision's `ToTensor` then `Normalize`.
 pub fn to_chw(img: &RgbImage, norm: &Normalization) -> Vec<f32> {
     let (w, h) = img.dimensions();
-    let plane = (w * h) as usize;
-    let mut out = vec![0f32; 3 * plane];
-    for (i, px) in img.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = (px[c] as f32 / 255.0 - norm.mean[c]) / norm.std[c];
-        }
-    }
+    let mut out = vec![0f32; 3 * (w * h) as usize];
+    to_chw_into(img, norm, &mut out);
     out
+}
+
+/// [`to_chw`] into `out`, which holds exactly `3·width·height` values.
+pub fn to_chw_into(img: &RgbImage, norm: &Normalization, out: &mut [f32]) {
+    let plane = img.width() as usize * img.height() as usize;
+    assert_eq!(out.len(), 3 * plane, "to_chw_into: wrong buffer size");
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    let px = img.as_raw().chunks_exact(3);
+    for (((px, r), g), b) in px.zip(r).zip(g).zip(b) {
+        *r = (px[0] as f32 / 255.0 - norm.mean[0]) / norm.std[0];
+        *g = (px[1] as f32 / 255.0 - norm.mean[1]) / norm.std[1];
+        *b = (px[2] as f32 / 255.0 - norm.mean[2]) / norm.std[2];
+    }
 }
 
 /// Downscales a CHW buffer to `out_h`×`out_w` as PyTorch's `F.interpolate(x, size=...)`

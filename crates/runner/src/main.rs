@@ -55,6 +55,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    adn_runner::memory::keep_freed_memory();
     let cli = Cli::parse();
     // Warnings (or ADN_LOG) on stderr; everything from `info` into the run record's log.txt.
     use tracing_subscriber::prelude::*;
