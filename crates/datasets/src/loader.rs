@@ -67,10 +67,15 @@ pub fn batches(
     chunk: usize,
     ahead: usize,
 ) -> Batches {
+    // Checked here, on the caller's thread: the rows are laid out as image × view.
+    let views = angles.first().map_or(0, Vec::len);
+    assert!(
+        paths.len() == angles.len() && angles.iter().all(|a| a.len() == views),
+        "loader: every image needs the same number of rotations"
+    );
     let (tx, rx) = sync_channel(ahead.max(1));
     let chunk = chunk.max(1);
     let worker = std::thread::spawn(move || {
-        let views = angles.first().map_or(0, Vec::len);
         let row = 3 * (size as usize) * (size as usize);
         for (c, (ps, angs)) in paths.chunks(chunk).zip(angles.chunks(chunk)).enumerate() {
             let item = load_chunk(ps, angs, views, row, size, &norm).map(|data| Batch {

@@ -202,17 +202,37 @@ impl Slot {
         let master = &self.param.master;
         let copy = (self.param.leaf.data_ptr() != master.data_ptr()).then_some(&self.param.leaf);
         let grad = grad.contiguous();
+        let n = master.numel();
+        // The pass below reads `n` elements through every pointer: a wrong-sized gradient or
+        // copy is a caller's bug that must stop here, not read out of bounds.
+        assert!(
+            grad.numel() == n && copy.is_none_or(|t| t.numel() == n),
+            "Adam: parameter of {n} elements, gradient of {}{}",
+            grad.numel(),
+            copy.map_or(String::new(), |t| format!(", bf16 copy of {}", t.numel()))
+        );
         let on_cpu = |t: &Tensor, kind: Kind| {
             t.device() == Device::Cpu && t.kind() == kind && t.is_contiguous()
         };
-        let fast = on_cpu(master, Kind::Float)
+        // A gradient sharing memory with what the pass writes (a caller passing the weight
+        // itself) would alias a `&mut`; such a step goes through tensor operations.
+        let bytes = |t: &Tensor| {
+            let start = t.data_ptr() as usize;
+            start..start + t.numel() * t.kind().elt_size_in_bytes()
+        };
+        let g = bytes(&grad);
+        let aliased = [master, &self.m, &self.v].into_iter().chain(copy).any(|t| {
+            let w = bytes(t);
+            w.start < g.end && g.start < w.end
+        });
+        let fast = !aliased
+            && on_cpu(master, Kind::Float)
             && copy.is_none_or(|t| on_cpu(t, Kind::BFloat16))
             && (on_cpu(&grad, Kind::Float) || on_cpu(&grad, Kind::BFloat16));
         if !fast {
             let has_copy = copy.is_some();
             return self.update_with_tensor_ops(&grad, has_copy, c);
         }
-        let n = master.numel();
         let p = Shared(master.data_ptr() as *mut f32);
         let m = Shared(self.m.data_ptr() as *mut f32);
         let v = Shared(self.v.data_ptr() as *mut f32);
@@ -456,6 +476,29 @@ mod tests {
                 / f64::try_from(b.abs().max()).unwrap();
             assert!(e < 1e-6, "{name}: relative difference {e:e}");
         }
+    }
+
+    #[test]
+    fn a_gradient_sharing_the_weights_memory_is_stepped_as_a_copy_would_be() {
+        let start = Tensor::randn([1000], (Kind::Float, Device::Cpu));
+        let (a, b) = (start.copy(), start.copy());
+        let mut aliased = Adam::new(vec![Param::plain(&a)], CONFIG);
+        let mut copied = Adam::new(vec![Param::plain(&b)], CONFIG);
+        for _ in 0..3 {
+            aliased.step(&[a.shallow_clone()]);
+            copied.step(&[b.copy()]);
+        }
+        let e = f64::try_from((&a - &b).abs().max()).unwrap();
+        assert!(e < 1e-6, "difference {e:e}");
+        assert!(f64::try_from((&a - &start).abs().max()).unwrap() > 1e-5);
+    }
+
+    #[test]
+    #[should_panic(expected = "parameter of 1000 elements, gradient of 10")]
+    fn a_wrong_sized_gradient_is_refused() {
+        let w = Tensor::zeros([1000], (Kind::Float, Device::Cpu));
+        let mut adam = Adam::new(vec![Param::plain(&w)], CONFIG);
+        adam.step(&[Tensor::zeros([10], (Kind::Float, Device::Cpu))]);
     }
 
     #[test]

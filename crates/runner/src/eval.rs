@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tch::{Device, nn};
 
-use crate::config::Config;
+use crate::config::{Config, PrecisionChoice};
 use crate::device::DeviceChoice;
 use crate::extract::{CacheStats, FeatureSource};
 use crate::progress;
@@ -164,6 +164,19 @@ pub fn load_trained(
     device: Device,
     cache_root: Option<&Path>,
 ) -> Result<TrainedModel> {
+    // `auto` precisions resolve by machine: a run trained with bf16 units and scored on a
+    // machine without them would silently score in another precision. The run's record
+    // says what it used.
+    let mut cfg = cfg.clone();
+    if let Some(facts) = adn_record::read_manifest(run_dir).ok().and_then(|m| m.run) {
+        let recorded = |name: &str| match name {
+            "bf16" => PrecisionChoice::Bf16,
+            _ => PrecisionChoice::Fp32,
+        };
+        cfg.model.precision = recorded(&facts.precision);
+        cfg.train.precision = recorded(&facts.flow_precision);
+    }
+    let cfg = &cfg;
     let features = FeatureSource::trained(cfg, run_dir, device, cache_root)?;
     let mut flow_vs = nn::VarStore::new(device);
     let flow = crate::run::train::build_flow(cfg, &flow_vs, features.extractor.feature_dim());
