@@ -2,7 +2,8 @@
 # The paper's schedule (448 px, 3 scales, 192 epochs, 64 test rotations) on one
 # MVTec-sized stand-in category on this CPU (issue #16): wall time per stage and peak
 # memory of each variant × precision, written to OUT_DIR (default results/bench/cpu-paper):
-# summary.txt and each run's manifest and metrics.
+# each run's summary-<variant>-<precision>.txt, manifest and metrics, and summary.txt joining
+# every run's summary there (a rerun of some variants keeps the others' lines).
 #
 #   ci/cpu-paper.sh [OUT_DIR]    # VARIANTS="none se" PRECISIONS="bf16 fp32" THREADS=2
 #
@@ -39,7 +40,6 @@ if [[ ! -d $data/fabric ]]; then
 fi
 runs=$(mktemp -d)
 mkdir -p "$out"
-: > "$out/summary.txt"
 for precision in ${PRECISIONS:-bf16 fp32}; do
     for attention in ${VARIANTS:-none se}; do
         name=$attention-$precision
@@ -47,11 +47,11 @@ for precision in ${PRECISIONS:-bf16 fp32}; do
         "$adn" --threads "$threads" run bench/cpu-paper.toml --device cpu --no-cache --force --quiet \
             --set model.attention="\"$attention\"" \
             --set model.precision="\"$precision\"" --set train.precision="\"$precision\"" \
-            --out "$runs/$name" | tee -a "$out/summary.txt"
+            --out "$runs/$name" > "$out/summary-$name.txt"
         end=$(date +%s.%N)
         cp "$runs/$name/manifest.json" "$out/manifest-$name.json"
         cp "$runs/$name/metrics.json" "$out/metrics-$name.json"
-        .venv/bin/python - "$runs/$name/manifest.json" "$start" "$end" >> "$out/summary.txt" <<'PY'
+        .venv/bin/python - "$runs/$name/manifest.json" "$start" "$end" >> "$out/summary-$name.txt" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 w, r = m["wall_s"], m
@@ -63,4 +63,6 @@ PY
     done
 done
 rm -rf "$runs"
+# Each run keeps its own summary, so a rerun of some variants leaves the others' lines.
+cat "$out"/summary-*.txt > "$out/summary.txt"
 cat "$out/summary.txt"
