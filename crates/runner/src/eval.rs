@@ -170,11 +170,15 @@ pub fn load_trained(
     let mut cfg = cfg.clone();
     if let Some(facts) = adn_record::read_manifest(run_dir).ok().and_then(|m| m.run) {
         let recorded = |name: &str| match name {
-            "bf16" => PrecisionChoice::Bf16,
-            _ => PrecisionChoice::Fp32,
+            "bf16" => Ok(PrecisionChoice::Bf16),
+            "fp32" => Ok(PrecisionChoice::Fp32),
+            other => Err(anyhow::anyhow!(
+                "{}: the manifest records an unknown precision {other:?} (expected fp32 or bf16)",
+                run_dir.display()
+            )),
         };
-        cfg.model.precision = recorded(&facts.precision);
-        cfg.train.precision = recorded(&facts.flow_precision);
+        cfg.model.precision = recorded(&facts.precision)?;
+        cfg.train.precision = recorded(&facts.flow_precision)?;
     }
     let cfg = &cfg;
     let features = FeatureSource::trained(cfg, run_dir, device, cache_root)?;

@@ -107,9 +107,9 @@ pub fn keep_freed_memory() -> bool {
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        // Every setting is applied even if one is refused.
         // SAFETY: mallopt only changes the allocator's parameters; blocks already handed
         // out stay valid.
-        // Every setting is applied even if one is refused.
         unsafe {
             let settings = [
                 (libc::M_MMAP_MAX, 0),
