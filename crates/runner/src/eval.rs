@@ -168,18 +168,7 @@ pub fn load_trained(
     // machine without them would silently score in another precision. The run's record
     // says what it used.
     let mut cfg = cfg.clone();
-    if let Some(facts) = adn_record::read_manifest(run_dir).ok().and_then(|m| m.run) {
-        let recorded = |name: &str| match name {
-            "bf16" => Ok(PrecisionChoice::Bf16),
-            "fp32" => Ok(PrecisionChoice::Fp32),
-            other => Err(anyhow::anyhow!(
-                "{}: the manifest records an unknown precision {other:?} (expected fp32 or bf16)",
-                run_dir.display()
-            )),
-        };
-        cfg.model.precision = recorded(&facts.precision)?;
-        cfg.train.precision = recorded(&facts.flow_precision)?;
-    }
+    pin_recorded_precisions(run_dir, &mut cfg)?;
     let cfg = &cfg;
     let features = FeatureSource::trained(cfg, run_dir, device, cache_root)?;
     let mut flow_vs = nn::VarStore::new(device);
@@ -191,6 +180,28 @@ pub fn load_trained(
         flow_vs,
         flow,
     })
+}
+
+/// Sets `cfg`'s precisions to the ones `run_dir`'s manifest records, when it records them.
+fn pin_recorded_precisions(run_dir: &Path, cfg: &mut Config) -> Result<()> {
+    if let Some(facts) = adn_record::read_manifest(run_dir).ok().and_then(|m| m.run) {
+        cfg.model.precision = recorded_precision(run_dir, &facts.precision)?;
+        cfg.train.precision = recorded_precision(run_dir, &facts.flow_precision)?;
+    }
+    Ok(())
+}
+
+/// The setting that rebuilds a run in the precision its manifest records (`name`); a name
+/// this build does not know is refused rather than read as fp32.
+fn recorded_precision(run_dir: &Path, name: &str) -> Result<PrecisionChoice> {
+    match name {
+        "bf16" => Ok(PrecisionChoice::Bf16),
+        "fp32" => Ok(PrecisionChoice::Fp32),
+        other => bail!(
+            "{}: the manifest records an unknown precision {other:?} (expected fp32 or bf16)",
+            run_dir.display()
+        ),
+    }
 }
 
 /// Fails unless `dir` holds a complete run record with its model, and (unless
@@ -215,7 +226,9 @@ pub fn require_complete(dir: &Path, any_model: bool) -> Result<()> {
 /// Rescores the model of `run_dir` on the data named by the overrides.
 pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)> {
     require_complete(run_dir, opts.any_model)?;
-    let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
+    let mut cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
+    // Pinned here too, so the config this eval writes says what it scored with.
+    pin_recorded_precisions(run_dir, &mut cfg)?;
     let device: Device = opts.device.resolve()?;
     let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
 
@@ -254,4 +267,28 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
         Ok(())
     })?;
     Ok((dir, rec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_precisions_pin_the_run_and_refuse_unknown_names() {
+        let dir = Path::new("results/x/runs/abc");
+        // `auto` never comes back: the record names what the run actually used.
+        assert_eq!(
+            recorded_precision(dir, "bf16").unwrap(),
+            PrecisionChoice::Bf16
+        );
+        assert_eq!(
+            recorded_precision(dir, "fp32").unwrap(),
+            PrecisionChoice::Fp32
+        );
+        for bad in ["auto", "fp16", ""] {
+            let err = recorded_precision(dir, bad).unwrap_err().to_string();
+            assert!(err.contains("results/x/runs/abc"), "{err}");
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
 }

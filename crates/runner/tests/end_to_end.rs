@@ -157,6 +157,25 @@ fn a_bf16_run_separates_records_its_precision_and_rescores_identically() {
         (rescored - last).abs() < 1e-9,
         "eval {rescored} vs run {last}"
     );
+    // A config that now says fp32 (as `auto` would on a machine without bf16 units) still
+    // scores the run in the precisions its manifest records.
+    let fp32_config = dir.path().join("eval-fp32-config");
+    let eval = adn("eval")
+        .arg(&run)
+        .args(["--device", "cpu", "--quiet", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .args(["--set", "model.precision=\"fp32\""])
+        .args(["--set", "train.precision=\"fp32\""])
+        .arg("--out")
+        .arg(&fp32_config)
+        .output()
+        .unwrap();
+    assert_ok(&eval);
+    assert_eq!(
+        std::fs::read_to_string(fp32_config.join("scores.csv")).unwrap(),
+        std::fs::read_to_string(run.join("eval-test/scores.csv")).unwrap(),
+        "an fp32 config rescored a bf16 run in fp32"
+    );
 }
 
 #[test]
