@@ -151,6 +151,8 @@ pub fn load_flow_checkpoint(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
 /// The trained model of a complete run: its features (with the trained attention of a
 /// joint run, then frozen), and its flow with the variables that hold it.
 pub struct TrainedModel {
+    /// The config it was built with: the caller's, in the precisions the run recorded.
+    pub config: Config,
     pub features: FeatureSource,
     pub flow_vs: nn::VarStore,
     pub flow: DifferNetFlow,
@@ -167,15 +169,15 @@ pub fn load_trained(
     // `auto` precisions resolve by machine: a run trained with bf16 units and scored on a
     // machine without them would silently score in another precision. The run's record
     // says what it used.
-    let mut cfg = cfg.clone();
-    pin_recorded_precisions(run_dir, &mut cfg)?;
-    let cfg = &cfg;
-    let features = FeatureSource::trained(cfg, run_dir, device, cache_root)?;
+    let mut config = cfg.clone();
+    pin_recorded_precisions(run_dir, &mut config)?;
+    let features = FeatureSource::trained(&config, run_dir, device, cache_root)?;
     let mut flow_vs = nn::VarStore::new(device);
-    let flow = crate::run::train::build_flow(cfg, &flow_vs, features.extractor.feature_dim());
+    let flow = crate::run::train::build_flow(&config, &flow_vs, features.extractor.feature_dim());
     load_flow_checkpoint(&mut flow_vs, &run_dir.join(files::MODEL))?;
     flow.sync_bf16_copies();
     Ok(TrainedModel {
+        config,
         features,
         flow_vs,
         flow,
@@ -226,9 +228,7 @@ pub fn require_complete(dir: &Path, any_model: bool) -> Result<()> {
 /// Rescores the model of `run_dir` on the data named by the overrides.
 pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)> {
     require_complete(run_dir, opts.any_model)?;
-    let mut cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
-    // Pinned here too, so the config this eval writes says what it scored with.
-    pin_recorded_precisions(run_dir, &mut cfg)?;
+    let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
     let device: Device = opts.device.resolve()?;
     let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
 
@@ -255,7 +255,8 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
         feature_cache: stats,
     };
     let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
-        write_synced(&tmp.join(files::CONFIG), cfg.to_toml().as_bytes())?;
+        // The model's config: it says the precisions this eval scored with.
+        write_synced(&tmp.join(files::CONFIG), model.config.to_toml().as_bytes())?;
         write_synced(
             &tmp.join(files::SCORES),
             adn_record::scores_csv(&rows).as_bytes(),

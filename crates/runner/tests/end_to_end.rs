@@ -176,6 +176,13 @@ fn a_bf16_run_separates_records_its_precision_and_rescores_identically() {
         std::fs::read_to_string(run.join("eval-test/scores.csv")).unwrap(),
         "an fp32 config rescored a bf16 run in fp32"
     );
+    // And the config it writes names the precisions it scored with, not the override.
+    let written = std::fs::read_to_string(fp32_config.join("config.toml")).unwrap();
+    assert_eq!(
+        written.matches("precision = \"bf16\"").count(),
+        2,
+        "{written}"
+    );
 }
 
 #[test]
