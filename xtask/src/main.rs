@@ -1,17 +1,22 @@
-//! Project chores, run as `cargo xtask <command>`.
+//! Project chores, run as `cargo xtask <command>`: one module each under `commands/`.
 //!
 //! xtask never links libtorch: it is what installs it. Everything that trains or evaluates
-//! is delegated to the `adn` binary as a subprocess.
+//! is delegated to the `adn` binary as a subprocess (`adn.rs`).
 
-mod bench;
-mod report;
-mod setup;
+mod adn;
+mod commands;
 mod util;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use commands::{bench, figures, setup, sweep, tables, test};
+
 use clap::{Parser, Subcommand};
+
+/// The main job's grid: three stand-ins and ELPV × vanilla/SE/CBAM × 3 seeds.
+const DEMO_GRID: &str = "experiments/demo.toml";
+/// The paper's grid.
+const PAPER_GRID: &str = "experiments/paper.toml";
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "AttentDifferNet project chores")]
@@ -72,10 +77,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Setup => setup::run().map(|_| ()),
-        Command::Test { no_lint } => test(no_lint),
-        Command::Demo { jobs } => {
-            report::sweep(Path::new("experiments/demo.toml"), jobs, &[]).map(|_| ())
-        }
+        Command::Test { no_lint } => test::run(no_lint),
+        Command::Demo { jobs } => sweep::run(Path::new(DEMO_GRID), jobs, &[]),
         Command::Sweep {
             grid,
             jobs,
@@ -94,133 +97,15 @@ fn main() {
                 extra.push("--slurm".into());
                 extra.push(dir.display().to_string());
             }
-            report::sweep(&grid, jobs, &extra).map(|_| ())
+            sweep::run(&grid, jobs, &extra)
         }
         Command::Bench => bench::run(),
-        Command::Tables { experiment } => report::tables(&experiment).map(|_| ()),
-        Command::Figures { experiment } => report::figures(&experiment),
-        Command::Paper { jobs } => {
-            report::sweep(Path::new("experiments/paper.toml"), jobs, &[]).map(|_| ())
-        }
+        Command::Tables { experiment } => tables::run(&experiment),
+        Command::Figures { experiment } => figures::run(&experiment),
+        Command::Paper { jobs } => sweep::run(Path::new(PAPER_GRID), jobs, &[]),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// An ignored test that `cargo xtask test` runs when the machine has what it needs.
-struct GatedTest {
-    package: &'static str,
-    target: &'static str,
-    name: &'static str,
-    needs: &'static str,
-    available: fn() -> std::result::Result<(), String>,
-}
-
-const GATED_TESTS: &[GatedTest] = &[
-    GatedTest {
-        package: "adn-runner",
-        target: "sweep",
-        name: "slurm_job_array_runs_the_grid",
-        needs: "Slurm",
-        available: || succeeds("sbatch", &["--version"]),
-    },
-    GatedTest {
-        package: "adn-runner",
-        target: "full_disk",
-        name: "a_full_disk_is_an_error_naming_the_file_or_only_costs_the_cache",
-        needs: "a private tmpfs mount",
-        available: || {
-            succeeds(
-                "unshare",
-                &[
-                    "--user",
-                    "--map-root-user",
-                    "--mount",
-                    "sh",
-                    "-c",
-                    "mount -t tmpfs -o size=64k tmpfs /mnt",
-                ],
-            )
-        },
-    },
-];
-
-/// Whether `program args` runs and exits 0; why not otherwise.
-fn succeeds(program: &str, args: &[&str]) -> std::result::Result<(), String> {
-    match std::process::Command::new(program).args(args).output() {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "`{program}` failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!("`{program}` cannot run: {e}")),
-    }
-}
-
-fn test(no_lint: bool) -> Result<()> {
-    let (_, env) = report::build_adn()?;
-    let root = util::workspace_root();
-    if !no_lint {
-        util::step("cargo fmt --check");
-        util::cargo(&root, &env, &["fmt", "--all", "--check"])?;
-        util::step("cargo clippy");
-        util::cargo(
-            &root,
-            &env,
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )?;
-    }
-    util::step("cargo test");
-    // One libtorch thread per test process: tests run side by side, and OpenMP threads that
-    // outnumber the cores spin against each other (a 100-fold slowdown measured here).
-    let mut test_env = env.clone();
-    test_env.push(("OMP_NUM_THREADS".into(), "1".into()));
-    util::cargo(&root, &test_env, &["test", "--workspace"])?;
-    // Tests that need something not every machine has are `#[ignore]`d, so that a plain
-    // `cargo test` reports them as ignored rather than passed; here they run where they can.
-    let mut skipped = Vec::new();
-    for gated in GATED_TESTS {
-        match (gated.available)() {
-            Ok(()) => {
-                util::step(&format!(
-                    "cargo test (needs {}): {}",
-                    gated.needs, gated.name
-                ));
-                util::cargo(
-                    &root,
-                    &test_env,
-                    &[
-                        "test",
-                        "-p",
-                        gated.package,
-                        "--test",
-                        gated.target,
-                        "--",
-                        "--ignored",
-                        "--exact",
-                        gated.name,
-                    ],
-                )?;
-            }
-            Err(why) => skipped.push(format!("{} (needs {}: {why})", gated.name, gated.needs)),
-        }
-    }
-    for s in &skipped {
-        eprintln!("SKIPPED {s}");
-    }
-    util::step(if skipped.is_empty() {
-        "all checks passed"
-    } else {
-        "all checks that can run here passed; see SKIPPED above"
-    });
-    Ok(())
 }

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::{alexnet, efficientnet};
 
 /// Which network extracts the features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackboneKind {
     /// torchvision AlexNet `features`, as in DifferNet.
@@ -57,7 +57,7 @@ impl BackboneKind {
 }
 
 /// The attention module inserted at each chosen position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttentionKind {
     /// Vanilla DifferNet.
@@ -71,7 +71,9 @@ pub enum AttentionKind {
 }
 
 /// How attention starts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttentionInit {
     /// The modules' usual random initialisation: a gate near 0.5 that rescales every channel
@@ -92,7 +94,7 @@ impl AttentionInit {
 }
 
 /// Whether attention parameters learn with the flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttentionTraining {
     /// Attention keeps its seeded random initialisation; only the flow learns.

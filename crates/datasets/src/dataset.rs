@@ -1,6 +1,10 @@
 //! The dataset kinds, their rules, and the validation that `adn data check` prints and that
 //! runs apply before training: every image and mask is decoded, masks must match their
 //! images in size, and counts are compared with the published ones where they are known.
+//!
+//! Longer than most files (about 460 lines) because the kinds' rules and the report that
+//! checks a dataset against them are read together; splitting them would put each rule's
+//! check away from its definition.
 
 use std::collections::BTreeMap;
 use std::fmt;

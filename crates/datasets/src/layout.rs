@@ -4,6 +4,11 @@
 //! Folder names (`train`, `test`, `good`, `ground_truth`) match case-insensitively, hidden
 //! entries (names starting with `.`) are skipped, and symbolic links are followed except
 //! when they loop or point nowhere, which is an error naming the link.
+//!
+//! Longer than most files (about 470 lines) because it answers one question, "is this folder
+//! an MVTec-style dataset, and which file is what?", with every rule and every error that
+//! names the offending path in one place; its tests are `tests/layouts.rs` and
+//! `tests/bad_input.rs`.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

@@ -8,7 +8,7 @@ use crate::coupling::GlowCoupling;
 use crate::numpy_rng::seeded_permutation;
 
 /// Shape of the flow. Defaults are DifferNet's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowConfig {
     /// Number of [permutation, coupling] blocks.
@@ -22,6 +22,7 @@ pub struct FlowConfig {
     /// features cannot lower the loss. Off (DifferNet) is left out of the serialised form,
     /// so run ids from before this setting are unchanged.
     #[serde(skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub standardize: bool,
 }
 

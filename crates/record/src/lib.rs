@@ -11,7 +11,10 @@
 //! | `model.safetensors`, `attention.safetensors` | the trained flow (and joint attention) | complete runs |
 //! | `log.txt` | the run's log | runs that got far enough |
 //!
-//! An experiment folder adds `plan.json` ([`Plan`]), written by the sweep.
+//! An experiment folder adds `plan.json` ([`Plan`]), written by the sweep. Beside the runs,
+//! `adn explain` writes `explain.json` ([`Explanation`]) and `attention.json`
+//! ([`AttentionPictures`]) into its folder, and `adn eval` writes `eval.json`
+//! ([`EvalRecord`]) with the rescored `scores.csv`.
 //!
 //! The runner writes through this crate and the report and `xtask bench` read through it,
 //! so a field is declared once. Reading is strict: a missing or unknown field is an error
@@ -20,13 +23,19 @@
 //! ([`RunState`]) is read from what is there. No libtorch here.
 
 mod error;
+mod explain;
 mod folder;
 mod manifest;
 mod metrics;
 mod plan;
 mod scores;
 
+pub use adn_util::Precision;
 pub use error::RecordError;
+pub use explain::{
+    AttentionPictures, EvalRecord, ExplainedImage, ExplainedRun, Explanation, GateValues,
+    PictureImage, PositionGates, RunGates,
+};
 pub use folder::{
     RunRecord, RunState, SaveModel, read_json, read_manifest, read_metrics, run_state,
     verify_model_files, write_failure, write_run,
@@ -56,4 +65,11 @@ pub mod files {
     pub const PLAN: &str = "plan.json";
     /// The experiment folder's sub-folder of run folders.
     pub const RUNS: &str = "runs";
+    /// In an `adn explain` folder: the Grad-CAM and map figures' images and runs.
+    pub const EXPLAIN: &str = "explain.json";
+    /// In an `adn explain` folder: the attention gates (not the joint weights,
+    /// [`ATTENTION`]).
+    pub const ATTENTION_GATES: &str = "attention.json";
+    /// In an `adn eval` folder.
+    pub const EVAL: &str = "eval.json";
 }

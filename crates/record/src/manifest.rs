@@ -1,5 +1,6 @@
 //! `manifest.json`: what ran, where, how long, and whether it finished.
 
+use adn_util::Precision;
 use serde::{Deserialize, Serialize};
 
 /// How a run ended. The manifest is written last, so its status is what marks a folder.
@@ -100,16 +101,12 @@ pub struct RunFacts {
     pub peak_rss_mb: Option<f64>,
     /// The number format of the frozen backbone's forward pass (`fp32`, `bf16`); records
     /// from before the setting existed ran in fp32.
-    #[serde(default = "fp32")]
-    pub precision: String,
+    #[serde(default)]
+    pub precision: Precision,
     /// The number format of the flow's matrix multiplies (`fp32`, `bf16` on copies of
     /// float32 master weights); records from before the setting existed ran in fp32.
-    #[serde(default = "fp32")]
-    pub flow_precision: String,
-}
-
-fn fp32() -> String {
-    "fp32".into()
+    #[serde(default)]
+    pub flow_precision: Precision,
 }
 
 /// Wall time of each stage of a run, in seconds.

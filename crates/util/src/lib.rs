@@ -6,6 +6,8 @@
 //! - [`lock`]: one owner at a time for an experiment, a run folder or a generated dataset
 //!   (advisory file locks, released by the kernel when their process dies);
 //! - [`python`]: the one rule that finds the project's Python (the venv with torch and pip);
+//! - [`precision`]: the number format a run computes in (`fp32`, `bf16`), one type for
+//!   every crate and the record;
 //! - [`wheel`]: a pinned PyPI wheel downloaded once into a cache and checked against its
 //!   SHA-256.
 //!
@@ -15,7 +17,9 @@
 pub mod atomic;
 pub mod hash;
 pub mod lock;
+pub mod precision;
 pub mod python;
 pub mod wheel;
 
 pub use hash::sha256_file;
+pub use precision::Precision;

@@ -17,8 +17,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::paint::{
-    Canvas, Coverage, Noise, blob, diff_coverage, draw_polyline, lerp3, random_walk, scale3,
-    segment_distance, soft_inside,
+    Canvas, Coverage, Noise, blob, diff_coverage, draw_polyline, jitter3, lerp3, random_walk,
+    scale3, segment_distance, soft_inside,
 };
 use super::{Category, Ctx, Look, Rendered, finish};
 
@@ -53,14 +53,6 @@ const LOOK: Look = Look {
     noise: 0.01,
     blur: 1,
 };
-
-fn jitter3(rng: &mut ChaCha8Rng, c: [f32; 3], amp: f32) -> [f32; 3] {
-    [
-        c[0] + rng.random_range(-amp..=amp),
-        c[1] + rng.random_range(-amp..=amp),
-        c[2] + rng.random_range(-amp..=amp),
-    ]
-}
 
 /// A crop size around `size` with aspect `aspect` (width / height), each side jittered.
 fn crop(rng: &mut ChaCha8Rng, size: usize, aspect: (f32, f32)) -> (usize, usize) {

@@ -283,6 +283,15 @@ impl Noise {
     }
 }
 
+/// `c` with each channel moved by a uniform draw in `[-amp, amp]`.
+pub fn jitter3(rng: &mut ChaCha8Rng, c: [f32; 3], amp: f32) -> [f32; 3] {
+    [
+        c[0] + rng.random_range(-amp..=amp),
+        c[1] + rng.random_range(-amp..=amp),
+        c[2] + rng.random_range(-amp..=amp),
+    ]
+}
+
 /// Coverage of a pixel centre at distance `d` from an edge at `r` (antialiased step).
 pub fn soft_inside(d: f32, r: f32) -> f32 {
     (r - d + 0.5).clamp(0.0, 1.0)

@@ -10,89 +10,13 @@ use anyhow::{Context, Result, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use adn_record::AttentionPictures as Pictures;
+
 use crate::gather::Experiment;
 
 use super::gradcam::{rgb, run_label};
 use super::print::*;
 use super::*;
-
-/// `attention.json` as `adn explain` writes it.
-#[derive(serde::Deserialize)]
-struct Pictures {
-    images: Vec<PictureImage>,
-    runs: Vec<RunGates>,
-}
-
-#[derive(serde::Deserialize)]
-struct PictureImage {
-    defect: String,
-    anomalous: bool,
-    input: String,
-}
-
-#[derive(serde::Deserialize)]
-struct RunGates {
-    run_dir: String,
-    attention: String,
-    positions: Vec<PositionGates>,
-}
-
-#[derive(serde::Deserialize)]
-struct PositionGates {
-    position: String,
-    gates: Vec<GateValues>,
-}
-
-/// `[images, C]` (channel) or `[images, H, W]` (spatial), row-major.
-#[derive(serde::Deserialize)]
-struct GateValues {
-    gate: String,
-    shape: Vec<usize>,
-    values: Vec<f32>,
-}
-
-impl GateValues {
-    /// Image `i`'s values.
-    fn of_image(&self, i: usize) -> &[f32] {
-        let per = self.values.len() / self.shape[0].max(1);
-        &self.values[i * per..(i + 1) * per]
-    }
-}
-
-fn read_pictures(explain_dir: &Path) -> Result<Pictures> {
-    let path = explain_dir.join("attention.json");
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let p: Pictures =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
-    for run in &p.runs {
-        for pos in &run.positions {
-            for g in &pos.gates {
-                let want = match g.gate.as_str() {
-                    "channel" => 2,
-                    "spatial" => 3,
-                    other => bail!("{}: unknown gate {other:?}", path.display()),
-                };
-                if g.shape.len() != want
-                    || g.shape[0] != p.images.len()
-                    || g.shape.iter().product::<usize>() != g.values.len()
-                {
-                    bail!(
-                        "{}: the {} gate of {} at {} has shape {:?} for {} images and {} values",
-                        path.display(),
-                        g.gate,
-                        run.run_dir,
-                        pos.position,
-                        g.shape,
-                        p.images.len(),
-                        g.values.len()
-                    );
-                }
-            }
-        }
-    }
-    Ok(p)
-}
 
 /// The colour scale's top: 1 for sigmoid gates, 2 once an identity-started gate (in (0, 2))
 /// exceeds 1, so that every panel of a figure reads on the same scale.
@@ -384,7 +308,7 @@ pub fn write_attention_pictures(
     if !explain_dir.join("attention.json").is_file() {
         return Ok(Vec::new());
     }
-    let pictures = read_pictures(explain_dir)?;
+    let pictures = Pictures::read(explain_dir)?;
     let labels: Vec<String> = pictures
         .runs
         .iter()

@@ -7,55 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 
+use adn_record::Explanation;
+
 use crate::gather::Experiment;
 use crate::tables::display_name;
 
 use super::print::*;
 use super::*;
-
-/// `explain.json` as `adn explain` writes it.
-#[derive(serde::Deserialize)]
-pub(super) struct Explanation {
-    pub(super) layer: String,
-    pub(super) images: Vec<ExplainedImage>,
-    pub(super) runs: Vec<ExplainedRun>,
-    pub(super) inputs: Vec<String>,
-    /// How DifferNet's maps were made.
-    #[serde(default)]
-    pub(super) map: String,
-}
-
-impl Explanation {
-    /// `explain.json` of the `adn explain` folder `explain_dir`.
-    pub(super) fn read(explain_dir: &Path) -> Result<Explanation> {
-        let text = fs::read_to_string(explain_dir.join("explain.json"))
-            .with_context(|| format!("cannot read {}/explain.json", explain_dir.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}/explain.json is not valid", explain_dir.display()))
-    }
-}
-
-#[derive(serde::Deserialize)]
-pub(super) struct ExplainedImage {
-    pub(super) defect: String,
-    pub(super) anomalous: bool,
-    pub(super) why: String,
-    pub(super) mask: Option<String>,
-    pub(super) map_max: f32,
-}
-
-#[derive(serde::Deserialize)]
-pub(super) struct ExplainedRun {
-    pub(super) run_dir: String,
-    pub(super) attention: String,
-    pub(super) overlays: Vec<String>,
-    #[serde(default)]
-    pub(super) maps: Vec<String>,
-    #[serde(default)]
-    pub(super) scores: Vec<f64>,
-    #[serde(default)]
-    pub(super) threshold: f64,
-}
 
 /// A run's column header: its variant in display form (`SE / joint`), found by its folder,
 /// or its attention when the folder is not one of the experiment's.

@@ -12,7 +12,9 @@ use plotters::prelude::*;
 
 use crate::gather::Experiment;
 
-use super::gradcam::{Explanation, rgb, run_label};
+use adn_record::Explanation;
+
+use super::gradcam::{rgb, run_label};
 use super::print::*;
 use super::*;
 
@@ -148,17 +150,6 @@ fn row_tiles(explain_dir: &Path, e: &Explanation, r: usize) -> Result<Vec<Vec<u8
     Ok(tiles)
 }
 
-fn read_explanation(explain_dir: &Path) -> Result<Explanation> {
-    let e = Explanation::read(explain_dir)?;
-    if e.runs.iter().any(|r| r.maps.len() != e.images.len()) {
-        bail!(
-            "{}/explain.json has no DifferNet map for every image (written by an older adn?)",
-            explain_dir.display()
-        );
-    }
-    Ok(e)
-}
-
 /// The paper's layout for a dataset of many categories: variants as rows (the input first),
 /// one image per category as columns (the first defective test image each `adn explain`
 /// folder shows), each column on its own colour scale. `categories` pairs each category
@@ -172,7 +163,7 @@ pub fn write_category_maps(
     register_font();
     let explained: Vec<Explanation> = categories
         .iter()
-        .map(|(_, d)| read_explanation(d))
+        .map(|(_, d)| Ok(Explanation::read(d)?))
         .collect::<Result<_>>()?;
     let Some(first) = explained.first() else {
         bail!("no category to draw");
@@ -259,7 +250,7 @@ pub fn write_map_grid(
     stem: &Path,
 ) -> Result<PathBuf> {
     register_font();
-    let e = read_explanation(explain_dir)?;
+    let e = Explanation::read(explain_dir)?;
     let gap = 10u32;
     let pad = px(unit(), 4.0);
     let mut headers = vec![if e.images.iter().any(|i| i.mask.is_some()) {

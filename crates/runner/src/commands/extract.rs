@@ -7,9 +7,10 @@ use tch::Device;
 
 use crate::config::{Config, ConfigArgs};
 use crate::device::DeviceChoice;
-use crate::extract::{CacheStats, FeatureSource};
+use crate::pipeline::data::{fixed_test_angles, load_data};
+use crate::pipeline::features::{CacheStats, FeatureSource};
+use crate::pipeline::settings::Settings;
 use crate::progress;
-use crate::run::data::{fixed_test_angles, load_data};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,7 +33,7 @@ pub fn command(args: Args) -> Result<()> {
 /// Writes `[images, test_transforms, dim]` pooled features of the test set and the image
 /// paths beside them; returns the number of images.
 pub fn extract_test_features(cfg: &Config, out: &Path, device: Device) -> Result<usize> {
-    let source = FeatureSource::new(cfg, device, None)?;
+    let source = FeatureSource::new(cfg, &Settings::on_device(cfg, device)?, None)?;
     let data = load_data(cfg)?;
     let angles = fixed_test_angles(cfg, data.test.len());
     let mut stats = CacheStats::default();

@@ -1,9 +1,14 @@
-//! The `adn` subcommands that only call into another crate or print a summary; each module
-//! holds its arguments and its `command`. The subcommands with more behind them (`run`,
-//! `eval`, `explain`, `bench`, `sweep`) keep theirs in their own modules.
+//! The `adn` subcommands, one module each with its clap arguments and its `command`. They
+//! parse, call the [`crate::pipeline`], and print; none imports another.
 
+pub mod bench;
+pub mod config;
 pub mod data;
+pub mod eval;
+pub mod explain;
 pub mod extract;
 pub mod metrics;
 pub mod model;
+pub mod run;
+pub mod sweep;
 pub mod weights;

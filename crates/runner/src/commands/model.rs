@@ -7,7 +7,8 @@ use anyhow::Result;
 use tch::{Device, nn};
 
 use crate::config::{Config, ConfigArgs};
-use crate::extract::FeatureSource;
+use crate::pipeline::features::FeatureSource;
+use crate::pipeline::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Args {
@@ -31,7 +32,8 @@ fn count(vs: &nn::VarStore) -> i64 {
 
 /// Parameters and MACs of the model a config builds.
 pub fn model_summary(cfg: &Config) -> Result<String> {
-    let extractor = FeatureSource::new(cfg, Device::Cpu, None)?.extractor;
+    let extractor =
+        FeatureSource::new(cfg, &Settings::on_device(cfg, Device::Cpu)?, None)?.extractor;
     let flow_vs = nn::VarStore::new(Device::Cpu);
     let _flow = DifferNetFlow::new(&flow_vs.root(), extractor.feature_dim(), &cfg.flow);
     let b = extractor.config();

@@ -1,0 +1,281 @@
+//! What `adn explain` and `adn eval` write beside the run records: `explain.json` (the
+//! Grad-CAM overlays and DifferNet maps of a few test images), `attention.json` (every
+//! attention gate on good and defective images) and `eval.json` (a run rescored on other
+//! data). The runner writes these types and the report reads them, strictly, so each field
+//! is declared here once.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CacheStats, RecordError, files, read_json};
+
+/// `explain.json`: the qualitative figures' test images (rows) and runs (columns).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Explanation {
+    /// The backbone layer Grad-CAM looked at.
+    pub layer: String,
+    /// Test images (rows).
+    pub images: Vec<ExplainedImage>,
+    /// Runs (columns): folder, attention, the overlay file of every image.
+    pub runs: Vec<ExplainedRun>,
+    /// The resized inputs, one per image.
+    pub inputs: Vec<String>,
+    /// How DifferNet's maps were made, in words.
+    pub map: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainedImage {
+    pub path: String,
+    /// `good` or the defect type.
+    pub defect: String,
+    pub anomalous: bool,
+    /// Why it was picked: `first of its type`, `missed by the first run` or `good`.
+    pub why: String,
+    /// Its ground-truth mask at the input size (8-bit, 255 = defect), when it has one.
+    pub mask: Option<String>,
+    /// The largest value of DifferNet's map of this image over all runs: the row's scale,
+    /// at which every run's `maps` file is stored.
+    pub map_max: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainedRun {
+    pub run_dir: String,
+    pub attention: String,
+    /// Grad-CAM overlays, each map scaled to its own maximum.
+    pub overlays: Vec<String>,
+    /// DifferNet's map of every image as a 16-bit gray PNG, `value / map_max` of its row.
+    pub maps: Vec<String>,
+    /// Every image's anomaly score in the run's `scores.csv`, and the threshold with the
+    /// best F1 over its test set (anomalous when `score >= threshold`).
+    pub scores: Vec<f64>,
+    pub threshold: f64,
+}
+
+impl Explanation {
+    /// `explain.json` of the `adn explain` folder `dir`, refusing one whose runs do not
+    /// carry a file and a score for every image.
+    pub fn read(dir: &Path) -> Result<Explanation, RecordError> {
+        let path = dir.join(files::EXPLAIN);
+        let e: Explanation = read_json(&path, "explain.json")?;
+        let n = e.images.len();
+        let invalid = |reason: String| RecordError::Invalid {
+            path: path.clone(),
+            reason,
+        };
+        if e.inputs.len() != n {
+            return Err(invalid(format!("{} inputs for {n} images", e.inputs.len())));
+        }
+        for r in &e.runs {
+            for (what, len) in [
+                ("overlays", r.overlays.len()),
+                ("maps", r.maps.len()),
+                ("scores", r.scores.len()),
+            ] {
+                if len != n {
+                    return Err(invalid(format!(
+                        "run {} has {len} {what} for {n} images",
+                        r.run_dir
+                    )));
+                }
+            }
+        }
+        Ok(e)
+    }
+}
+
+/// `attention.json`: the gates of every run with attention on the same images.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionPictures {
+    /// The images, good ones first, each as the pictures' column order has it.
+    pub images: Vec<PictureImage>,
+    pub runs: Vec<RunGates>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PictureImage {
+    pub path: String,
+    /// `good` or the defect type.
+    pub defect: String,
+    pub anomalous: bool,
+    /// The resized input, in the output folder.
+    pub input: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunGates {
+    pub run_dir: String,
+    pub attention: String,
+    pub positions: Vec<PositionGates>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionGates {
+    pub position: String,
+    pub gates: Vec<GateValues>,
+}
+
+/// One gate on every image: `channel` with shape `[images, C]`, or `spatial` with shape
+/// `[images, H, W]` at the position's resolution; values row-major.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateValues {
+    pub gate: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl GateValues {
+    /// Image `i`'s values.
+    pub fn of_image(&self, i: usize) -> &[f32] {
+        let per = self.values.len() / self.shape[0].max(1);
+        &self.values[i * per..(i + 1) * per]
+    }
+}
+
+impl AttentionPictures {
+    /// `attention.json` of the `adn explain` folder `dir`, refusing an unknown gate or a
+    /// shape that does not match the images and the values.
+    pub fn read(dir: &Path) -> Result<AttentionPictures, RecordError> {
+        let path = dir.join(files::ATTENTION_GATES);
+        let p: AttentionPictures = read_json(&path, "attention.json")?;
+        for run in &p.runs {
+            for pos in &run.positions {
+                for g in &pos.gates {
+                    let want = match g.gate.as_str() {
+                        "channel" => 2,
+                        "spatial" => 3,
+                        other => {
+                            return Err(RecordError::Invalid {
+                                path,
+                                reason: format!("unknown gate {other:?}"),
+                            });
+                        }
+                    };
+                    if g.shape.len() != want
+                        || g.shape[0] != p.images.len()
+                        || g.shape.iter().product::<usize>() != g.values.len()
+                    {
+                        return Err(RecordError::Invalid {
+                            path,
+                            reason: format!(
+                                "the {} gate at {} of {} has shape {:?} and {} values for {} \
+                                 images",
+                                g.gate,
+                                pos.position,
+                                run.run_dir,
+                                g.shape,
+                                g.values.len(),
+                                p.images.len()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// `eval.json`: a run's model rescored on a dataset folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalRecord {
+    pub source_run: String,
+    pub data_root: String,
+    pub category: String,
+    pub test_images: usize,
+    pub auroc: f64,
+    pub device: String,
+    pub feature_cache: CacheStats,
+}
+
+impl EvalRecord {
+    /// `eval.json` of the `adn eval` folder `dir`.
+    pub fn read(dir: &Path) -> Result<EvalRecord, RecordError> {
+        read_json(&dir.join(files::EVAL), "eval.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gates(shape: Vec<usize>, values: usize) -> AttentionPictures {
+        AttentionPictures {
+            images: vec![PictureImage {
+                path: "a.png".into(),
+                defect: "good".into(),
+                anomalous: false,
+                input: "attention_input_0.png".into(),
+            }],
+            runs: vec![RunGates {
+                run_dir: "runs/x".into(),
+                attention: "se".into(),
+                positions: vec![PositionGates {
+                    position: "conv2".into(),
+                    gates: vec![GateValues {
+                        gate: "channel".into(),
+                        shape,
+                        values: vec![0.5; values],
+                    }],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn attention_json_round_trips_and_a_wrong_shape_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |p: &AttentionPictures| {
+            std::fs::write(
+                dir.path().join(files::ATTENTION_GATES),
+                serde_json::to_string(p).unwrap(),
+            )
+            .unwrap()
+        };
+        write(&gates(vec![1, 4], 4));
+        let back = AttentionPictures::read(dir.path()).unwrap();
+        assert_eq!(back.runs[0].positions[0].gates[0].of_image(0), &[0.5; 4]);
+        write(&gates(vec![1, 4], 3));
+        let err = AttentionPictures::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("attention.json"), "{err}");
+        assert!(err.contains("[1, 4]") && err.contains("3 values"), "{err}");
+    }
+
+    #[test]
+    fn explain_json_with_a_missing_or_unknown_field_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Explanation {
+            layer: "relu5".into(),
+            images: vec![],
+            runs: vec![],
+            inputs: vec![],
+            map: "maps".into(),
+        };
+        let mut v = serde_json::to_value(&e).unwrap();
+        std::fs::write(dir.path().join(files::EXPLAIN), v.to_string()).unwrap();
+        assert_eq!(Explanation::read(dir.path()).unwrap().layer, "relu5");
+        v["extra"] = 1.into();
+        std::fs::write(dir.path().join(files::EXPLAIN), v.to_string()).unwrap();
+        let err = Explanation::read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("explain.json") && err.contains("extra"),
+            "{err}"
+        );
+        v.as_object_mut().unwrap().remove("extra");
+        v.as_object_mut().unwrap().remove("map");
+        std::fs::write(dir.path().join(files::EXPLAIN), v.to_string()).unwrap();
+        let err = Explanation::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("map"), "{err}");
+    }
+}

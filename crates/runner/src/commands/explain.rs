@@ -1,0 +1,320 @@
+//! `adn explain`: the paper's qualitative figure, computed. For a few test images of one
+//! dataset, the Grad-CAM map of each given run's anomaly score (the flow's mean z² of the
+//! unrotated image) at a backbone layer, written as heat-map overlays beside the input,
+//! plus `explain.json` listing them; the report crate draws the grid. For runs with
+//! attention it also writes `attention.json`: every gate (SE and CBAM channel weights, CBAM
+//! spatial maps) at every position, on good and defective test images, from which the report
+//! draws the pictures of the attention itself.
+
+use std::path::{Path, PathBuf};
+
+use adn_record::{
+    AttentionPictures, ExplainedImage, ExplainedRun, Explanation, PictureImage, RunGates, files,
+};
+use anyhow::{Context, Result, bail};
+use tch::Device;
+
+use crate::config::Config;
+use crate::device::DeviceChoice;
+use crate::pipeline::data::load_data;
+use crate::pipeline::explain::{
+    Picks, attention_picks, default_layer, gate_values, grad_cam, overlay, qualitative_picks,
+    run_scores,
+};
+use crate::pipeline::localize::{differnet_maps, load_mask, map_angles, pixels, sigma_px};
+use crate::pipeline::model::{load_trained, require_complete};
+use crate::pipeline::settings::in_fp32_for_gradients;
+
+/// `adn explain`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run folders on the same dataset (e.g. vanilla, SE, CBAM).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Defect types shown, one image each, at most (a miss of the first run and the first
+    /// good image are added).
+    #[arg(long, default_value_t = 8)]
+    images: usize,
+    /// Backbone layer (default: AlexNet relu5, EfficientNet-Lite0 stage4).
+    #[arg(long)]
+    layer: Option<String>,
+    /// Good and defective test images (this many of each, the defective ones taken in turn
+    /// from every defect type) whose attention gates go into attention.json; 0: none.
+    #[arg(long, default_value_t = 8)]
+    attention_images: usize,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+}
+
+/// `adn explain`: writes the overlays and prints one line.
+pub fn command(args: Args) -> Result<()> {
+    let e = explain(
+        &args.runs,
+        &Picks {
+            images: args.images,
+            attention_images: args.attention_images,
+        },
+        args.layer.as_deref(),
+        &args.out,
+        args.device.resolve()?,
+    )?;
+    println!(
+        "Grad-CAM at {} of {} runs on {} images -> {}",
+        e.layer,
+        e.runs.len(),
+        e.images.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Writes, for the qualitative figures' test images ([`qualitative_picks`]), every run's
+/// Grad-CAM overlay and DifferNet map, plus the attention gates, into `out`. All runs must
+/// be on the same dataset; the first is the one whose misses are shown (vanilla, in the
+/// report's order).
+pub fn explain(
+    runs: &[PathBuf],
+    picks: &Picks,
+    layer: Option<&str>,
+    out: &Path,
+    device: Device,
+) -> Result<Explanation> {
+    let Some(first) = runs.first() else {
+        bail!("give at least one run folder");
+    };
+    for r in runs {
+        require_complete(r, false)?;
+    }
+    let cfg0 = Config::load(&first.join("config.toml"), &[])?;
+    let layer = layer.unwrap_or_else(|| default_layer(&cfg0)).to_string();
+    let data = load_data(&cfg0)?;
+    // The first run's misses pick a row; its scores are read once, here.
+    let mut first_scored = Some(run_scores(first, &data.test)?);
+    let (first_scores, first_threshold) = first_scored.as_ref().expect("just read");
+    let picked = qualitative_picks(&data.test, picks.images, &|i| {
+        first_scores[i] < *first_threshold
+    });
+    let samples: Vec<&adn_datasets::Sample> = picked.iter().map(|&(i, _)| &data.test[i]).collect();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+
+    let size = cfg0.model.image_size as u32;
+    let save_inputs = |samples: &[&adn_datasets::Sample], prefix: &str| -> Result<_> {
+        let mut names = Vec::new();
+        let mut resized = Vec::new();
+        for (i, s) in samples.iter().enumerate() {
+            let img = adn_datasets::decode::load_rgb(&s.path)?;
+            let img = adn_datasets::transforms::resize_square(&img, size);
+            let name = format!("{prefix}_{i}.png");
+            save_png(&img, out, &name)?;
+            names.push(name);
+            resized.push(img);
+        }
+        Ok((names, resized))
+    };
+    let (inputs, resized) = save_inputs(&samples, "input")?;
+    let masks = write_masks(&samples, size, out)?;
+    let attention_samples = attention_picks(&data.test, picks.attention_images);
+    let (attention_inputs, attention_resized) = if picks.attention_images > 0 {
+        save_inputs(&attention_samples, "attention_input")?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let all_angles = crate::pipeline::data::fixed_test_angles(&cfg0, data.test.len());
+    let angles: Vec<Vec<f64>> = picked
+        .iter()
+        .map(|&(i, _)| map_angles(&cfg0, &all_angles[i]))
+        .collect();
+    let sigma = sigma_px(cfg0.model.image_size);
+    let per = (size * size) as usize;
+    let mut explained = Vec::new();
+    let mut maps: Vec<Vec<f32>> = Vec::new();
+    let mut gated = Vec::new();
+    for (k, run_dir) in runs.iter().enumerate() {
+        let cfg = Config::load(&run_dir.join("config.toml"), &[])?;
+        same_data(run_dir, &cfg, &cfg0)?;
+        let mut model = load_trained(run_dir, &cfg, device, None)?;
+        let attention = format!("{:?}", cfg.model.attention).to_lowercase();
+        let with_gates = cfg.model.attention != adn_backbones::AttentionKind::None
+            && !attention_resized.is_empty();
+        let xs = pixels(&resized, &cfg, device);
+        let flow = &model.flow;
+        let (gates, cams, map) =
+            in_fp32_for_gradients(&mut model.features.extractor, |extractor| {
+                let gates = match with_gates {
+                    true => Some(gate_values(
+                        extractor,
+                        &pixels(&attention_resized, &cfg, device),
+                    )?),
+                    false => None,
+                };
+                let cams = grad_cam(extractor, flow, &xs, &layer)?;
+                let map = differnet_maps(extractor, flow, &xs, &angles, sigma)?;
+                Ok((gates, cams, map))
+            })?;
+        if let Some(positions) = gates {
+            gated.push(RunGates {
+                run_dir: run_dir.display().to_string(),
+                attention: attention.clone(),
+                positions,
+            });
+        }
+        let overlays: Vec<String> = (0..resized.len())
+            .map(|i| format!("run{k}_{attention}_{i}.png"))
+            .collect();
+        for ((img, name), cam) in resized.iter().zip(&overlays).zip(cams.chunks(per)) {
+            save_png(&overlay(img, cam), out, name)?;
+        }
+        maps.push(Vec::<f32>::try_from(
+            map.to_device(Device::Cpu).reshape([-1]),
+        )?);
+        // Read after the run was checked to be on the first one's data.
+        let (scores, threshold) = match first_scored.take() {
+            Some(first) => first,
+            None => run_scores(run_dir, &data.test)?,
+        };
+        explained.push(ExplainedRun {
+            run_dir: run_dir.display().to_string(),
+            attention,
+            overlays,
+            maps: Vec::new(),
+            scores: picked.iter().map(|&(i, _)| scores[i]).collect(),
+            threshold,
+        });
+    }
+    // One scale per row: the largest value of the image's maps over all runs.
+    let row_max: Vec<f32> = (0..samples.len())
+        .map(|i| {
+            maps.iter()
+                .flat_map(|m| &m[i * per..(i + 1) * per])
+                .fold(0f32, |a, &v| a.max(v))
+        })
+        .collect();
+    for (k, (run, m)) in explained.iter_mut().zip(&maps).enumerate() {
+        for (i, &max) in row_max.iter().enumerate() {
+            let name = format!("map{k}_{}_{i}.png", run.attention);
+            save_png(&map_png(&m[i * per..(i + 1) * per], max, size), out, &name)?;
+            run.maps.push(name);
+        }
+    }
+    let explanation = Explanation {
+        layer,
+        images: picked
+            .iter()
+            .zip(&masks)
+            .zip(&row_max)
+            .map(|((&(i, why), mask), &map_max)| {
+                let s = &data.test[i];
+                ExplainedImage {
+                    path: s.path.display().to_string(),
+                    defect: s.defect.clone(),
+                    anomalous: s.is_anomalous(),
+                    why: why.to_string(),
+                    mask: mask.clone(),
+                    map_max,
+                }
+            })
+            .collect(),
+        runs: explained,
+        inputs,
+        map: format!(
+            "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, averaged \
+             over {} test rotations (each rotated back), Gaussian σ = {sigma:.2} px",
+            angles.first().map_or(0, Vec::len)
+        ),
+    };
+    adn_util::atomic::write_file(
+        &out.join(files::EXPLAIN),
+        serde_json::to_string_pretty(&explanation)?.as_bytes(),
+    )?;
+    if !gated.is_empty() {
+        let pictures = AttentionPictures {
+            images: attention_samples
+                .iter()
+                .zip(attention_inputs)
+                .map(|(s, input)| PictureImage {
+                    path: s.path.display().to_string(),
+                    defect: s.defect.clone(),
+                    anomalous: s.is_anomalous(),
+                    input,
+                })
+                .collect(),
+            runs: gated,
+        };
+        adn_util::atomic::write_file(
+            &out.join(files::ATTENTION_GATES),
+            serde_json::to_string(&pictures)?.as_bytes(),
+        )?;
+    }
+    Ok(explanation)
+}
+
+/// Refuses a run that is not on the first run's data at its size.
+fn same_data(run_dir: &Path, cfg: &Config, first: &Config) -> Result<()> {
+    if cfg.data.root != first.data.root
+        || cfg.data.category != first.data.category
+        || cfg.model.image_size != first.model.image_size
+    {
+        bail!(
+            "{} is on {}/{} at {} px, not on the first run's {}/{} at {} px",
+            run_dir.display(),
+            cfg.data.root.display(),
+            cfg.data.category,
+            cfg.model.image_size,
+            first.data.root.display(),
+            first.data.category,
+            first.model.image_size
+        );
+    }
+    Ok(())
+}
+
+/// Each sample's ground-truth mask at `size` as an 8-bit PNG (255 = defect), named
+/// `mask_<i>.png`; `None` for a sample without one.
+fn write_masks(
+    samples: &[&adn_datasets::Sample],
+    size: u32,
+    out: &Path,
+) -> Result<Vec<Option<String>>> {
+    let mut masks = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if s.mask.is_none() {
+            masks.push(None);
+            continue;
+        }
+        let mask = load_mask(s, size)?;
+        let img = image::GrayImage::from_fn(size, size, |x, y| {
+            image::Luma([if mask[(y * size + x) as usize] {
+                255
+            } else {
+                0
+            }])
+        });
+        let name = format!("mask_{i}.png");
+        save_png(&img, out, &name)?;
+        masks.push(Some(name));
+    }
+    Ok(masks)
+}
+
+/// A map as a 16-bit gray image, `value / max` of its row's scale.
+fn map_png(values: &[f32], max: f32, size: u32) -> image::ImageBuffer<image::Luma<u16>, Vec<u16>> {
+    let scale = if max > 0.0 { 65535.0 / max } else { 0.0 };
+    image::ImageBuffer::from_fn(size, size, |x, y| {
+        let v = values[(y * size + x) as usize];
+        image::Luma([(v * scale).round().clamp(0.0, 65535.0) as u16])
+    })
+}
+
+/// Writes `img` as `out/name`, the error naming the file.
+fn save_png<P, C>(img: &image::ImageBuffer<P, C>, out: &Path, name: &str) -> Result<()>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    let path = out.join(name);
+    img.save(&path)
+        .with_context(|| format!("cannot write {}", path.display()))
+}

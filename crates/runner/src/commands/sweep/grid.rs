@@ -1,0 +1,318 @@
+//! The grid file and its expansion into planned runs, every config resolved (and so
+//! validated) before anything runs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use adn_record::{Plan, PlannedRun};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// The grid file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Results go to `results/<experiment>/`.
+    pub experiment: String,
+    /// The base run config, relative to the grid file.
+    pub base: PathBuf,
+    /// Concurrent runs when `--jobs` is not given (default 1).
+    #[serde(default)]
+    pub jobs: Option<usize>,
+    pub datasets: Vec<DatasetAxis>,
+    /// Config key → values; every combination is a run (keys in file order are not kept:
+    /// runs are ordered by key name).
+    #[serde(default)]
+    pub axes: BTreeMap<String, Vec<toml::Value>>,
+    /// Named sets of overrides crossed with the axes (`[[regimes]]`): one regime is several
+    /// keys that only make sense together (joint training from an identity start with a
+    /// volume charge). Runs record it as the axis `regime`; tables name a variant
+    /// `<attention> / <regime>`. Vanilla runs, on which attention settings are reset, are
+    /// one run across regimes.
+    #[serde(default)]
+    pub regimes: Vec<Regime>,
+    #[serde(default)]
+    pub slurm: SlurmResources,
+}
+
+/// One `[[regimes]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regime {
+    pub label: String,
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+}
+
+/// What a regime may set: the keys that `Config` resets when there is no attention.
+pub const REGIME_KEYS: [&str; 4] = [
+    "model.attention_training",
+    "model.attention_init",
+    "train.attention_lr_scale",
+    "train.volume_charge",
+];
+
+/// The axis name under which a run's regime is recorded in `plan.json`.
+pub const REGIME_AXIS: &str = "regime";
+
+/// One dataset of a grid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetAxis {
+    /// Name in tables and figures, e.g. "MVTec AD".
+    pub label: String,
+    /// Overrides for this dataset (`data.kind`, `data.root`, and anything it needs).
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+    /// One run per category (`data.category`); otherwise `set` names it.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// An environment variable that, when set, replaces `data.root`.
+    #[serde(default)]
+    pub root_env: Option<String>,
+    /// `adn data make --kind <make>` writes the root when it is missing.
+    #[serde(default)]
+    pub make: Option<String>,
+    /// How a user obtains this dataset, printed when its root is missing.
+    #[serde(default)]
+    pub how_to_get: Option<String>,
+    /// The dataset's name in `experiments/published.toml`.
+    #[serde(default)]
+    pub published: Option<String>,
+}
+
+/// Resources of one Slurm array task.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmResources {
+    pub cpus_per_task: usize,
+    pub mem: String,
+    pub time: String,
+    pub partition: Option<String>,
+    pub gpus_per_task: usize,
+}
+
+impl Default for SlurmResources {
+    fn default() -> Self {
+        SlurmResources {
+            cpus_per_task: 4,
+            mem: "16G".into(),
+            time: "04:00:00".into(),
+            partition: None,
+            gpus_per_task: 0,
+        }
+    }
+}
+
+/// Reads a grid file.
+pub fn load_grid(path: &Path) -> Result<Grid> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read grid {}", path.display()))?;
+    let grid: Grid =
+        toml::from_str(&text).with_context(|| format!("invalid grid file {}", path.display()))?;
+    if grid.datasets.is_empty() {
+        bail!(
+            "{}: a grid needs at least one [[datasets]] entry",
+            path.display()
+        );
+    }
+    for (key, values) in &grid.axes {
+        if values.is_empty() {
+            bail!("{}: axis {key:?} has no values", path.display());
+        }
+    }
+    let mut labels = std::collections::HashSet::new();
+    for r in &grid.regimes {
+        if r.label.is_empty() || !labels.insert(r.label.as_str()) {
+            bail!(
+                "{}: every [[regimes]] entry needs its own non-empty label (got {:?} twice or \
+                 empty)",
+                path.display(),
+                r.label
+            );
+        }
+        // Vanilla is one run across regimes only if a regime sets nothing that vanilla
+        // keeps (the config resets these keys without attention); anything else is an axis.
+        if let Some(key) = r.set.keys().find(|k| !REGIME_KEYS.contains(&k.as_str())) {
+            bail!(
+                "{}: regime {:?} sets {key:?}; a regime may set only the attention's training \
+                 keys ({}), anything else belongs in [axes]",
+                path.display(),
+                r.label,
+                REGIME_KEYS.join(", ")
+            );
+        }
+        if let Some(key) = r.set.keys().find(|k| grid.axes.contains_key(*k)) {
+            bail!(
+                "{}: regime {:?} sets {key:?}, which is also an axis",
+                path.display(),
+                r.label
+            );
+        }
+    }
+    Ok(grid)
+}
+
+/// The base config path of a grid, resolved against the grid file's folder.
+pub fn base_path(grid_path: &Path, grid: &Grid) -> PathBuf {
+    grid_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&grid.base)
+}
+
+fn setting(key: &str, value: &toml::Value) -> String {
+    format!("{key}={value}")
+}
+
+/// Expands the grid into runs, resolving (and so validating) every config. A typo anywhere
+/// fails here, before anything runs.
+pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
+    let base = base_path(grid_path, grid);
+    let mut runs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut axis_keys: Vec<String> = grid.axes.keys().cloned().collect();
+    if !grid.regimes.is_empty() {
+        axis_keys.push(REGIME_AXIS.into());
+    }
+    // No regimes is one regime that sets nothing.
+    let regimes: Vec<Option<&Regime>> = if grid.regimes.is_empty() {
+        vec![None]
+    } else {
+        grid.regimes.iter().map(Some).collect()
+    };
+    // Cartesian product of the axes, in key order.
+    let mut combos: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
+    for (key, values) in &grid.axes {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((key.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    for ds in &grid.datasets {
+        let mut set = ds.set.clone();
+        if let Some(var) = &ds.root_env
+            && let Ok(root) = std::env::var(var)
+        {
+            set.insert("data.root".into(), toml::Value::String(root));
+        }
+        let categories: Vec<Option<&String>> = if ds.categories.is_empty() {
+            vec![None]
+        } else {
+            ds.categories.iter().map(Some).collect()
+        };
+        for category in categories {
+            for (combo, regime) in combos
+                .iter()
+                .flat_map(|c| regimes.iter().map(move |r| (c, *r)))
+            {
+                let mut overrides = vec![setting(
+                    "experiment",
+                    &toml::Value::String(grid.experiment.clone()),
+                )];
+                overrides.extend(set.iter().map(|(k, v)| setting(k, v)));
+                if let Some(c) = category {
+                    overrides.push(setting("data.category", &toml::Value::String(c.clone())));
+                }
+                overrides.extend(combo.iter().map(|(k, v)| setting(k, v)));
+                if let Some(r) = regime {
+                    overrides.extend(r.set.iter().map(|(k, v)| setting(k, v)));
+                }
+                let config = Config::load(&base, &overrides).with_context(|| {
+                    format!(
+                        "grid {}: dataset {:?}, run {}",
+                        grid_path.display(),
+                        ds.label,
+                        overrides.join(" ")
+                    )
+                })?;
+                let run_id = config.run_id();
+                if !seen.insert(run_id.clone()) {
+                    continue;
+                }
+                runs.push(PlannedRun {
+                    run_id,
+                    dataset: ds.label.clone(),
+                    category: config.data.category.clone(),
+                    axes: combo
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .chain(regime.map(|r| {
+                            let label = toml::Value::String(r.label.clone());
+                            (REGIME_AXIS.to_string(), label.to_string())
+                        }))
+                        .collect(),
+                    overrides,
+                    missing: missing_inputs(&config, ds),
+                });
+            }
+        }
+    }
+    Ok(Plan {
+        experiment: grid.experiment.clone(),
+        base,
+        axis_keys,
+        published: grid
+            .datasets
+            .iter()
+            .filter_map(|d| Some((d.label.clone(), d.published.clone()?)))
+            .collect(),
+        runs,
+    })
+}
+
+/// What a run needs that is not on this machine, and how to get it. Datasets with a `make`
+/// kind are generated by the sweep itself, so they are never missing.
+fn missing_inputs(config: &Config, ds: &DatasetAxis) -> Option<String> {
+    let mut missing = Vec::new();
+    let root = &config.data.root;
+    // A missing root is one message for the whole dataset; a missing category its own.
+    let category_dir = if root.is_dir() {
+        root.join(&config.data.category)
+    } else {
+        root.clone()
+    };
+    if ds.make.is_none() && !category_dir.is_dir() {
+        let how = ds
+            .how_to_get
+            .clone()
+            .unwrap_or_else(|| "download it and point data.root at it".into());
+        let env = ds
+            .root_env
+            .as_ref()
+            .map(|v| format!(" or set {v}"))
+            .unwrap_or_default();
+        missing.push(format!(
+            "dataset {:?} is not at {} ({how}; set data.root in the grid{env})",
+            ds.label,
+            category_dir.display()
+        ));
+    }
+    if let Some(w) = &config.model.weights
+        && !w.is_file()
+    {
+        let how = match config.model.backbone {
+            adn_backbones::BackboneKind::Alexnet => {
+                "convert torchvision's alexnet-owt-7be5be79.pth with `adn weights import \
+                 --from alexnet-owt-7be5be79.pth`"
+            }
+            adn_backbones::BackboneKind::EfficientnetLite0 => {
+                "run `adn weights fetch efficientnet-lite0`"
+            }
+        };
+        missing.push(format!("weights {} are missing ({how})", w.display()));
+    }
+    (!missing.is_empty()).then(|| missing.join("; "))
+}
+
+#[cfg(test)]
+mod tests;

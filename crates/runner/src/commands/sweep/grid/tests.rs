@@ -1,0 +1,143 @@
+use super::*;
+
+#[test]
+fn grid_expands_to_the_product_with_stable_ids() {
+    let dir = smoke_base();
+    let grid_text = "experiment = \"g\"\nbase = \"base.toml\"\n\
+        [[datasets]]\nlabel = \"A\"\nmake = \"smoke\"\n\
+        [[datasets]]\nlabel = \"B\"\nset = { \"data.root\" = \"e\" }\ncategories = [\"p\", \"q\"]\n\
+        [axes]\n\"model.attention\" = [\"none\", \"se\"]\n\"train.seed\" = [0, 1, 2]\n";
+    let grid_path = dir.path().join("grid.toml");
+    fs::write(&grid_path, grid_text).unwrap();
+    let grid = load_grid(&grid_path).unwrap();
+    let plan = expand(&grid_path, &grid).unwrap();
+    assert_eq!(plan.runs.len(), 3 * 2 * 3);
+    let again = expand(&grid_path, &grid).unwrap();
+    let ids: Vec<_> = plan.runs.iter().map(|r| &r.run_id).collect();
+    let ids2: Vec<_> = again.runs.iter().map(|r| &r.run_id).collect();
+    assert_eq!(ids, ids2);
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+    // Generated data is never missing; B's root does not exist.
+    assert!(plan.runs[0].missing.is_none());
+    assert!(plan.runs[6].missing.as_ref().unwrap().contains("\"B\""));
+    assert_eq!(plan.runs[6].category, "p");
+    assert_eq!(plan.runs[0].axes["model.attention"], "\"none\"");
+}
+
+/// A folder holding `base.toml`, a minimal smoke-set run config that grids build on.
+fn smoke_base() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("base.toml"),
+        "experiment = \"x\"\n[data]\nkind = \"smoke\"\nroot = \"d\"\ncategory = \"shapes\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn grid_typos_fail_before_anything_runs() {
+    let dir = smoke_base();
+    let grid_path = dir.path().join("grid.toml");
+    fs::write(
+        &grid_path,
+        "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
+         [axes]\n\"model.atention\" = [\"se\"]\n",
+    )
+    .unwrap();
+    let grid = load_grid(&grid_path).unwrap();
+    let e = expand(&grid_path, &grid).unwrap_err();
+    assert!(format!("{e:#}").contains("atention"), "{e:#}");
+    // A value the backbone cannot take fails here as it would fail the run.
+    fs::write(
+        &grid_path,
+        "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
+         [axes]\n\"model.image_size\" = [128, 7]\n",
+    )
+    .unwrap();
+    let grid = load_grid(&grid_path).unwrap();
+    let e = expand(&grid_path, &grid).unwrap_err();
+    assert!(format!("{e:#}").contains("too small"), "{e:#}");
+    fs::write(
+        &grid_path,
+        "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabell = \"A\"\n",
+    )
+    .unwrap();
+    let e = load_grid(&grid_path).unwrap_err();
+    assert!(format!("{e:#}").contains("labell"), "{e:#}");
+}
+
+#[test]
+fn regimes_cross_the_axes_and_vanilla_is_one_run_across_them() {
+    let dir = smoke_base();
+    let grid_path = dir.path().join("grid.toml");
+    let grid_text = "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
+         [axes]\n\"model.attention\" = [\"none\", \"se\"]\n\"train.seed\" = [0, 1]\n\
+         [[regimes]]\nlabel = \"frozen\"\n\
+         [[regimes]]\nlabel = \"joint\"\nset = { \"model.attention_training\" = \"joint\" }\n\
+         [[regimes]]\nlabel = \"charged\"\nset = { \"model.attention_training\" = \"joint\", \
+         \"train.volume_charge\" = 1.0 }\n";
+    fs::write(&grid_path, grid_text).unwrap();
+    let grid = load_grid(&grid_path).unwrap();
+    let plan = expand(&grid_path, &grid).unwrap();
+    // 2 vanilla seeds (once, under the first regime) + 2 SE seeds × 3 regimes.
+    assert_eq!(plan.runs.len(), 8);
+    assert_eq!(plan.axis_keys.last().map(String::as_str), Some(REGIME_AXIS));
+    let regime = |r: &PlannedRun| r.axes[REGIME_AXIS].clone();
+    let vanilla: Vec<_> = plan
+        .runs
+        .iter()
+        .filter(|r| r.axes["model.attention"] == "\"none\"")
+        .collect();
+    assert_eq!(vanilla.len(), 2);
+    assert!(vanilla.iter().all(|r| regime(r) == "\"frozen\""));
+    let charged = plan
+        .runs
+        .iter()
+        .find(|r| regime(r) == "\"charged\"")
+        .unwrap();
+    assert!(
+        charged
+            .overrides
+            .iter()
+            .any(|o| o == "train.volume_charge=1.0")
+    );
+    // A regime that sets an axis key, or two regimes of one label, are refused.
+    let clash = grid_text.replace(
+        "\"model.attention_training\" = \"joint\" }",
+        "\"train.seed\" = 3 }",
+    );
+    fs::write(&grid_path, clash).unwrap();
+    let e = load_grid(&grid_path).unwrap_err();
+    assert!(format!("{e:#}").contains("belongs in [axes]"), "{e:#}");
+    let clash = grid_text.replace(
+        "\"train.seed\" = [0, 1]\n",
+        "\"train.seed\" = [0, 1]\n\"train.volume_charge\" = [0.0, 1.0]\n",
+    );
+    fs::write(&grid_path, clash).unwrap();
+    let e = load_grid(&grid_path).unwrap_err();
+    assert!(format!("{e:#}").contains("also an axis"), "{e:#}");
+    fs::write(&grid_path, grid_text.replace("\"charged\"", "\"joint\"")).unwrap();
+    let e = load_grid(&grid_path).unwrap_err();
+    assert!(format!("{e:#}").contains("label"), "{e:#}");
+}
+
+#[test]
+fn every_committed_grid_expands() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let mut grids = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        // Grids name a base; run configs and published.toml do not.
+        if !text.lines().any(|l| l.starts_with("base = ")) {
+            continue;
+        }
+        let grid = load_grid(&path).unwrap();
+        let plan = expand(&path, &grid).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        assert!(!plan.runs.is_empty(), "{}", path.display());
+        grids += 1;
+    }
+    assert!(grids >= 4, "found {grids} grids in {}", dir.display());
+}

@@ -1,0 +1,107 @@
+//! A trained model: its checkpoint loaded strictly, and the model of a complete run rebuilt
+//! as it was trained (features, attention, flow, precisions).
+
+use std::path::Path;
+
+use adn_flows::DifferNetFlow;
+use adn_record::{RunState, files};
+use anyhow::{Context, Result, bail};
+use tch::{Device, nn};
+
+use crate::config::Config;
+use crate::pipeline::features::FeatureSource;
+use crate::pipeline::settings::Settings;
+use crate::pipeline::train::build_flow;
+
+/// Loads `path` into the flow's store, refusing a checkpoint whose tensors differ in name
+/// or shape from what the config builds, and saying how.
+pub fn load_flow_checkpoint(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
+    let saved = tch::Tensor::read_safetensors(path)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let saved: std::collections::BTreeMap<String, Vec<i64>> =
+        saved.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+    let wanted: std::collections::BTreeMap<String, Vec<i64>> = vs
+        .variables()
+        .iter()
+        .map(|(n, t)| (n.clone(), t.size()))
+        .collect();
+    if saved != wanted {
+        let blocks = |m: &std::collections::BTreeMap<String, Vec<i64>>| {
+            m.keys().filter(|k| k.ends_with("s1.fc1.weight")).count()
+        };
+        let first_diff = wanted
+            .iter()
+            .find(|(n, shape)| saved.get(*n) != Some(*shape))
+            .map(|(n, shape)| match saved.get(n) {
+                Some(s) => format!("{n} is {s:?} in the checkpoint but {shape:?} in the config"),
+                None => format!("{n} is missing from the checkpoint"),
+            })
+            .unwrap_or_else(|| "the checkpoint has tensors the config does not build".into());
+        bail!(
+            "checkpoint {} does not match the config: {} coupling blocks saved vs {} configured; {}",
+            path.display(),
+            blocks(&saved),
+            blocks(&wanted),
+            first_diff
+        );
+    }
+    vs.load(path)
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    Ok(())
+}
+
+/// The trained model of a complete run: its features (with the trained attention of a
+/// joint run, then frozen), and its flow with the variables that hold it.
+pub struct TrainedModel {
+    /// The config it was built with: the caller's, asking for the precisions the run
+    /// recorded ([`Settings::pinned`]).
+    pub config: Config,
+    pub features: FeatureSource,
+    pub flow_vs: nn::VarStore,
+    pub flow: DifferNetFlow,
+}
+
+/// Loads the model of the complete run in `run_dir`; `cache_root` serves its features when
+/// its extractor is frozen.
+pub fn load_trained(
+    run_dir: &Path,
+    cfg: &Config,
+    device: Device,
+    cache_root: Option<&Path>,
+) -> Result<TrainedModel> {
+    // `auto` precisions resolve by machine: a run trained with bf16 units and scored on a
+    // machine without them would silently score in another precision. The run's record
+    // says what it used (a precision name this build does not know is refused there).
+    let manifest = adn_record::read_manifest(run_dir)?;
+    let settings = Settings::recorded(cfg, device, manifest.run.as_ref())?;
+    let features = FeatureSource::trained(cfg, run_dir, &settings, cache_root)?;
+    let mut flow_vs = nn::VarStore::new(device);
+    let flow = build_flow(cfg, &settings, &flow_vs, features.extractor.feature_dim());
+    load_flow_checkpoint(&mut flow_vs, &run_dir.join(files::MODEL))?;
+    flow.sync_bf16_copies();
+    Ok(TrainedModel {
+        config: settings.pinned(cfg),
+        features,
+        flow_vs,
+        flow,
+    })
+}
+
+/// Fails unless `dir` holds a complete run record with its model, and (unless
+/// `any_model`) the model files are the ones the run recorded.
+pub fn require_complete(dir: &Path, any_model: bool) -> Result<()> {
+    let complete = adn_record::run_state(dir)? == RunState::Complete;
+    if !complete || !dir.join(files::MODEL).is_file() {
+        bail!(
+            "{} is not a complete run with its model ({})",
+            dir.display(),
+            files::MODEL
+        );
+    }
+    if !any_model {
+        let manifest = adn_record::read_manifest(dir)?;
+        adn_record::verify_model_files(dir, &manifest)
+            .map_err(|e| anyhow::anyhow!("{e}; pass --any-model to score it anyway"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `cargo xtask figures EXP`: an experiment's figures, with the Grad-CAM, map and attention
+//! pictures from `adn explain` where the runs still hold their models.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::commands::tables::experiment_dir;
+use crate::{adn, util};
+
+/// Draws the figures of `results/<experiment>`.
+pub fn run(experiment: &str) -> Result<()> {
+    let dir = experiment_dir(experiment);
+    let exp = adn_report::gather(&dir)?;
+    let mut files = adn_report::figures::write_figures(&exp)?;
+    // The qualitative Grad-CAM grid and the attention pictures need the trained models and
+    // libtorch: `adn explain`.
+    let adn = adn::path();
+    let groups = adn_report::figures::explain_groups(&exp);
+    if !adn.is_file() {
+        util::step("Grad-CAM figures skipped: build adn first (cargo build -p adn-runner)");
+    } else if groups.is_empty() {
+        util::step("Grad-CAM figures skipped: the run folders no longer hold their models");
+    }
+    let figures_dir = dir.join("figures");
+    let mut explained: Vec<(String, String, PathBuf)> = Vec::new();
+    for group in groups {
+        if !adn.is_file() {
+            break;
+        }
+        let explain_dir = figures_dir.join(format!(".explain_{}", group.slug));
+        util::run(
+            std::process::Command::new(&adn)
+                .current_dir(util::workspace_root())
+                .args(["explain", "--device", "cpu", "--out"])
+                .arg(&explain_dir)
+                .args(&group.runs),
+        )?;
+        files.push(adn_report::figures::write_gradcam_grid(
+            &explain_dir,
+            &exp,
+            &group.title,
+            &figures_dir.join(format!("gradcam_{}", group.slug)),
+        )?);
+        files.push(adn_report::figures::write_map_grid(
+            &explain_dir,
+            &exp,
+            &group.title,
+            &figures_dir.join(format!("maps_{}", group.slug)),
+        )?);
+        files.extend(adn_report::figures::write_attention_pictures(
+            &explain_dir,
+            &exp,
+            &group.title,
+            &figures_dir,
+            &group.slug,
+        )?);
+        explained.push((group.dataset.clone(), group.category.clone(), explain_dir));
+    }
+    // The paper's layout for datasets of many categories: variants × categories.
+    let mut datasets: Vec<&str> = Vec::new();
+    for (d, _, _) in &explained {
+        if !datasets.contains(&d.as_str()) {
+            datasets.push(d);
+        }
+    }
+    for d in datasets {
+        let categories: Vec<(String, PathBuf)> = explained
+            .iter()
+            .filter(|(ds, _, _)| ds == d)
+            .map(|(_, c, dir)| (c.clone(), dir.clone()))
+            .collect();
+        if categories.len() > 1 {
+            files.push(adn_report::figures::write_category_maps(
+                &categories,
+                &exp,
+                d,
+                &figures_dir.join(format!("maps_{}", adn_report::figures::slug(d))),
+            )?);
+        }
+    }
+    for (_, _, dir) in &explained {
+        std::fs::remove_dir_all(dir).ok();
+    }
+    util::step(&format!(
+        "figures: {} files under {}",
+        files.len(),
+        dir.join("figures").display()
+    ));
+    Ok(())
+}
