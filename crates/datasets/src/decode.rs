@@ -66,7 +66,10 @@ pub fn decode_bytes(path: &Path, bytes: Vec<u8>) -> Result<DynamicImage, Dataset
     if bytes.is_empty() {
         return Err(fail("the file is empty (0 bytes)".into()));
     }
-    if let Some((width, height)) = png_header_size(&bytes)
+    // The PNG header's size: an empty image is refused before decoding, and a too large one
+    // is named by its size.
+    let size = png_header_size(&bytes);
+    if let Some((width, height)) = size
         && (width == 0 || height == 0)
     {
         return Err(DatasetError::EmptyImage {
@@ -84,6 +87,16 @@ pub fn decode_bytes(path: &Path, bytes: Vec<u8>) -> Result<DynamicImage, Dataset
         ));
     }
     let img = reader.decode().map_err(|e| {
+        if let image::ImageError::Limits(limit) = &e {
+            let size = match size {
+                Some((w, h)) => format!(" of {w} × {h} pixels"),
+                None => String::new(),
+            };
+            return fail(format!(
+                "the image{size} needs more memory than the decoder allows per image (512 MiB; \
+                 {limit}); resize it"
+            ));
+        }
         let msg = e.to_string();
         let truncated = matches!(&e, image::ImageError::IoError(io)
             if io.kind() == std::io::ErrorKind::UnexpectedEof)

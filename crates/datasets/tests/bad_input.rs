@@ -265,3 +265,31 @@ fn decoding_never_panics_on_garbage() {
     assert!(load_dynamic(&p).is_err());
     assert!(load_dynamic(&dir.path().join("missing.png")).is_err());
 }
+
+#[test]
+fn an_image_too_large_to_decode_says_its_size_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = valid(dir.path());
+    let bad = cat.join("train/good/huge.png");
+    // A header that promises 40000 × 40000 pixels (1.6 GB as 8-bit gray): the decoder's
+    // memory limit refuses it before reading any pixel.
+    fs::write(&bad, png_with_pixel_data(40000, 40000)).unwrap();
+    let err = load_rgb(&bad).unwrap_err().to_string();
+    assert!(err.contains("huge.png"), "{err}");
+    assert!(err.contains("40000") && err.contains("resize"), "{err}");
+}
+
+/// [`png_with_size`] with an (empty) IDAT chunk before its end, so that a decoder reads the
+/// header through and reaches the point where it would allocate the pixels.
+fn png_with_pixel_data(w: u32, h: u32) -> Vec<u8> {
+    let mut png = png_with_size(w, h);
+    let end = png.len() - 12; // the IEND chunk: length, type, CRC
+    let data = [0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]; // an empty zlib stream
+    let mut chunk = b"IDAT".to_vec();
+    chunk.extend(data);
+    let mut idat = (data.len() as u32).to_be_bytes().to_vec();
+    idat.extend(&chunk);
+    idat.extend(common::crc32(&chunk).to_be_bytes());
+    png.splice(end..end, idat);
+    png
+}

@@ -197,6 +197,9 @@ pub struct EvalRecord {
     pub auroc: f64,
     pub device: String,
     pub feature_cache: CacheStats,
+    /// Whether the model files' SHA-256 are the ones the run recorded. `adn eval` refuses
+    /// other files unless told `--any-model`; then this says they were not the run's.
+    pub model_matches_record: bool,
 }
 
 impl EvalRecord {

@@ -116,6 +116,22 @@ pub fn read_metrics(dir: &Path) -> Result<MetricsRecord, RecordError> {
     read_json(&dir.join(files::METRICS), "metrics record")
 }
 
+/// `error` and every cause under it, `outer: inner: …`: the cause (a full disk, say) is what
+/// the user needs, and it sits at the bottom of the chain.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Writes the trained model into the given file.
 pub type SaveModel<'a> = &'a dyn Fn(&Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -155,7 +171,7 @@ pub fn write_run(
             let path = tmp.join(files::MODEL);
             save(&path).map_err(|e| RecordError::Invalid {
                 path: dir.join(files::MODEL),
-                reason: format!("cannot save the model: {e}"),
+                reason: format!("cannot save the model: {}", with_causes(e.as_ref())),
             })?;
         }
         if let Some(log) = &record.log {

@@ -40,7 +40,9 @@ pub use folder::{
     RunRecord, RunState, SaveModel, read_json, read_manifest, read_metrics, run_state,
     verify_model_files, write_failure, write_run,
 };
-pub use manifest::{CacheStats, DatasetSummary, Manifest, RunFacts, Status, WallTimes, Writer};
+pub use manifest::{
+    CacheStats, DatasetSummary, Machine, Manifest, RunFacts, Status, WallTimes, Writer,
+};
 pub use metrics::{
     Diagnostics, EvalPoint, GateRecord, LayerNorm, LossParts, MetricsRecord, PixelMetrics,
 };

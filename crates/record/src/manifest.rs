@@ -107,6 +107,25 @@ pub struct RunFacts {
     /// float32 master weights); records from before the setting existed ran in fp32.
     #[serde(default)]
     pub flow_precision: Precision,
+    /// The machine it ran on; records from before it was recorded have none.
+    #[serde(default)]
+    pub machine: Option<Machine>,
+}
+
+/// What about the machine can change a run's numbers: libtorch's CPU kernels dispatch on
+/// the instruction set, so one config gives different floating-point results on CPUs with
+/// different units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    /// The CPU's model name (`/proc/cpuinfo`), `unknown` where the OS does not say.
+    pub cpu: String,
+    /// The instruction-set extensions that libtorch's kernels choose between, of those this
+    /// CPU has (e.g. `avx2`, `avx512f`, `avx512_bf16`, `amx_bf16`).
+    pub cpu_features: Vec<String>,
+    /// The optional parts libtorch was built with (`mkl`, `mkldnn`, `openmp`, `lapack`,
+    /// `cuda`).
+    pub libtorch_build: Vec<String>,
 }
 
 /// Wall time of each stage of a run, in seconds.

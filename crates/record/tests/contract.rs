@@ -34,6 +34,11 @@ fn facts() -> RunFacts {
         peak_rss_mb: Some(12.5),
         precision: Precision::Fp32,
         flow_precision: Precision::Bf16,
+        machine: Some(Machine {
+            cpu: "Test CPU".into(),
+            cpu_features: vec!["avx2".into()],
+            libtorch_build: vec!["mkldnn".into()],
+        }),
     }
 }
 
@@ -245,4 +250,58 @@ fn plans_read_back_and_reject_unknown_fields() {
         err.contains("plan.json") && err.contains("axes_keys"),
         "{err}"
     );
+}
+
+#[test]
+fn a_failed_model_save_keeps_its_cause_and_writes_nothing() {
+    /// An error with a cause, as `anyhow`'s context makes one.
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("cannot save model.safetensors")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("abc");
+    let manifest = Manifest {
+        format: FORMAT,
+        run_id: "abc".into(),
+        experiment: "t".into(),
+        status: Status::Complete,
+        error: None,
+        written_by: Writer::Run,
+        run: Some(facts()),
+    };
+    let metrics = MetricsRecord::from_trajectory(vec![EvalPoint {
+        meta_epoch: 0,
+        train_loss: 1.0,
+        auroc: 0.75,
+    }])
+    .unwrap();
+    let save: SaveModel<'_> = &|_: &Path| {
+        Err(Box::new(Outer(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "No space left on device (os error 28)",
+        ))))
+    };
+    let record = RunRecord {
+        config_toml: "experiment = \"t\"\n",
+        manifest: &manifest,
+        metrics: Some(&metrics),
+        scores: &[],
+        save_model: Some(save),
+        log: None,
+    };
+    let err = write_run(&dir, &record, false).unwrap_err().to_string();
+    assert!(
+        err.contains("cannot save model.safetensors") && err.contains("No space left on device"),
+        "{err}"
+    );
+    assert!(!dir.exists(), "a failed record leaves no folder");
 }

@@ -55,6 +55,7 @@ fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64, pixel: Opt
             peak_rss_mb: None,
             precision: adn_record::Precision::Fp32,
             flow_precision: adn_record::Precision::Fp32,
+            machine: None,
         }),
     };
     let point = |meta_epoch, train_loss, auroc| EvalPoint {

@@ -40,6 +40,15 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["device"], "Cpu");
     assert_eq!(manifest["dataset"]["test_images"], 40);
+    // The record states the machine: the CPU, the kernel-relevant instruction sets it has
+    // (every x86-64 CPU this runs on has SSE4.2), and libtorch's build.
+    let machine = &manifest["machine"];
+    assert!(!machine["cpu"].as_str().unwrap().is_empty(), "{machine}");
+    let features = machine["cpu_features"].as_array().unwrap();
+    if cfg!(target_arch = "x86_64") {
+        assert!(features.iter().any(|f| f == "sse4_2"), "{machine}");
+    }
+    assert!(machine["libtorch_build"].as_array().is_some(), "{machine}");
     assert!(run.join("model.safetensors").is_file());
     let scores = std::fs::read_to_string(run.join("scores.csv")).unwrap();
     assert_eq!(scores.lines().count(), 41);
@@ -490,6 +499,40 @@ fn eval_refuses_a_model_the_run_did_not_train() {
     assert!(!a.join("eval-test").exists());
     let allowed = eval(&["--any-model"]);
     assert_ok(&allowed);
+    // The rescoring says the model was not the run's.
+    let record = json(&a.join("eval-test/eval.json"));
+    assert_eq!(record["model_matches_record"], false, "{record}");
+
+    // The run's own model, checked: said so.
+    let b = dir.path().join("b");
+    let eval_b = |extra: &[&str]| {
+        adn("eval")
+            .arg(&b)
+            .args(["--device", "cpu", "--quiet", "--force", "--cache-dir"])
+            .arg(dir.path().join("cache"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert_ok(&eval_b(&[]));
+    let record = json(&b.join("eval-test/eval.json"));
+    assert_eq!(record["model_matches_record"], true, "{record}");
+    std::fs::remove_dir_all(b.join("eval-test")).unwrap();
+
+    // A config edited after training keeps the tensor shapes but not the model's meaning:
+    // refused, naming the file, and nothing is written.
+    let config = b.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("clamp = 3.0"), "{text}");
+    std::fs::write(&config, text.replace("clamp = 3.0", "clamp = 0.5")).unwrap();
+    let refused = eval_b(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("config.toml") && stderr.contains("edited after training"),
+        "{stderr}"
+    );
+    assert!(!b.join("eval-test").exists());
 }
 
 #[test]

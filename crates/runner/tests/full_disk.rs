@@ -97,4 +97,27 @@ fn a_full_disk_is_an_error_naming_the_file_or_only_costs_the_cache() {
         std::fs::read_to_string(run.join("scores.csv")).unwrap(),
         std::fs::read_to_string(dir.path().join("reference/scores.csv")).unwrap()
     );
+
+    // `adn explain` fills the disk: an error naming the file, and nothing left behind on
+    // it (the folder is staged); what the mount holds is listed from inside its namespace.
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(
+            r#"mount -t tmpfs -o size=16k tmpfs "$0" && "$1" --threads 1 explain "$2" \
+               --device cpu --out "$0/explain"; rc=$?; ls -A "$0"; exit $rc"#,
+        )
+        .arg(&full)
+        .arg(env!("CARGO_BIN_EXE_adn"))
+        .arg(dir.path().join("reference"))
+        .current_dir(workspace_root())
+        .output()
+        .expect("unshare runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("explain"),
+        "{stderr}"
+    );
+    let left = String::from_utf8_lossy(&out.stdout);
+    assert!(left.trim().is_empty(), "left on the full disk: {left}");
 }

@@ -101,6 +101,9 @@ pub struct EvalOptions {
 /// Rescores the model of `run_dir` on the data named by the overrides.
 pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)> {
     require_complete(run_dir, opts.any_model)?;
+    // Under --any-model the files were not checked: eval.json says whether they match.
+    let model_matches_record = adn_record::read_manifest(run_dir)
+        .is_ok_and(|m| adn_record::verify_model_files(run_dir, &m).is_ok());
     let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
     let device: Device = opts.device.resolve()?;
     let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
@@ -126,6 +129,7 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
         auroc,
         device: format!("{device:?}"),
         feature_cache: stats,
+        model_matches_record,
     };
     let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
         // The model's config: it says the precisions this eval scored with.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use adn_record::{
     AttentionPictures, ExplainedImage, ExplainedRun, Explanation, PictureImage, RunGates, files,
 };
+use adn_util::atomic::{commit_folder, write_synced};
 use anyhow::{Context, Result, bail};
 use tch::Device;
 
@@ -71,10 +72,27 @@ pub fn command(args: Args) -> Result<()> {
 }
 
 /// Writes, for the qualitative figures' test images ([`qualitative_picks`]), every run's
-/// Grad-CAM overlay and DifferNet map, plus the attention gates, into `out`. All runs must
-/// be on the same dataset; the first is the one whose misses are shown (vanilla, in the
-/// report's order).
+/// Grad-CAM overlay and DifferNet map, plus the attention gates, into the folder `out`. All
+/// runs must be on the same dataset; the first is the one whose misses are shown (vanilla,
+/// in the report's order). The folder is filled under a temporary name and appears whole
+/// (replacing an earlier one) or not at all: a full disk leaves no half-written pictures.
 pub fn explain(
+    runs: &[PathBuf],
+    picks: &Picks,
+    layer: Option<&str>,
+    out: &Path,
+    device: Device,
+) -> Result<Explanation> {
+    let mut explanation = None;
+    commit_folder(out, true, |staging| -> Result<()> {
+        explanation = Some(explain_into(runs, picks, layer, staging, device)?);
+        Ok(())
+    })?;
+    Ok(explanation.expect("filled when the folder was committed"))
+}
+
+/// [`explain`] into the folder `out`, which exists.
+fn explain_into(
     runs: &[PathBuf],
     picks: &Picks,
     layer: Option<&str>,
@@ -97,7 +115,6 @@ pub fn explain(
         first_scores[i] < *first_threshold
     });
     let samples: Vec<&adn_datasets::Sample> = picked.iter().map(|&(i, _)| &data.test[i]).collect();
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let size = cfg0.model.image_size as u32;
     let save_inputs = |samples: &[&adn_datasets::Sample], prefix: &str| -> Result<_> {
@@ -224,7 +241,7 @@ pub fn explain(
             angles.first().map_or(0, Vec::len)
         ),
     };
-    adn_util::atomic::write_file(
+    write_synced(
         &out.join(files::EXPLAIN),
         serde_json::to_string_pretty(&explanation)?.as_bytes(),
     )?;
@@ -242,7 +259,7 @@ pub fn explain(
                 .collect(),
             runs: gated,
         };
-        adn_util::atomic::write_file(
+        write_synced(
             &out.join(files::ATTENTION_GATES),
             serde_json::to_string(&pictures)?.as_bytes(),
         )?;
@@ -307,7 +324,8 @@ fn map_png(values: &[f32], max: f32, size: u32) -> image::ImageBuffer<image::Lum
     })
 }
 
-/// Writes `img` as `out/name`, the error naming the file.
+/// Writes `img` as the PNG `out/name`. Encoded in memory and written with every error
+/// reported (a buffered `save` can lose the last write's), the error naming the file.
 fn save_png<P, C>(img: &image::ImageBuffer<P, C>, out: &Path, name: &str) -> Result<()>
 where
     P: image::PixelWithColorType,
@@ -315,6 +333,9 @@ where
     C: std::ops::Deref<Target = [P::Subpixel]>,
 {
     let path = out.join(name);
-    img.save(&path)
-        .with_context(|| format!("cannot write {}", path.display()))
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .with_context(|| format!("cannot encode {}", path.display()))?;
+    // `write_synced`'s errors name the file.
+    Ok(write_synced(&path, png.get_ref())?)
 }

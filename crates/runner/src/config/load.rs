@@ -317,6 +317,16 @@ mod tests {
     }
 
     #[test]
+    fn a_numbered_category_is_its_folder_name_quoted_or_not() {
+        let quoted = load(MINIMAL, &["data.category=\"3\""]).unwrap();
+        let bare = load(MINIMAL, &["data.category=3"]).unwrap();
+        assert_eq!(bare.data.category, "3");
+        assert_eq!(bare.run_id(), quoted.run_id());
+        let e = load(MINIMAL, &["data.category=3.5"]).unwrap_err();
+        assert!(format!("{e:#}").contains("category folder name"), "{e:#}");
+    }
+
+    #[test]
     fn typos_in_the_file_are_errors() {
         let e = load(&format!("{MINIMAL}[train]\nmeta_epoch = 3\n"), &[]).unwrap_err();
         assert!(format!("{e:#}").contains("meta_epoch"), "{e:#}");

@@ -62,7 +62,9 @@ pub struct DataConfig {
     pub kind: DataKind,
     /// Dataset root holding one folder per category.
     pub root: PathBuf,
-    /// The category folder inside `root` (e.g. `bottle`, `elpv-mono`).
+    /// The category folder inside `root` (e.g. `bottle`, `elpv-mono`); a whole number names
+    /// a numbered folder (`category = 3` or `--set data.category=3` is the folder `3`).
+    #[serde(deserialize_with = "category_name")]
     pub category: String,
     /// Side of generated images (generated kinds only).
     #[serde(default = "default_generated_size")]
@@ -317,4 +319,32 @@ fn is_zero_usize(v: &usize) -> bool {
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+/// A category folder's name: a string, or a whole number written without quotes (a TOML
+/// integer, as `--set data.category=3` parses), which names the folder of its digits.
+pub fn category_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_any(CategoryName)
+}
+
+struct CategoryName;
+
+impl serde::de::Visitor<'_> for CategoryName {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a category folder name (a string, or a whole number)")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
 }

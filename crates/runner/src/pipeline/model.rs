@@ -73,6 +73,7 @@ pub fn load_trained(
     // machine without them would silently score in another precision. The run's record
     // says what it used (a precision name this build does not know is refused there).
     let manifest = adn_record::read_manifest(run_dir)?;
+    require_recorded_config(run_dir, &manifest)?;
     let settings = Settings::recorded(cfg, device, manifest.run.as_ref())?;
     let features = FeatureSource::trained(cfg, run_dir, &settings, cache_root)?;
     let mut flow_vs = nn::VarStore::new(device);
@@ -85,6 +86,25 @@ pub fn load_trained(
         flow_vs,
         flow,
     })
+}
+
+/// Refuses a run whose `config.toml` no longer resolves to the run id it was recorded
+/// under: an edit after training (say `flow.clamp`) keeps the tensor shapes, so the model
+/// would load and score silently under settings it was not trained with.
+fn require_recorded_config(run_dir: &Path, manifest: &adn_record::Manifest) -> Result<()> {
+    let path = run_dir.join(files::CONFIG);
+    let resolved = Config::load(&path, &[])?.run_id();
+    if resolved != manifest.run_id {
+        bail!(
+            "{} resolves to run id {resolved}, but the run was recorded as {}: the config was \
+             edited after training, so its model would be scored with settings it was not \
+             trained with; restore the file (rescoring other data takes --data, --category \
+             or --set, which leave the file alone)",
+            path.display(),
+            manifest.run_id
+        );
+    }
+    Ok(())
 }
 
 /// Fails unless `dir` holds a complete run record with its model, and (unless

@@ -5,7 +5,7 @@
 //! than as `auto` would resolve on the machine that reads it.
 
 use adn_backbones::{AttentionTraining, FeatureExtractor, MemoryFormat, Precision};
-use adn_record::RunFacts;
+use adn_record::{Machine, RunFacts};
 use anyhow::Result;
 use tch::Device;
 
@@ -108,12 +108,71 @@ pub fn flow_precision(choice: PrecisionChoice, device: Device) -> Precision {
 /// Whether this CPU has bfloat16 matrix units (`amx_bf16` or `avx512_bf16` in
 /// `/proc/cpuinfo`; false where the file is absent).
 pub fn cpu_has_bf16_units() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
-        info.lines().filter(|l| l.starts_with("flags")).any(|l| {
-            l.split_whitespace()
-                .any(|f| f == "amx_bf16" || f == "avx512_bf16")
-        })
-    })
+    let flags = cpu_flags();
+    flags.iter().any(|f| f == "amx_bf16" || f == "avx512_bf16")
+}
+
+/// The instruction-set extensions libtorch's CPU kernels (ATen's dispatch, oneDNN, MKL)
+/// choose between.
+const KERNEL_FEATURES: &[&str] = &[
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx_vnni",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+];
+
+/// The first CPU's flags in `/proc/cpuinfo`; none where the file is absent.
+fn cpu_flags() -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, flags)| flags.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The machine as a run record states it: CPU model, the kernel-relevant instruction-set
+/// extensions it has, and what libtorch was built with.
+pub fn machine() -> Machine {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".to_string(), |(_, name)| name.trim().to_string());
+    let flags = cpu_flags();
+    let cpu_features = KERNEL_FEATURES
+        .iter()
+        .filter(|f| flags.iter().any(|g| g == *f))
+        .map(|f| f.to_string())
+        .collect();
+    let built = [
+        ("mkl", tch::utils::has_mkl()),
+        ("mkldnn", tch::utils::has_mkldnn()),
+        ("openmp", tch::utils::has_openmp()),
+        ("lapack", tch::utils::has_lapack()),
+        ("cuda", tch::utils::has_cuda()),
+    ];
+    Machine {
+        cpu,
+        cpu_features,
+        libtorch_build: built
+            .iter()
+            .filter(|(_, has)| *has)
+            .map(|(name, _)| name.to_string())
+            .collect(),
+    }
 }
 
 /// The activation layout `ADN_MEMORY_FORMAT` asks for; channels-last when unset.

@@ -9,7 +9,7 @@ use adn_record::{Plan, PlannedRun};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, category_name};
 
 /// The grid file.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,8 +67,9 @@ pub struct DatasetAxis {
     /// Overrides for this dataset (`data.kind`, `data.root`, and anything it needs).
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
-    /// One run per category (`data.category`); otherwise `set` names it.
-    #[serde(default)]
+    /// One run per category (`data.category`); otherwise `set` names it. Whole numbers
+    /// name numbered folders, as in the config.
+    #[serde(default, deserialize_with = "category_names")]
     pub categories: Vec<String>,
     /// An environment variable that, when set, replaces `data.root`.
     #[serde(default)]
@@ -82,6 +83,16 @@ pub struct DatasetAxis {
     /// The dataset's name in `experiments/published.toml`.
     #[serde(default)]
     pub published: Option<String>,
+}
+
+/// The `categories` of a dataset: each a name or a whole number ([`category_name`]).
+fn category_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Name(#[serde(deserialize_with = "category_name")] String);
+    Ok(Vec::<Name>::deserialize(d)?
+        .into_iter()
+        .map(|n| n.0)
+        .collect())
 }
 
 /// Resources of one Slurm array task.

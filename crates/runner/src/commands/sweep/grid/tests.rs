@@ -141,3 +141,27 @@ fn every_committed_grid_expands() {
     }
     assert!(grids >= 4, "found {grids} grids in {}", dir.display());
 }
+
+#[test]
+fn numbered_categories_need_no_quotes() {
+    let dir = smoke_base();
+    let grid_path = dir.path().join("grid.toml");
+    fs::write(
+        &grid_path,
+        "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"W\"\n\
+         set = { \"data.root\" = \"w\" }\ncategories = [3, \"b\"]\n",
+    )
+    .unwrap();
+    let grid = load_grid(&grid_path).unwrap();
+    let plan = expand(&grid_path, &grid).unwrap();
+    let categories: Vec<&str> = plan.runs.iter().map(|r| r.category.as_str()).collect();
+    assert_eq!(categories, ["3", "b"]);
+    // Anything else is an error that says what a category is.
+    fs::write(
+        &grid_path,
+        "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"W\"\ncategories = [1.5]\n",
+    )
+    .unwrap();
+    let e = load_grid(&grid_path).unwrap_err();
+    assert!(format!("{e:#}").contains("category folder name"), "{e:#}");
+}
