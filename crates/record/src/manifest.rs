@@ -126,6 +126,14 @@ pub struct Machine {
     /// The optional parts libtorch was built with (`mkl`, `mkldnn`, `openmp`, `lapack`,
     /// `cuda`).
     pub libtorch_build: Vec<String>,
+    /// Whether the run was made in reproducible mode (`compute.reproducible`): kernels
+    /// pinned to AVX2 and one thread, the same bits on any x86-64 CPU with AVX2. Absent in
+    /// records from before the mode: false.
+    #[serde(default)]
+    pub reproducible: bool,
+    /// The environment switches reproducible mode set (`NAME=value`); empty otherwise.
+    #[serde(default)]
+    pub switches: Vec<String>,
 }
 
 /// Wall time of each stage of a run, in seconds.

@@ -38,6 +38,8 @@ fn facts() -> RunFacts {
             cpu: "Test CPU".into(),
             cpu_features: vec!["avx2".into()],
             libtorch_build: vec!["mkldnn".into()],
+            reproducible: true,
+            switches: vec!["ATEN_CPU_CAPABILITY=avx2".into()],
         }),
     }
 }

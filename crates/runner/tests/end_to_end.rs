@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{SHORT, adn, assert_ok, json, run_smoke, workspace_root};
+use common::{SHORT, adn, assert_ok, json, run_smoke, smoke_command, workspace_root};
 
 #[test]
 fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
@@ -191,6 +191,72 @@ fn a_bf16_run_separates_records_its_precision_and_rescores_identically() {
         written.matches("precision = \"bf16\"").count(),
         2,
         "{written}"
+    );
+}
+
+#[test]
+fn reproducible_mode_pins_the_kernels_whatever_the_environment_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let reproducible = ["--set", "compute.reproducible=true"];
+    let mut args: Vec<&str> = SHORT.to_vec();
+    args.extend(reproducible);
+    let out = run_smoke(dir.path(), "a", &args);
+    assert_ok(&out);
+    let a = dir.path().join("a");
+    let machine = json(&a.join("manifest.json"))["machine"].clone();
+    assert_eq!(machine["reproducible"], true, "{machine}");
+    let switches: Vec<&str> = machine["switches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        switches.contains(&"ATEN_CPU_CAPABILITY=avx2"),
+        "{switches:?}"
+    );
+    assert!(switches.contains(&"MKL_CBWR=AVX2,STRICT"), "{switches:?}");
+    assert_eq!(json(&a.join("manifest.json"))["threads"], 1);
+    // The same config under an environment that caps or widens every kernel switch, more
+    // threads and no cache: the mode overrides them all and gives the same bits.
+    let hostile = smoke_command(
+        &dir.path().join("data"),
+        &dir.path().join("cache-b"),
+        &dir.path().join("b"),
+        &args,
+    )
+    .env("ATEN_CPU_CAPABILITY", "default")
+    .env("DNNL_MAX_CPU_ISA", "SSE41")
+    .env("ONEDNN_MAX_CPU_ISA", "SSE41")
+    .env("MKL_ENABLE_INSTRUCTIONS", "SSE4_2")
+    .env("MKL_CBWR", "COMPATIBLE")
+    .env("OMP_NUM_THREADS", "2")
+    .output()
+    .unwrap();
+    assert_ok(&hostile);
+    let scores = |run: &str| std::fs::read_to_string(dir.path().join(run).join("scores.csv"));
+    assert_eq!(scores("a").unwrap(), scores("b").unwrap());
+    // A reproducible run is rescored in the same mode: `eval` enters it itself.
+    let eval = adn("eval")
+        .arg(&a)
+        .args(["--device", "cpu", "--quiet", "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_ok(&eval);
+    assert_eq!(
+        std::fs::read_to_string(a.join("eval-test/scores.csv")).unwrap(),
+        scores("a").unwrap()
+    );
+    // bf16 kernels exist only on some CPUs: refused by name before any work.
+    let mut bf16 = args.clone();
+    bf16.extend(["--set", "model.precision=\"bf16\""]);
+    let refused = run_smoke(dir.path(), "c", &bf16);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("model.precision") && err.contains("reproducible"),
+        "{err}"
     );
 }
 

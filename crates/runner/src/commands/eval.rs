@@ -49,6 +49,7 @@ pub struct Args {
 
 /// `adn eval`: rescores and prints one line.
 pub fn command(args: Args) -> Result<()> {
+    crate::pipeline::reproducible::enter_for_runs(&[&args.run_dir])?;
     let mut overrides = args.overrides;
     if let Some(root) = &args.data {
         overrides.push(format!("data.root={:?}", root.display().to_string()));

@@ -51,6 +51,7 @@ pub struct Args {
 
 /// `adn explain`: writes the overlays and prints one line.
 pub fn command(args: Args) -> Result<()> {
+    crate::pipeline::reproducible::enter_for_runs(&args.runs)?;
     let e = explain(
         &args.runs,
         &Picks {

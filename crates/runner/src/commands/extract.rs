@@ -25,6 +25,7 @@ pub struct Args {
 
 pub fn command(args: Args) -> Result<()> {
     let cfg = args.config.load()?;
+    crate::pipeline::reproducible::enter(cfg.compute.reproducible)?;
     let n = extract_test_features(&cfg, &args.out, args.device.resolve()?)?;
     println!("{n} test images -> {}", args.out.display());
     Ok(())
@@ -33,7 +34,9 @@ pub fn command(args: Args) -> Result<()> {
 /// Writes `[images, test_transforms, dim]` pooled features of the test set and the image
 /// paths beside them; returns the number of images.
 pub fn extract_test_features(cfg: &Config, out: &Path, device: Device) -> Result<usize> {
-    let source = FeatureSource::new(cfg, &Settings::on_device(cfg, device)?, None)?;
+    crate::pipeline::settings::require_switches(cfg)?;
+    let settings = Settings::on_device(cfg, device)?;
+    let source = FeatureSource::new(cfg, &settings, None)?;
     let data = load_data(cfg)?;
     let angles = fixed_test_angles(cfg, data.test.len());
     let mut stats = CacheStats::default();

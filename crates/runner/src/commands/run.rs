@@ -36,6 +36,7 @@ pub struct Args {
 /// `adn run`: runs the config and prints one summary line.
 pub fn command(args: Args, log: crate::logging::RunLog) -> Result<()> {
     let cfg = args.config.load()?;
+    crate::pipeline::reproducible::enter(cfg.compute.reproducible)?;
     let opts = RunOptions {
         out: args.out,
         device: args.device,

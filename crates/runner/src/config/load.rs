@@ -88,6 +88,21 @@ impl Config {
                  attention runs in fp32 (set model.precision = \"auto\" or \"fp32\")"
             );
         }
+        if self.compute.reproducible {
+            for (key, choice) in [
+                ("model.precision", self.model.precision),
+                ("train.precision", self.train.precision),
+            ] {
+                if choice == PrecisionChoice::Bf16 {
+                    bail!(
+                        "{key} = \"bf16\" cannot be reproducible: bfloat16 kernels exist only \
+                         on CPUs with AVX-512 BF16 or AMX, and differ between them; set {key} \
+                         = \"fp32\" (or \"auto\", which means fp32 here), or \
+                         compute.reproducible = false"
+                    );
+                }
+            }
+        }
         if self.test.map_rotations > self.test.test_transforms {
             bail!(
                 "test.map_rotations = {} is more than the {} test rotations it picks from; \

@@ -39,6 +39,30 @@ pub struct Config {
     #[serde(default)]
     /// Scoring the test set, and the anomaly maps.
     pub test: TestConfig,
+    /// How the numbers are computed: the fast kernels of this CPU, or the pinned ones that
+    /// give the same bits on any x86-64 CPU with AVX2. Left out of the resolved config at
+    /// its default, so run ids from before this section are unchanged.
+    #[serde(default, skip_serializing_if = "ComputeConfig::is_default")]
+    pub compute: ComputeConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComputeConfig {
+    /// Reproducible mode: libtorch's kernels pinned to AVX2 (ATen's dispatch, oneDNN's
+    /// instruction set, MKL's conditional numerical reproducibility) and one intra-op
+    /// thread, so the same config gives bit-identical scores on any x86-64 CPU with AVX2,
+    /// whatever its vendor or newer units. `auto` precisions mean fp32 and bf16 is refused
+    /// (bf16 kernels exist only on some CPUs). Slower where the CPU has wider units; use
+    /// more sweep jobs for the cores. The default, false, uses the fastest kernels of the
+    /// CPU, whose last bits differ between CPUs (docs/reliability.md).
+    pub reproducible: bool,
+}
+
+impl ComputeConfig {
+    fn is_default(&self) -> bool {
+        *self == ComputeConfig::default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -124,7 +148,8 @@ pub enum PrecisionChoice {
     Fp32,
     /// bfloat16 (see the key for what is cast).
     Bf16,
-    /// bf16 where the CPU has AMX or AVX-512 BF16, or on a CUDA device; fp32 otherwise.
+    /// bf16 where the CPU has AMX or AVX-512 BF16, or on a CUDA device; fp32 otherwise,
+    /// and always in reproducible mode (`compute.reproducible`).
     Auto,
 }
 

@@ -10,7 +10,8 @@
 //!    set has them;
 //! 6. [`recording`]: the run record, written whole or not at all through `adn_record`.
 //!
-//! [`settings`] resolves what the config asks (`auto`, the device) once against the machine;
+//! [`settings`] resolves what the config asks (`auto`, the device) once against the machine,
+//! [`reproducible`] pins libtorch's kernels when the config asks for the same bits anywhere;
 //! [`model`] builds, saves and loads a trained model (for `eval` and `explain`), [`explain`]
 //! explains its scores, [`diagnostics`] measures what the flow sees. Commands (`crate::commands`)
 //! call these stages; nothing here knows about command-line arguments.
@@ -22,6 +23,7 @@ pub mod features;
 pub mod localize;
 pub mod model;
 pub mod recording;
+pub mod reproducible;
 pub mod score;
 pub mod settings;
 pub mod train;

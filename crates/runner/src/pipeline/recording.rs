@@ -219,7 +219,7 @@ fn run_facts(run: &FinishedRun) -> RunFacts {
         peak_rss_mb: peak_rss_mb(),
         precision: settings.backbone_precision,
         flow_precision: settings.flow_precision,
-        machine: Some(crate::pipeline::settings::machine()),
+        machine: Some(crate::pipeline::settings::machine(settings.reproducible)),
     }
 }
 

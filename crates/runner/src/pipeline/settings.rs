@@ -28,27 +28,38 @@ pub struct Settings {
     pub cuda_autocast: bool,
     /// libtorch's intra-op threads.
     pub threads: i32,
+    /// Reproducible mode (`compute.reproducible`): the kernels pinned to AVX2, one thread,
+    /// fp32 for `auto` ([`super::reproducible`]).
+    pub reproducible: bool,
 }
 
 impl Settings {
     /// What `cfg` asks for, on the device `choice` resolves to.
     pub fn resolve(cfg: &Config, choice: DeviceChoice) -> Result<Settings> {
+        require_switches(cfg)?;
         Settings::on_device(cfg, choice.resolve()?)
     }
 
     /// What `cfg` asks for, on `device`.
     pub fn on_device(cfg: &Config, device: Device) -> Result<Settings> {
+        let reproducible = cfg.compute.reproducible;
+        // Reproducible mode means fp32 for `auto` (the config refuses an explicit bf16).
+        let asked = |choice: PrecisionChoice| match choice {
+            PrecisionChoice::Auto if reproducible => PrecisionChoice::Fp32,
+            c => c,
+        };
         Ok(Settings {
             device,
             backbone_precision: backbone_precision(
-                cfg.model.precision,
+                asked(cfg.model.precision),
                 device,
                 cfg.model.attention_training,
             ),
-            flow_precision: flow_precision(cfg.train.precision, device),
+            flow_precision: flow_precision(asked(cfg.train.precision), device),
             memory_format: memory_format()?,
             cuda_autocast: device.is_cuda() && cfg.model.mixed_precision,
             threads: tch::get_num_threads(),
+            reproducible,
         })
     }
 
@@ -56,6 +67,7 @@ impl Settings {
     /// (records from before they were recorded ran in fp32), whatever `auto` would mean
     /// here. `facts` is `None` for a record without run facts.
     pub fn recorded(cfg: &Config, device: Device, facts: Option<&RunFacts>) -> Result<Settings> {
+        require_switches(cfg)?;
         let mut settings = Settings::on_device(cfg, device)?;
         if let Some(f) = facts {
             settings.backbone_precision = f.precision;
@@ -76,6 +88,20 @@ impl Settings {
         pinned.train.precision = choice(self.flow_precision);
         pinned
     }
+}
+
+/// Refuses to compute a reproducible config's numbers in a process without the kernel
+/// switches: they would be this CPU's fast ones, recorded as reproducible.
+pub fn require_switches(cfg: &Config) -> Result<()> {
+    if cfg.compute.reproducible && !super::reproducible::active() {
+        anyhow::bail!(
+            "this config asks for compute.reproducible, but the process was not started with \
+             its kernel switches ({}); `adn run`, `eval`, `explain` and `extract` set them \
+             themselves",
+            super::reproducible::switches().join(" ")
+        );
+    }
+    Ok(())
 }
 
 /// The backbone precision `choice` means on `device` for an extractor trained `training`:
@@ -143,8 +169,9 @@ fn cpu_flags() -> Vec<String> {
 }
 
 /// The machine as a run record states it: CPU model, the kernel-relevant instruction-set
-/// extensions it has, and what libtorch was built with.
-pub fn machine() -> Machine {
+/// extensions it has, what libtorch was built with, and the kernel switches of reproducible
+/// mode when it is on.
+pub fn machine(reproducible: bool) -> Machine {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = info
         .lines()
@@ -172,6 +199,12 @@ pub fn machine() -> Machine {
             .filter(|(_, has)| *has)
             .map(|(name, _)| name.to_string())
             .collect(),
+        reproducible,
+        switches: if reproducible {
+            super::reproducible::switches()
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -204,6 +204,11 @@ fn extractor_key(cfg: &Config, extractor: &FeatureExtractor, settings: &Settings
         // fp32 adds nothing, so the entries cached before the setting stay valid.
         adn_backbones::Precision::Fp32 => "",
         adn_backbones::Precision::Bf16 => "|bf16",
+    } + if settings.reproducible {
+        // The pinned kernels' features are other bits than this CPU's fast ones.
+        "|reproducible"
+    } else {
+        ""
     }
 }
 
