@@ -57,7 +57,8 @@ pub use scores_file::{
 };
 pub use stats::{
     BootstrapCi, BootstrapConfig, DeLongAuroc, DeLongComparison, PairedComparison,
-    bootstrap_auroc_ci, bootstrap_auroc_diff_ci, delong_auroc, delong_test, paired_comparison,
+    bootstrap_auroc_ci, bootstrap_auroc_diff_ci, delong_auroc, delong_test, holm_adjust,
+    paired_comparison,
 };
 
 /// Why a metric could not be computed. Never a silent number.

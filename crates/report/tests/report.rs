@@ -260,6 +260,24 @@ fn tables_report_means_differences_and_published_numbers() {
         "{md}"
     );
     assert!(md.contains("| +24.00 | [+"), "{md}");
+    // Beside every raw p, its Holm-adjusted value over the table's comparisons, and the
+    // caption says over how many.
+    assert!(
+        md.contains("| 95 % CI | p | p (Holm) |") && md.contains("Holm's step-down method"),
+        "{md}"
+    );
+    // Records from before machines were recorded are named as such.
+    assert!(md.contains("machine not recorded (10 runs)"), "{md}");
+    let summary = fs::read_to_string(tmp.path().join("tables/summary.csv")).unwrap();
+    assert!(
+        summary.lines().next().unwrap().contains("p_holm"),
+        "{summary}"
+    );
+    // Every complete run's scores are fingerprinted, to tell a reproduced rerun.
+    let fingerprints =
+        adn_report::tables::scores_fingerprints(&tmp.path().join("runs.parquet")).unwrap();
+    assert_eq!(fingerprints.len(), 12);
+    assert_eq!(fingerprints.values().filter(|s| s.is_some()).count(), 10);
     assert!(
         md.contains("| +25.00 | same on all 3 seeds | n/a |"),
         "{md}"

@@ -1,6 +1,8 @@
-//! One module per `cargo xtask` command. `demo` and `paper` are `sweep` over their grids.
+//! One module per `cargo xtask` command. `paper` is `sweep` over its grid; `demo` is too,
+//! and then says whether the committed demo was reproduced.
 
 pub mod bench;
+pub mod demo;
 pub mod figures;
 pub mod setup;
 pub mod sweep;

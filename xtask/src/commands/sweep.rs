@@ -9,7 +9,7 @@ use crate::commands::{figures, tables};
 use crate::{adn, util};
 
 /// The experiment name of a grid file.
-fn experiment_of(grid: &Path) -> Result<String> {
+pub fn experiment_of(grid: &Path) -> Result<String> {
     let text = std::fs::read_to_string(grid)
         .with_context(|| format!("cannot read grid {}", grid.display()))?;
     let table: toml::Table =
@@ -23,10 +23,20 @@ fn experiment_of(grid: &Path) -> Result<String> {
 
 /// Runs `adn sweep GRID`, then (unless it only wrote a Slurm script) the tables and figures.
 pub fn run(grid: &Path, jobs: Option<usize>, extra: &[String]) -> Result<()> {
+    let experiment = experiment_of(&util::workspace_root().join(grid))?;
+    run_grid(grid, jobs, extra)?;
+    if extra.iter().any(|a| a == "--slurm") {
+        return Ok(());
+    }
+    tables::run(&experiment)?;
+    figures::run(&experiment)
+}
+
+/// Runs `adn sweep GRID` alone.
+pub fn run_grid(grid: &Path, jobs: Option<usize>, extra: &[String]) -> Result<()> {
     let root = util::workspace_root();
     // Relative paths stay relative (adn runs in the workspace root), so plan.json and the
     // Slurm job lines name files the same way on every machine.
-    let experiment = experiment_of(&root.join(grid))?;
     let (adn, env) = adn::build()?;
     util::step(&format!("sweep {}", grid.display()));
     let mut cmd = std::process::Command::new(&adn);
@@ -38,10 +48,5 @@ pub fn run(grid: &Path, jobs: Option<usize>, extra: &[String]) -> Result<()> {
     if let Some(j) = jobs {
         cmd.args(["--jobs", &j.to_string()]);
     }
-    util::run(&mut cmd)?;
-    if extra.iter().any(|a| a == "--slurm") {
-        return Ok(());
-    }
-    tables::run(&experiment)?;
-    figures::run(&experiment)
+    util::run(&mut cmd)
 }

@@ -13,28 +13,35 @@ pub fn experiment_dir(experiment: &str) -> PathBuf {
     util::workspace_root().join("results").join(experiment)
 }
 
-/// Writes runs.parquet and the tables of `results/<experiment>`; prints the Markdown.
+/// Writes runs.parquet and the tables of `results/<experiment>` and the headline table into
+/// the READMEs; prints the Markdown.
 pub fn run(experiment: &str) -> Result<()> {
+    let headline = write(experiment)?;
+    update_readme(experiment, &headline)
+}
+
+/// Writes runs.parquet and the tables of `results/<experiment>`, prints the Markdown, and
+/// returns the headline table (for [`update_readme`]).
+pub fn write(experiment: &str) -> Result<String> {
     let dir = experiment_dir(experiment);
     let exp = adn_report::gather(&dir)?;
     let published_path = util::workspace_root().join("experiments/published.toml");
     let published = adn_report::Published::load(&published_path)?;
     let written = adn_report::write_tables(&exp, &published)?;
     println!("{}", written.markdown);
-    update_readme(experiment, &written.headline)?;
     util::step(&format!(
         "tables: {} files under {}",
         written.files.len(),
         dir.display()
     ));
-    Ok(())
+    Ok(written.headline)
 }
 
 /// Replaces what lies between `<!-- headline:<experiment> -->` and
 /// `<!-- /headline:<experiment> -->` with the experiment's headline table, in README.md and
 /// in `results/<experiment>/README.md`, so the READMEs' numbers are the tables', never
 /// typed. A file without the markers is left alone.
-fn update_readme(experiment: &str, headline: &str) -> Result<()> {
+pub fn update_readme(experiment: &str, headline: &str) -> Result<()> {
     let root = util::workspace_root();
     for path in [
         root.join("README.md"),

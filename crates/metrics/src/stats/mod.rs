@@ -7,6 +7,7 @@
 //!   O(n log n) midrank algorithm of Sun & Xu (2014).
 //! - [`paired_comparison`]: one metric of variants A and B over the same seeds: mean
 //!   difference, its standard deviation, and a paired t-test.
+//! - [`holm_adjust`]: Holm's step-down correction of a family of p-values.
 
 use crate::MetricsError;
 
@@ -39,6 +40,24 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, (ss / (n - 1.0)).sqrt())
 }
 
+/// Holm's (1979) step-down adjustment of a family of p-values, returned in the given order:
+/// sorted ascending, the i-th smallest (from 0) is multiplied by `m − i`, the running maximum
+/// taken so the adjusted values keep the raw order, and capped at 1. Rejecting where the
+/// adjusted p is below α controls the family-wise error rate at α, under any dependence
+/// between the tests. NaN entries (no test) are left NaN and are not counted in `m`.
+pub fn holm_adjust(p: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p.len()).filter(|&i| !p[i].is_nan()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let m = order.len();
+    let mut adjusted = vec![f64::NAN; p.len()];
+    let mut running = 0.0_f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
 /// Formats a p-value: four decimals down to 0.001, then scientific notation.
 pub fn format_p(p: f64) -> String {
     if p >= 1e-3 {
@@ -53,6 +72,22 @@ pub fn format_p(p: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holm_matches_rs_p_adjust() {
+        // R: p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm") = 0.03 0.06 0.06 0.02
+        let adjusted = holm_adjust(&[0.01, 0.04, 0.03, 0.005]);
+        for (a, want) in adjusted.iter().zip([0.03, 0.06, 0.06, 0.02]) {
+            assert!((a - want).abs() < 1e-12, "{adjusted:?}");
+        }
+        // NaN stays NaN and does not count: m = 2 here.
+        let with_nan = holm_adjust(&[0.02, f64::NAN, 0.5]);
+        assert!((with_nan[0] - 0.04).abs() < 1e-12 && with_nan[1].is_nan());
+        assert!((with_nan[2] - 0.5).abs() < 1e-12);
+        // Capped at 1, and never below the raw p.
+        assert_eq!(holm_adjust(&[0.6, 0.7]), vec![1.0, 1.0]);
+        assert!(holm_adjust(&[]).is_empty());
+    }
 
     #[test]
     fn midranks_share_ties() {

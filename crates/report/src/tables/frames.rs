@@ -14,6 +14,34 @@ fn last_loss(r: &Run) -> Option<adn_record::LossParts> {
     r.metrics.as_ref()?.diagnostics.last()?.loss
 }
 
+/// Run id → the SHA-256 of its `scores.csv` (`None` for a run without scores, or a table
+/// from before the column), read from an experiment's `runs.parquet`: what a rerun must
+/// match to have reproduced a run bit for bit.
+pub fn scores_fingerprints(
+    runs_parquet: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, Option<String>>> {
+    let file = std::fs::File::open(runs_parquet)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", runs_parquet.display()))?;
+    let df = ParquetReader::new(file).finish().map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a readable Parquet file: {e}",
+            runs_parquet.display()
+        )
+    })?;
+    let ids = df.column("run_id")?.str()?.clone();
+    let shas = match df.column("scores_sha256") {
+        Ok(c) => Some(c.str()?.clone()),
+        Err(_) => None,
+    };
+    Ok((0..df.height())
+        .filter_map(|i| {
+            let id = ids.get(i)?.to_string();
+            let sha = shas.as_ref().and_then(|s| s.get(i)).map(str::to_string);
+            Some((id, sha))
+        })
+        .collect())
+}
+
 /// One row per planned run: status, metrics, times and axis values.
 pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
     let runs = &exp.runs;
@@ -127,6 +155,34 @@ pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
             oi(&|r| r.manifest.as_ref().map(|m| m.threads as i64)),
         ),
         Column::new(
+            "cpu".into(),
+            runs.iter()
+                .map(|r| {
+                    let machine = r.manifest.as_ref()?.machine.as_ref()?;
+                    Some(machine.cpu.clone())
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "reproducible".into(),
+            runs.iter()
+                .map(|r| {
+                    let facts = r.manifest.as_ref()?;
+                    Some(facts.machine.as_ref().is_some_and(|m| m.reproducible))
+                })
+                .collect::<Vec<_>>(),
+        ),
+        // The test scores themselves, to tell whether a rerun reproduced a run bit for bit.
+        Column::new(
+            "scores_sha256".into(),
+            runs.iter()
+                .map(|r| {
+                    r.metrics.as_ref()?;
+                    adn_util::sha256_file(&r.dir.join(adn_record::files::SCORES)).ok()
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
             "backbone_weights".into(),
             runs.iter()
                 .map(|r| r.manifest.as_ref().map(|m| m.backbone_weights.clone()))
@@ -155,7 +211,8 @@ pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
 }
 
 /// Long form of the tables: one row per dataset × category × variant × metric, in % (and
-/// differences in percentage points) like every other table.
+/// differences in percentage points) like every other table; `p_holm` is Holm-adjusted over
+/// the comparisons of the same dataset and metric, as in the Markdown and LaTeX tables.
 pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<DataFrame> {
     let (mut ds, mut cat, mut var, mut met) = (vec![], vec![], vec![], vec![]);
     let (mut n, mut mean, mut sd) = (vec![], vec![], vec![]);
@@ -196,6 +253,20 @@ pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<D
             }
         }
     }
+    // Holm over each (dataset, metric): the comparisons of one comparison table.
+    let mut p_holm: Vec<Option<f64>> = vec![None; p.len()];
+    let mut families: Vec<(&String, &String)> = ds.iter().zip(&met).collect();
+    families.sort();
+    families.dedup();
+    for (d, m) in families {
+        let members: Vec<usize> = (0..p.len())
+            .filter(|&i| &ds[i] == d && &met[i] == m)
+            .collect();
+        let raw: Vec<f64> = members.iter().map(|&i| p[i].unwrap_or(f64::NAN)).collect();
+        for (&i, adjusted) in members.iter().zip(adn_metrics::holm_adjust(&raw)) {
+            p_holm[i] = (!adjusted.is_nan()).then_some(adjusted);
+        }
+    }
     Ok(DataFrame::new_infer_height(vec![
         Column::new("dataset".into(), ds),
         Column::new("category".into(), cat),
@@ -209,6 +280,7 @@ pub(super) fn summary_frame(exp: &Experiment, published: &Published) -> Result<D
         Column::new("diff_ci_low_pp".into(), lo),
         Column::new("diff_ci_high_pp".into(), hi),
         Column::new("p_value".into(), p),
+        Column::new("p_holm".into(), p_holm),
         Column::new("test".into(), test),
         Column::new("published_pct".into(), paper),
     ])?)

@@ -17,8 +17,8 @@ use polars::prelude::*;
 use crate::gather::{Experiment, Run, Status};
 use crate::published::Published;
 
-pub use frames::runs_frame;
 use frames::summary_frame;
+pub use frames::{runs_frame, scores_fingerprints};
 pub use stats::*;
 pub use text::*;
 
@@ -81,6 +81,7 @@ pub fn write_tables(exp: &Experiment, published: &Published) -> Result<Written> 
         exp.count(Status::Pending),
         exp.count(Status::Skipped)
     );
+    md.push_str(&machines_note(exp));
     let mut tex = String::new();
     let all = [Metric::IMAGE.as_slice(), Metric::PIXEL.as_slice()].concat();
     for metric in all {
@@ -150,4 +151,51 @@ pub fn write_tables(exp: &Experiment, published: &Published) -> Result<Written> 
     write_text(&dir.join("tables.tex"), &tex, &mut written)?;
     written.markdown = md;
     Ok(written)
+}
+
+/// Which machines and modes made the complete runs, as a paragraph of tables.md: one line
+/// when they agree, a warning when they differ (the same config's last bits differ between
+/// CPUs outside reproducible mode).
+pub fn machines_note(exp: &Experiment) -> String {
+    let mut made: Vec<(String, usize)> = Vec::new();
+    for r in exp.runs.iter().filter(|r| r.status == Status::Complete) {
+        let key = machine_label(r);
+        match made.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => made.push((key, 1)),
+        }
+    }
+    let list = made
+        .iter()
+        .map(|(k, n)| format!("{k} ({n} runs)"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    match made.len() {
+        0 => String::new(),
+        1 => format!("Made on {list}.\n\n"),
+        _ => format!(
+            "**Warning: these runs come from {} different machines or modes**: {list}. Outside \
+             reproducible mode a config's last bits depend on the CPU, so differences between \
+             them mix the variants' effect with the machines'.\n\n",
+            made.len()
+        ),
+    }
+}
+
+/// A run's machine and mode, as [`machines_note`] names it.
+fn machine_label(r: &crate::gather::Run) -> String {
+    let Some(facts) = r.manifest.as_ref() else {
+        return "an unrecorded machine".into();
+    };
+    match &facts.machine {
+        None => format!("{}, machine not recorded", facts.device),
+        Some(m) if m.reproducible => format!("{} in reproducible mode", m.cpu),
+        Some(m) => format!(
+            "{} ({}), fast mode, {} thread{}",
+            m.cpu,
+            m.cpu_features.join(" "),
+            facts.threads,
+            if facts.threads == 1 { "" } else { "s" }
+        ),
+    }
 }

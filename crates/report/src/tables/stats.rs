@@ -178,6 +178,32 @@ impl Comparison {
     }
 }
 
+/// Holm-adjusted p-values of a family of comparisons (one table's), in the given order;
+/// `None` where there is no comparison or it has no p-value.
+pub fn holm_of(family: &[Option<&Comparison>]) -> Vec<Option<f64>> {
+    let raw: Vec<f64> = family
+        .iter()
+        .map(|c| c.map_or(f64::NAN, |c| c.p_value))
+        .collect();
+    adn_metrics::holm_adjust(&raw)
+        .into_iter()
+        .map(|p| (!p.is_nan()).then_some(p))
+        .collect()
+}
+
+/// A Holm-adjusted p as the tables print it; `n/a` where there is none.
+pub fn holm_text(p: Option<f64>) -> String {
+    p.map_or("n/a".into(), adn_metrics::stats::format_p)
+}
+
+/// The caption sentence of a table with Holm-adjusted p-values over `m` comparisons.
+pub fn holm_note(m: usize) -> String {
+    format!(
+        "p (Holm): the p-value adjusted by Holm's step-down method over the {m} comparisons \
+         of this table (family-wise error rate); read significance from it, not from the raw p."
+    )
+}
+
 /// The row label of the per-dataset average.
 pub const MEAN_ROW: &str = "mean";
 

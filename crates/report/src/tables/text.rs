@@ -214,21 +214,45 @@ pub fn comparison_table(exp: &Experiment, dataset: &str, metric: Metric) -> Opti
         header.push(format!("Δ {} − {} (pp)", display_name(v), display_name(b)));
         header.push("95 % CI".into());
         header.push("p".into());
+        header.push("p (Holm)".into());
     }
-    let mut tests = Vec::new();
-    let rows = row_labels(exp, dataset)
-        .into_iter()
+    let labels = row_labels(exp, dataset);
+    let grid: Vec<Vec<Option<Comparison>>> = labels
+        .iter()
         .map(|c| {
-            let mut row = vec![c.clone()];
-            for (b, v) in &pairs {
-                match compare(exp, dataset, &c, v, b, metric) {
+            pairs
+                .iter()
+                .map(|(b, v)| compare(exp, dataset, c, v, b, metric))
+                .collect()
+        })
+        .collect();
+    let family: Vec<Option<&Comparison>> = grid.iter().flatten().map(Option::as_ref).collect();
+    let m = family
+        .iter()
+        .filter(|c| c.is_some_and(|c| !c.p_value.is_nan()))
+        .count();
+    let mut holm = holm_of(&family).into_iter();
+    let mut tests = Vec::new();
+    let rows = labels
+        .into_iter()
+        .zip(&grid)
+        .map(|(c, comparisons)| {
+            let mut row = vec![c];
+            for x in comparisons {
+                let adjusted = holm.next().flatten();
+                match x {
                     Some(x) => {
                         if !tests.contains(&x.test) {
                             tests.push(x.test);
                         }
-                        row.extend([x.difference_pp(), x.interval_pp(), x.p_text()]);
+                        row.extend([
+                            x.difference_pp(),
+                            x.interval_pp(),
+                            x.p_text(),
+                            holm_text(adjusted),
+                        ]);
                     }
-                    None => row.extend(["–".to_string(), "–".into(), "–".into()]),
+                    None => row.extend(["–".to_string(), "–".into(), "–".into(), "–".into()]),
                 }
             }
             row
@@ -243,33 +267,29 @@ pub fn comparison_table(exp: &Experiment, dataset: &str, metric: Metric) -> Opti
         rows,
         notes: vec![format!(
             "Difference in percentage points, its 95 % interval and two-sided p-value; test: \
-             {}. – = not enough finished runs.",
+             {}. {} – = not enough finished runs.",
             if tests.is_empty() {
                 "none".to_string()
             } else {
                 tests.join(", ")
-            }
+            },
+            holm_note(m)
         )],
     })
 }
 
-/// The README's headline table: one row per dataset (its category, or the mean over its
-/// categories), each variant's `metric` (mean ± sd) and, beside every attention variant,
-/// its difference from vanilla with the p-value.
+/// Variants above which the headline puts one variant per row (a study of many variants);
+/// up to it, one dataset per row with each variant's two columns.
+const HEADLINE_WIDE_VARIANTS: usize = 4;
+
+/// The README's headline table: each dataset (its category, or the mean over its
+/// categories), each variant's `metric` (mean ± sd) and, for every attention variant, its
+/// difference from vanilla with the raw and the Holm-adjusted p-value (the family: every
+/// comparison of the table). One dataset per row; for more than
+/// [`HEADLINE_WIDE_VARIANTS`] variants, one variant per row and a cell per dataset.
 pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
     let variants = exp.variants();
-    let mut header = vec!["dataset".to_string()];
-    for v in &variants {
-        match baseline_of(exp, v) {
-            None => header.push(display_name(v)),
-            Some(_) => {
-                header.push(format!("+ {}", display_name(v)));
-                header.push(format!("Δ {} (p)", display_name(v)));
-            }
-        }
-    }
-    let mut tests = Vec::new();
-    let rows = exp
+    let datasets: Vec<(String, String, String)> = exp
         .datasets()
         .into_iter()
         .map(|d| {
@@ -278,37 +298,104 @@ pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
                 [one] => (format!("{d}: {one}"), one.clone()),
                 many => (format!("{d}: mean of {}", many.len()), MEAN_ROW.to_string()),
             };
-            let mut row = vec![label];
-            for v in &variants {
-                let x = cell(exp, &d, &row_of, v, metric);
-                row.push(x.map_or("–".into(), |x| x.format()));
-                if let Some(b) = baseline_of(exp, v) {
-                    row.push(match compare(exp, &d, &row_of, v, &b, metric) {
-                        Some(c) => {
-                            if !tests.contains(&c.test) {
-                                tests.push(c.test);
-                            }
-                            format!("{} ({})", c.difference_pp(), c.p_text())
-                        }
-                        None => "–".into(),
-                    });
-                }
-            }
-            row
+            (d, label, row_of)
         })
         .collect();
+    // Every comparison first: the Holm family is the whole table. Indexed [dataset][variant].
+    let comparisons: Vec<Vec<Option<Comparison>>> = datasets
+        .iter()
+        .map(|(d, _, row_of)| {
+            variants
+                .iter()
+                .map(|v| baseline_of(exp, v).and_then(|b| compare(exp, d, row_of, v, &b, metric)))
+                .collect()
+        })
+        .collect();
+    let family: Vec<Option<&Comparison>> =
+        comparisons.iter().flatten().map(Option::as_ref).collect();
+    let m = family
+        .iter()
+        .filter(|c| c.is_some_and(|c| !c.p_value.is_nan()))
+        .count();
+    let holm: Vec<Option<f64>> = holm_of(&family);
+    let mut tests = Vec::new();
+    // The cells of dataset `i`, variant `j`: its value, and its Δ where it has a baseline.
+    let mut cells = |i: usize, j: usize| -> (String, Option<String>) {
+        let (d, _, row_of) = &datasets[i];
+        let v = &variants[j];
+        let value = cell(exp, d, row_of, v, metric).map_or("–".into(), |x| x.format());
+        let delta = baseline_of(exp, v).map(|_| match &comparisons[i][j] {
+            Some(c) => {
+                if !tests.contains(&c.test) {
+                    tests.push(c.test);
+                }
+                format!(
+                    "{} ({}; {})",
+                    c.difference_pp(),
+                    c.p_text(),
+                    holm_text(holm[i * variants.len() + j])
+                )
+            }
+            None => "–".into(),
+        });
+        (value, delta)
+    };
+    let (header, rows) = if variants.len() > HEADLINE_WIDE_VARIANTS {
+        let mut header = vec!["variant".to_string()];
+        header.extend(datasets.iter().map(|(_, label, _)| label.clone()));
+        let rows = (0..variants.len())
+            .map(|j| {
+                let mut row = vec![display_name(&variants[j])];
+                for i in 0..datasets.len() {
+                    let (value, delta) = cells(i, j);
+                    row.push(delta.unwrap_or(value));
+                }
+                row
+            })
+            .collect();
+        (header, rows)
+    } else {
+        let mut header = vec!["dataset".to_string()];
+        for v in &variants {
+            match baseline_of(exp, v) {
+                None => header.push(display_name(v)),
+                Some(_) => {
+                    header.push(format!("+ {}", display_name(v)));
+                    header.push(format!("Δ {} (p; Holm)", display_name(v)));
+                }
+            }
+        }
+        let rows = (0..datasets.len())
+            .map(|i| {
+                let mut row = vec![datasets[i].1.clone()];
+                for j in 0..variants.len() {
+                    let (value, delta) = cells(i, j);
+                    row.push(value);
+                    row.extend(delta);
+                }
+                row
+            })
+            .collect();
+        (header, rows)
+    };
+    let what = if variants.len() > HEADLINE_WIDE_VARIANTS {
+        "DifferNet's row: mean ± sd over seeds; every other row: Δ = variant − DifferNet in \
+         percentage points, with"
+    } else {
+        "Mean ± sd over seeds; Δ = variant − DifferNet in percentage points, with"
+    };
     TextTable {
         title: format!("{}: {}", exp.plan.experiment, metric.title()),
         header,
         rows,
         notes: vec![format!(
-            "Mean ± sd over seeds; Δ = variant − DifferNet in percentage points, with the \
-             two-sided p-value of the {}.",
+            "{what} the two-sided p-value of the {} and, after the semicolon, {}",
             if tests.is_empty() {
                 "comparison".to_string()
             } else {
                 tests.join(" / ")
-            }
+            },
+            holm_note(m).trim_start_matches("p (Holm): ")
         )],
     }
 }
