@@ -14,12 +14,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A decimal number as written: its value and its number of decimals (`None`: written in
-/// scientific notation, `2e-4`).
+/// A decimal number as written: its value and its number of decimals (of the mantissa when
+/// written in scientific notation, `2.06e-4`).
 #[derive(Debug, Clone, Copy)]
 struct Written {
     value: f64,
-    decimals: Option<usize>,
+    decimals: usize,
+    scientific: bool,
 }
 
 /// Every decimal number of `text` (`1.49`, `.004`, `−31.37`, `2e-4`); signs are dropped, as
@@ -55,12 +56,14 @@ fn decimals_in(text: &str) -> Vec<(String, Written)> {
             }
             if k > exp_start {
                 let sci: String = bytes[i..k].iter().collect();
+                let mantissa = &sci[..sci.find('e').unwrap_or(sci.len())];
                 if let Ok(value) = sci.parse::<f64>() {
                     out.push((
-                        sci,
+                        sci.clone(),
                         Written {
                             value,
-                            decimals: None,
+                            decimals: mantissa.find('.').map_or(0, |d| mantissa.len() - d - 1),
+                            scientific: true,
                         },
                     ));
                 }
@@ -78,7 +81,8 @@ fn decimals_in(text: &str) -> Vec<(String, Written)> {
                 token.clone(),
                 Written {
                     value,
-                    decimals: Some(token.len() - dot - 1),
+                    decimals: token.len() - dot - 1,
+                    scientific: false,
                 },
             ));
         }
@@ -102,9 +106,14 @@ fn numbers_of(path: &Path) -> Vec<f64> {
 
 /// Whether `w` is `v` rounded as written (or `v` as percent).
 fn matches(w: Written, v: f64) -> bool {
-    [v, 100.0 * v].iter().any(|&v| match w.decimals {
-        Some(d) => format!("{v:.d$}").parse::<f64>() == Ok(w.value),
-        None => format!("{v:.0e}").parse::<f64>() == Ok(w.value),
+    let d = w.decimals;
+    [v, 100.0 * v].iter().any(|&v| {
+        let rounded = if w.scientific {
+            format!("{v:.d$e}")
+        } else {
+            format!("{v:.d$}")
+        };
+        rounded.parse::<f64>() == Ok(w.value)
     })
 }
 
@@ -171,6 +180,8 @@ fn the_number_reader_reads_what_the_prose_writes() {
     assert!(matches(w("89.54"), 0.895417));
     assert!(!matches(w("89.55"), 0.895417));
     assert!(matches(w("2e-4"), 0.000213));
+    assert!(matches(w("2.06e-4"), 0.000206_4));
+    assert!(!matches(w("2.06e-4"), 0.000213));
     assert!(matches(w(".004"), 0.00412));
 }
 
