@@ -106,7 +106,7 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     let model_matches_record = adn_record::read_manifest(run_dir)
         .is_ok_and(|m| adn_record::verify_model_files(run_dir, &m).is_ok());
     let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
-    let device: Device = opts.device.resolve()?;
+    let device: Device = opts.device.resolve_for(cfg.compute.reproducible)?;
     let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
 
     let data = load_data(&cfg)?;

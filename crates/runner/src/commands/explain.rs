@@ -51,7 +51,7 @@ pub struct Args {
 
 /// `adn explain`: writes the overlays and prints one line.
 pub fn command(args: Args) -> Result<()> {
-    crate::pipeline::reproducible::enter_for_runs(&args.runs)?;
+    let reproducible = crate::pipeline::reproducible::enter_for_runs(&args.runs)?;
     let e = explain(
         &args.runs,
         &Picks {
@@ -60,7 +60,7 @@ pub fn command(args: Args) -> Result<()> {
         },
         args.layer.as_deref(),
         &args.out,
-        args.device.resolve()?,
+        args.device.resolve_for(reproducible)?,
     )?;
     println!(
         "Grad-CAM at {} of {} runs on {} images -> {}",

@@ -26,7 +26,8 @@ pub struct Args {
 pub fn command(args: Args) -> Result<()> {
     let cfg = args.config.load()?;
     crate::pipeline::reproducible::enter(cfg.compute.reproducible)?;
-    let n = extract_test_features(&cfg, &args.out, args.device.resolve()?)?;
+    let device = args.device.resolve_for(cfg.compute.reproducible)?;
+    let n = extract_test_features(&cfg, &args.out, device)?;
     println!("{n} test images -> {}", args.out.display());
     Ok(())
 }

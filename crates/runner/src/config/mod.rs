@@ -55,7 +55,8 @@ pub struct ComputeConfig {
     /// whatever its vendor or newer units. `auto` precisions mean fp32 and bf16 is refused
     /// (bf16 kernels exist only on some CPUs). Slower where the CPU has wider units; use
     /// more sweep jobs for the cores. The default, false, uses the fastest kernels of the
-    /// CPU, whose last bits differ between CPUs (docs/reliability.md).
+    /// CPU, whose last bits differ between CPUs (docs/reliability.md). Reproducible runs
+    /// compute on the CPU: `--device auto` means the CPU and `--device cuda` is refused.
     pub reproducible: bool,
 }
 

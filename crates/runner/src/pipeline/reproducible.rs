@@ -76,14 +76,16 @@ pub fn enter(wanted: bool) -> Result<()> {
 }
 
 /// [`enter`] for rescoring recorded runs (`eval`, `explain`): reproducible when any of them
-/// was recorded so, so that it is rescored with the kernels it ran with. A folder whose
-/// config cannot be read is left to the command, which says what is wrong with it.
-pub fn enter_for_runs<P: AsRef<std::path::Path>>(run_dirs: &[P]) -> Result<()> {
+/// was recorded so, so that it is rescored with the kernels it ran with; returns whether.
+/// A folder whose config cannot be read is left to the command, which says what is wrong
+/// with it.
+pub fn enter_for_runs<P: AsRef<std::path::Path>>(run_dirs: &[P]) -> Result<bool> {
     let wanted = run_dirs.iter().any(|d| {
         crate::config::Config::load(&d.as_ref().join(adn_record::files::CONFIG), &[])
             .is_ok_and(|c| c.compute.reproducible)
     });
-    enter(wanted)
+    enter(wanted)?;
+    Ok(wanted)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -37,7 +37,7 @@ impl Settings {
     /// What `cfg` asks for, on the device `choice` resolves to.
     pub fn resolve(cfg: &Config, choice: DeviceChoice) -> Result<Settings> {
         require_switches(cfg)?;
-        Settings::on_device(cfg, choice.resolve()?)
+        Settings::on_device(cfg, choice.resolve_for(cfg.compute.reproducible)?)
     }
 
     /// What `cfg` asks for, on `device`.
