@@ -21,7 +21,13 @@ pub fn run(jobs: Option<usize>) -> Result<()> {
     let experiment = sweep::experiment_of(&util::workspace_root().join(grid))?;
     let parquet = tables::experiment_dir(&experiment).join("runs.parquet");
     // What was there before the sweep rewrites it: the committed runs, on a clean clone.
-    let committed = adn_report::tables::scores_fingerprints(&parquet).ok();
+    // Absent, there is nothing to compare with; present but unreadable is an error, not a
+    // licence to write over the READMEs.
+    let committed = if parquet.exists() {
+        Some(adn_report::tables::scores_fingerprints(&parquet)?)
+    } else {
+        None
+    };
     sweep::run_grid(grid, jobs, &[])?;
     let headline = tables::write(&experiment)?;
     figures::run(&experiment)?;

@@ -227,11 +227,10 @@ pub fn comparison_table(exp: &Experiment, dataset: &str, metric: Metric) -> Opti
         })
         .collect();
     let family: Vec<Option<&Comparison>> = grid.iter().flatten().map(Option::as_ref).collect();
-    let m = family
-        .iter()
-        .filter(|c| c.is_some_and(|c| !c.p_value.is_nan()))
-        .count();
-    let mut holm = holm_of(&family).into_iter();
+    let holm = holm_of(&family);
+    // The family's size: the comparisons that have a p-value.
+    let m = holm.iter().flatten().count();
+    let mut holm = holm.into_iter();
     let mut tests = Vec::new();
     let rows = labels
         .into_iter()
@@ -313,18 +312,16 @@ pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
         .collect();
     let family: Vec<Option<&Comparison>> =
         comparisons.iter().flatten().map(Option::as_ref).collect();
-    let m = family
-        .iter()
-        .filter(|c| c.is_some_and(|c| !c.p_value.is_nan()))
-        .count();
     let holm: Vec<Option<f64>> = holm_of(&family);
+    let m = holm.iter().flatten().count();
     let mut tests = Vec::new();
     // The cells of dataset `i`, variant `j`: its value, and its Δ where it has a baseline.
-    let mut cells = |i: usize, j: usize| -> (String, Option<String>) {
+    let value = |i: usize, j: usize| -> String {
         let (d, _, row_of) = &datasets[i];
-        let v = &variants[j];
-        let value = cell(exp, d, row_of, v, metric).map_or("–".into(), |x| x.format());
-        let delta = baseline_of(exp, v).map(|_| match &comparisons[i][j] {
+        cell(exp, d, row_of, &variants[j], metric).map_or("–".into(), |x| x.format())
+    };
+    let mut delta = |i: usize, j: usize| -> Option<String> {
+        baseline_of(exp, &variants[j]).map(|_| match &comparisons[i][j] {
             Some(c) => {
                 if !tests.contains(&c.test) {
                     tests.push(c.test);
@@ -337,8 +334,7 @@ pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
                 )
             }
             None => "–".into(),
-        });
-        (value, delta)
+        })
     };
     let (header, rows) = if variants.len() > HEADLINE_WIDE_VARIANTS {
         let mut header = vec!["variant".to_string()];
@@ -347,8 +343,7 @@ pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
             .map(|j| {
                 let mut row = vec![display_name(&variants[j])];
                 for i in 0..datasets.len() {
-                    let (value, delta) = cells(i, j);
-                    row.push(delta.unwrap_or(value));
+                    row.push(delta(i, j).unwrap_or_else(|| value(i, j)));
                 }
                 row
             })
@@ -369,9 +364,8 @@ pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
             .map(|i| {
                 let mut row = vec![datasets[i].1.clone()];
                 for j in 0..variants.len() {
-                    let (value, delta) = cells(i, j);
-                    row.push(value);
-                    row.extend(delta);
+                    row.push(value(i, j));
+                    row.extend(delta(i, j));
                 }
                 row
             })
