@@ -264,13 +264,8 @@ pub fn evaluate(
             .collect::<Result<Vec<_>>>()?;
         let angles: Vec<Vec<f64>> = angles.iter().map(|a| map_angles(cfg, a)).collect();
         rotations = angles.first().map_or(0, Vec::len);
-        let m = differnet_maps(
-            extractor,
-            flow,
-            &pixels(&resized, cfg, device),
-            &angles,
-            sigma,
-        )?;
+        let input = pixels(&resized, cfg, device);
+        let m = differnet_maps(extractor, flow, &input, &angles, sigma)?;
         let m = Vec::<f32>::try_from(m.to_device(Device::Cpu).reshape([-1]))?;
         for (i, s) in chunk.iter().enumerate() {
             let map = &m[i * plane..(i + 1) * plane];

@@ -22,6 +22,7 @@ pub mod explain;
 pub mod features;
 pub mod localize;
 pub mod model;
+pub mod objective;
 pub mod recording;
 pub mod reproducible;
 pub mod score;

@@ -5,10 +5,9 @@ use std::time::Instant;
 
 use adn_backbones::{FeatureExtractor, Precision};
 use adn_flows::optim::backward_step_all;
-use adn_flows::{Adam, AdamConfig, DifferNetFlow, Param, nll_loss, nll_parts, volume_charge};
+use adn_flows::{Adam, AdamConfig, DifferNetFlow, Param, nll_parts};
 use adn_record::{Diagnostics, EvalPoint};
 use anyhow::{Context, Result};
-use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
@@ -18,6 +17,7 @@ use crate::config::{Config, TrainConfig};
 use crate::pipeline::data::RunData;
 use crate::pipeline::diagnostics::{self, LossSums};
 use crate::pipeline::features::RunFeatures;
+use crate::pipeline::objective::{BatchLoss, MomentSums, batch_loss};
 use crate::pipeline::score;
 use crate::pipeline::settings::Settings;
 
@@ -99,12 +99,9 @@ pub fn train(
         flow.fit_standardization(train);
     }
     let joint_standardized = flow.standardizes() && features.is_joint();
-    let mut diagnostics = vec![diagnostics::measure(
-        extractor,
-        &features.inputs,
-        None,
-        None,
-    )];
+    // What the flow sees, before training (`None`) and after every meta-epoch.
+    let measure = |meta, loss| diagnostics::measure(extractor, &features.inputs, meta, loss);
+    let mut diagnostics = vec![measure(None, None)];
     // The volume charge compares each batch with the same rows through the backbone alone,
     // computed once: the backbone is frozen.
     let charge_reference = match t.volume_charge > 0.0 {
@@ -120,7 +117,7 @@ pub fn train(
             let mut order: Vec<i64> = (0..n_train as i64).collect();
             order.shuffle(rng);
             for batch in order.chunks(t.batch_size) {
-                let rows = batch_rows(batch, pool, views, t.redraw_rotations, rng);
+                let rows = RunFeatures::batch_rows(batch, pool, views, t.redraw_rotations, rng);
                 let rows = Tensor::from_slice(&rows).to_device(device);
                 let x = features.train_rows(&rows);
                 let BatchLoss {
@@ -182,12 +179,7 @@ pub fn train(
             auroc,
         });
         last_scores = scores;
-        diagnostics.push(diagnostics::measure(
-            extractor,
-            &features.inputs,
-            Some(meta),
-            parts.mean(),
-        ));
+        diagnostics.push(measure(Some(meta), parts.mean()));
     }
     bar.finish_and_clear();
     Ok(Trained {
@@ -211,136 +203,4 @@ fn attention_optimizer(extractor: &FeatureExtractor, t: &TrainConfig) -> Adam {
         .map(Param::plain)
         .collect();
     Adam::new(params, adam(t, t.lr * t.attention_lr_scale))
-}
-
-/// One batch's loss and the flow outputs it came from.
-struct BatchLoss {
-    loss: Tensor,
-    z: Tensor,
-    log_det: Tensor,
-    /// The weighted volume charge in the loss (0 without one).
-    charge: f64,
-}
-
-/// The flow's NLL of the batch `x`. With `moments`, `x` is standardised by its own
-/// statistics (jointly trained attention), which are added to the meta-epoch's sums. With
-/// `charge = (reference, rows, weight)`, the volume charge of `x` against the same rows of
-/// `reference` (the backbone without attention), times `weight`, is added.
-fn batch_loss(
-    flow: &DifferNetFlow,
-    x: &Tensor,
-    moments: Option<&mut MomentSums>,
-    charge: Option<(&Tensor, &Tensor, f64)>,
-) -> BatchLoss {
-    let (z, log_det) = match moments {
-        Some(moments) => {
-            moments.add(x);
-            flow.forward_batch_standardized(x)
-        }
-        None => flow.forward(x),
-    };
-    let nll = nll_loss(&z, &log_det);
-    let (loss, charge) = match charge {
-        Some((reference, rows, weight)) => {
-            let charge = volume_charge(x, &reference.index_select(0, rows));
-            let weighted = charge * weight;
-            let c = weighted.double_value(&[]);
-            (&nll + weighted, c)
-        }
-        None => (nll, 0.0),
-    };
-    BatchLoss {
-        loss,
-        z,
-        log_det,
-        charge,
-    }
-}
-
-/// Running sums of feature rows (detached, in double precision) over a meta-epoch.
-#[derive(Default)]
-struct MomentSums {
-    sums: Option<(Tensor, Tensor)>,
-    rows: i64,
-}
-
-impl MomentSums {
-    fn add(&mut self, x: &Tensor) {
-        let x = x.detach().to_kind(tch::Kind::Double);
-        let s = x.sum_dim_intlist(0, false, tch::Kind::Double);
-        let q = x.square().sum_dim_intlist(0, false, tch::Kind::Double);
-        self.sums = Some(match self.sums.take() {
-            None => (s, q),
-            Some((a, b)) => (a + s, b + q),
-        });
-        self.rows += x.size()[0];
-    }
-
-    /// Mean and sd of every row added, as float; `None` when nothing was.
-    fn mean_sd(&self) -> Option<(Tensor, Tensor)> {
-        let (s, q) = self.sums.as_ref()?;
-        let n = self.rows as f64;
-        let mean = s / n;
-        let var = (q / n - mean.square()).clamp_min(0.0);
-        Some((
-            mean.to_kind(tch::Kind::Float),
-            var.sqrt().to_kind(tch::Kind::Float),
-        ))
-    }
-}
-
-/// The training feature rows of a batch of images: `views` rows `i·pool + v` per image `i`,
-/// each rotation `v` drawn independently from the image's pool (DifferNet's RandomRotation
-/// per view) under `redraw`, else the whole pool, which then holds the once-drawn views.
-fn batch_rows(
-    images: &[i64],
-    pool: i64,
-    views: i64,
-    redraw: bool,
-    rng: &mut ChaCha8Rng,
-) -> Vec<i64> {
-    let mut rows = Vec::with_capacity(images.len() * views as usize);
-    for &i in images {
-        for k in 0..views {
-            let v = if redraw { rng.random_range(0..pool) } else { k };
-            rows.push(i * pool + v);
-        }
-    }
-    rows
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn redrawn_views_come_from_each_images_pool_and_change_between_batches() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let images = [3i64, 0, 5];
-        let draws: Vec<Vec<i64>> = (0..20)
-            .map(|_| batch_rows(&images, 4, 2, true, &mut rng))
-            .collect();
-        for rows in &draws {
-            assert_eq!(rows.len(), 6);
-            for (k, r) in rows.iter().enumerate() {
-                let i = images[k / 2];
-                assert!((i * 4..i * 4 + 4).contains(r), "row {r} of image {i}");
-            }
-        }
-        // Independent draws: every rotation of image 3 appears across the batches, and the
-        // batches are not all the same.
-        let seen: std::collections::BTreeSet<i64> =
-            draws.iter().flat_map(|r| r[..2].to_vec()).collect();
-        assert_eq!(seen, (12..16).collect());
-        assert!(draws.iter().any(|r| r != &draws[0]));
-    }
-
-    #[test]
-    fn without_redraw_every_batch_takes_each_images_fixed_views() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for _ in 0..3 {
-            assert_eq!(batch_rows(&[2, 0], 2, 2, false, &mut rng), vec![4, 5, 0, 1]);
-        }
-    }
 }

@@ -1,9 +1,10 @@
 //! A run's second stage: what the flow trains on. [`FeatureSource`] is the one way images
-//! become pooled features (extraction in [`source`], its verified [`cache`]); [`joint`]
-//! holds the frozen prefixes that jointly trained attention starts from.
+//! become pooled features or the frozen prefixes that jointly trained attention starts from
+//! (extraction in [`source`], its verified [`cache`]); [`inputs`] is what the training loop
+//! asks of them, the same for both.
 
 pub mod cache;
-pub mod joint;
+mod inputs;
 mod source;
 
 pub use source::{CacheStats, FeatureSource, build_extractor, check_memory};
@@ -70,12 +71,10 @@ pub fn compute(
         );
         Inputs::Fixed { train, test }
     } else {
-        let prefixes = |samples: &[adn_datasets::Sample], angles: &[Vec<f64>]| {
-            joint::frozen_prefixes(extractor, device, samples, angles, &bar)
-        };
-        let train = prefixes(&images.train, &data.train_angles)?;
-        let test = prefixes(&images.test, &data.test_angles)?;
-        Inputs::Joint { train, test }
+        Inputs::Joint {
+            train: source.frozen_prefixes(&images.train, &data.train_angles, &bar)?,
+            test: source.frozen_prefixes(&images.test, &data.test_angles, &bar)?,
+        }
     };
     bar.finish_and_clear();
     Ok(RunFeatures {
@@ -83,50 +82,4 @@ pub fn compute(
         inputs,
         cache_stats,
     })
-}
-
-/// What the training loop asks of its inputs, the same for fixed features and for jointly
-/// trained attention, so that the loop reads as DifferNet's algorithm.
-impl RunFeatures {
-    /// Whether the attention trains with the flow.
-    pub fn is_joint(&self) -> bool {
-        matches!(self.inputs, Inputs::Joint { .. })
-    }
-
-    /// The fixed training features, when they do not change during training.
-    pub fn fixed_train(&self) -> Option<&Tensor> {
-        match &self.inputs {
-            Inputs::Fixed { train, .. } => Some(train),
-            Inputs::Joint { .. } => None,
-        }
-    }
-
-    /// The training feature rows `rows`: picked from the fixed features, or computed
-    /// through the attention with autograd.
-    pub fn train_rows(&self, rows: &Tensor) -> Tensor {
-        match &self.inputs {
-            Inputs::Fixed { train, .. } => train.index_select(0, rows),
-            Inputs::Joint { train, .. } => joint::features(&self.source.extractor, train, rows),
-        }
-    }
-
-    /// Every test feature row `[images · views, dim]`, without autograd.
-    pub fn test_rows(&self) -> Tensor {
-        match &self.inputs {
-            Inputs::Fixed { test, .. } => test.shallow_clone(),
-            Inputs::Joint { test, .. } => joint::all_features(&self.source.extractor, test),
-        }
-    }
-
-    /// A joint run's training rows through the backbone alone, attention skipped: what the
-    /// volume charge compares each batch with. `None` for fixed features.
-    pub fn train_without_attention(&self) -> Option<Tensor> {
-        match &self.inputs {
-            Inputs::Fixed { .. } => None,
-            Inputs::Joint { train, .. } => Some(joint::features_without_attention(
-                &self.source.extractor,
-                train,
-            )),
-        }
-    }
 }

@@ -1,0 +1,145 @@
+//! What the training loop asks of the flow's inputs, answered the same way for fixed
+//! features and for jointly trained attention, so that the loop reads as DifferNet's
+//! algorithm: which rows a batch takes, those rows' features, every test row.
+//!
+//! Fixed features (a frozen extractor) are picked from the tensors computed once. Jointly
+//! trained attention (`model.attention_training = "joint"`) keeps the frozen prefix of
+//! every row, everything before the first attention position, and runs the attention
+//! blocks and the rest of the backbone at every step with autograd, so the attention
+//! learns from the flow's likelihood.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+
+use super::{Inputs, RunFeatures};
+
+/// Rows forwarded together when a joint run's features are recomputed without autograd.
+const EVAL_CHUNK: i64 = 64;
+
+impl RunFeatures {
+    /// Whether the attention trains with the flow.
+    pub fn is_joint(&self) -> bool {
+        matches!(self.inputs, Inputs::Joint { .. })
+    }
+
+    /// The fixed training features, when they do not change during training.
+    pub fn fixed_train(&self) -> Option<&Tensor> {
+        match &self.inputs {
+            Inputs::Fixed { train, .. } => Some(train),
+            Inputs::Joint { .. } => None,
+        }
+    }
+
+    /// The training rows of a batch of images: `views` rows `i·pool + v` per image `i`,
+    /// each rotation `v` drawn independently from the image's pool of `pool` (DifferNet's
+    /// RandomRotation per view) under `redraw`, else the whole pool, which then holds the
+    /// once-drawn views.
+    pub fn batch_rows(
+        images: &[i64],
+        pool: i64,
+        views: i64,
+        redraw: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<i64> {
+        let mut rows = Vec::with_capacity(images.len() * views as usize);
+        for &i in images {
+            for k in 0..views {
+                let v = if redraw { rng.random_range(0..pool) } else { k };
+                rows.push(i * pool + v);
+            }
+        }
+        rows
+    }
+
+    /// The training feature rows `rows`: picked from the fixed features, or computed
+    /// through the attention with autograd.
+    pub fn train_rows(&self, rows: &Tensor) -> Tensor {
+        match &self.inputs {
+            Inputs::Fixed { train, .. } => train.index_select(0, rows),
+            Inputs::Joint { train, .. } => {
+                let picked: Vec<Tensor> = train.iter().map(|p| p.index_select(0, rows)).collect();
+                self.source.extractor.pooled_from_prefix(&picked, true)
+            }
+        }
+    }
+
+    /// Every test feature row `[images · views, dim]`, without autograd.
+    pub fn test_rows(&self) -> Tensor {
+        match &self.inputs {
+            Inputs::Fixed { test, .. } => test.shallow_clone(),
+            Inputs::Joint { test, .. } => in_chunks(test, |picked| {
+                self.source.extractor.pooled_from_prefix(picked, false)
+            }),
+        }
+    }
+
+    /// A joint run's training rows through the backbone alone, attention skipped: the
+    /// pretrained backbone's own features of the same views, which the volume charge
+    /// compares each batch with. `None` for fixed features.
+    pub fn train_without_attention(&self) -> Option<Tensor> {
+        match &self.inputs {
+            Inputs::Fixed { .. } => None,
+            Inputs::Joint { train, .. } => Some(in_chunks(train, |picked| {
+                self.source
+                    .extractor
+                    .pooled_from_prefix_without_attention(picked)
+            })),
+        }
+    }
+}
+
+/// `f` over every row of `prefixes`, [`EVAL_CHUNK`] rows at a time, without autograd.
+fn in_chunks(prefixes: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor) -> Tensor {
+    let rows = prefixes[0].size()[0];
+    tch::no_grad(|| {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let len = EVAL_CHUNK.min(rows - start);
+            let picked: Vec<Tensor> = prefixes.iter().map(|p| p.narrow(0, start, len)).collect();
+            out.push(f(&picked).to_kind(Kind::Float));
+            start += len;
+        }
+        Tensor::cat(&out, 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn redrawn_views_come_from_each_images_pool_and_change_between_batches() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let images = [3i64, 0, 5];
+        let draws: Vec<Vec<i64>> = (0..20)
+            .map(|_| RunFeatures::batch_rows(&images, 4, 2, true, &mut rng))
+            .collect();
+        for rows in &draws {
+            assert_eq!(rows.len(), 6);
+            for (k, r) in rows.iter().enumerate() {
+                let i = images[k / 2];
+                assert!((i * 4..i * 4 + 4).contains(r), "row {r} of image {i}");
+            }
+        }
+        // Independent draws: every rotation of image 3 appears across the batches, and the
+        // batches are not all the same.
+        let seen: std::collections::BTreeSet<i64> =
+            draws.iter().flat_map(|r| r[..2].to_vec()).collect();
+        assert_eq!(seen, (12..16).collect());
+        assert!(draws.iter().any(|r| r != &draws[0]));
+    }
+
+    #[test]
+    fn without_redraw_every_batch_takes_each_images_fixed_views() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..3 {
+            assert_eq!(
+                RunFeatures::batch_rows(&[2, 0], 2, 2, false, &mut rng),
+                vec![4, 5, 0, 1]
+            );
+        }
+    }
+}
