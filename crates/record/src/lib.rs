@@ -13,8 +13,11 @@
 //!
 //! An experiment folder adds `plan.json` ([`Plan`]), written by the sweep. Beside the runs,
 //! `adn explain` writes `explain.json` ([`Explanation`]) and `attention.json`
-//! ([`AttentionPictures`]) into its folder, and `adn eval` writes `eval.json`
-//! ([`EvalRecord`]) with the rescored `scores.csv`.
+//! ([`AttentionPictures`]) into its folder, `adn eval` writes `eval.json`
+//! ([`EvalRecord`]) with the rescored `scores.csv`, and `adn predict` writes
+//! `predictions.csv` ([`PredictionRow`]s), `predict.json` ([`PredictRecord`]) and, asked,
+//! `maps/`; `adn export` writes `model.pt`, `export.json` ([`ExportRecord`]) and
+//! `check.safetensors`.
 //!
 //! The runner writes through this crate and the report and `xtask bench` read through it,
 //! so a field is declared once. Reading is strict: a missing or unknown field is an error
@@ -28,6 +31,7 @@ mod folder;
 mod manifest;
 mod metrics;
 mod plan;
+mod predict;
 mod scores;
 
 pub use adn_util::Precision;
@@ -45,8 +49,13 @@ pub use manifest::{
 };
 pub use metrics::{
     Diagnostics, EvalPoint, GateRecord, LayerNorm, LossParts, MetricsRecord, PixelMetrics,
+    Threshold,
 };
 pub use plan::{Plan, PlannedRun};
+pub use predict::{
+    ExportInput, ExportRecord, PREDICTIONS_HEADER, PredictRecord, PredictionRow, Unreadable,
+    prediction_line, predictions_header,
+};
 pub use scores::{ScoreRow, read_scores, scores_csv};
 
 /// The version of the record layout this build writes and reads. Raised whenever a field of
@@ -74,4 +83,17 @@ pub mod files {
     pub const ATTENTION_GATES: &str = "attention.json";
     /// In an `adn eval` folder.
     pub const EVAL: &str = "eval.json";
+    /// In an `adn predict` folder: a row per image.
+    pub const PREDICTIONS: &str = "predictions.csv";
+    /// In an `adn predict` folder: what was scored with what.
+    pub const PREDICT: &str = "predict.json";
+    /// In an `adn predict` folder: the anomaly maps and overlays (`--maps`).
+    pub const MAPS: &str = "maps";
+    /// In an `adn export` folder: the TorchScript model.
+    pub const TORCHSCRIPT: &str = "model.pt";
+    /// In an `adn export` folder: what the model expects and returns.
+    pub const EXPORT: &str = "export.json";
+    /// In an `adn export` folder: the checked images' inputs and `adn`'s scores of them
+    /// (safetensors `inputs`, `scores`), for checking the file elsewhere.
+    pub const EXPORT_CHECK: &str = "check.safetensors";
 }

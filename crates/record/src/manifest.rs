@@ -153,10 +153,18 @@ pub struct WallTimes {
 pub struct DatasetSummary {
     pub root: String,
     pub category: String,
+    /// Images trained on (held-out ones excluded).
     pub train_images: usize,
     pub test_images: usize,
     /// Test images per defect type, `good` included.
     pub test_counts: Vec<(String, usize)>,
+    /// Good training images held out to set thresholds (`train.validation_fraction`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub held_out_images: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What the feature cache did for a run.

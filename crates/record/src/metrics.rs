@@ -36,6 +36,74 @@ pub struct MetricsRecord {
     /// ground-truth masks. Beyond the paper, which reports image AUROC only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixel: Option<PixelMetrics>,
+    /// Score thresholds for calling an image anomalous (`score >= value`), named for
+    /// `adn predict --threshold`: from held-out good training images and a labelled
+    /// validation folder where the run has them, and the test set's F1-optimal one, marked
+    /// as chosen on the test set.
+    /// Absent in records written before thresholds existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
+}
+
+/// A score threshold and what it was chosen on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// What `adn predict --threshold` calls it: `good-q99`, `good-q99.9` (quantiles of the
+    /// held-out good images' scores), `validation-f1` (F1-optimal on the labelled
+    /// validation folder), `test-f1` (F1-optimal on the test set).
+    pub name: String,
+    pub value: f64,
+    /// What it was chosen on, in words, with its caveats.
+    pub chosen_on: String,
+    /// Images it was chosen on.
+    pub images: usize,
+    /// Whether it was chosen on the test set, whose metrics it then flatters.
+    pub on_test_set: bool,
+}
+
+impl Threshold {
+    /// Name of the F1-optimal threshold on the test set.
+    pub const TEST_F1: &'static str = "test-f1";
+    /// Name of the F1-optimal threshold on the labelled validation folder.
+    pub const VALIDATION_F1: &'static str = "validation-f1";
+
+    /// The held-out good images' `q` quantile (linear interpolation between order
+    /// statistics, numpy's default) as a threshold named `good-q<100·q>`; `None` without
+    /// scores. With fewer than `1 / (1 − q)` images the quantile lies among the top scores
+    /// and does not bound the false-alarm rate at `1 − q`; `chosen_on` says so.
+    pub fn good_quantile(scores: &[f64], q: f64) -> Option<Threshold> {
+        let mut sorted: Vec<f64> = scores.to_vec();
+        if sorted.is_empty() || sorted.iter().any(|s| !s.is_finite()) {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let pos = q * (sorted.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        let value = sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64);
+        let n = sorted.len();
+        let percent = (q * 1000.0).round() / 10.0;
+        let rate = ((1.0 - q) * 1000.0).round() / 10.0;
+        let mut chosen_on = format!(
+            "the {percent} % quantile of the scores of {n} good training images held out \
+             from training (train.validation_fraction): about {rate} % of good images score \
+             above it"
+        );
+        if (n as f64) < 1.0 / (1.0 - q) {
+            chosen_on.push_str(&format!(
+                "; with {n} images (fewer than {:.0}) it lies among the highest scores and \
+                 does not bound the false-alarm rate",
+                1.0 / (1.0 - q)
+            ));
+        }
+        Some(Threshold {
+            name: format!("good-q{percent}"),
+            value,
+            chosen_on,
+            images: n,
+            on_test_set: false,
+        })
+    }
 }
 
 /// The pixel-level evaluation of DifferNet's anomaly map (the gradient of the anomaly score
@@ -143,6 +211,7 @@ impl MetricsRecord {
             trajectory,
             diagnostics: Vec::new(),
             pixel: None,
+            thresholds: Vec::new(),
         })
     }
 }
@@ -204,5 +273,31 @@ mod tests {
         assert_eq!((m.auroc_best, m.auroc_best_epoch), (0.9, 1));
         assert_eq!((m.auroc_min_loss, m.auroc_min_loss_epoch), (0.9, 1));
         assert!(MetricsRecord::from_trajectory(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn quantile_thresholds_interpolate_as_numpy_and_say_when_too_few_images() {
+        // numpy.quantile([5, 1, 4, 2, 3], 0.99) = 4.96; ([...], 0.999) = 4.996.
+        let scores = [5.0, 1.0, 4.0, 2.0, 3.0];
+        let q99 = Threshold::good_quantile(&scores, 0.99).unwrap();
+        assert_eq!(q99.name, "good-q99");
+        assert!((q99.value - 4.96).abs() < 1e-12, "{}", q99.value);
+        assert_eq!((q99.images, q99.on_test_set), (5, false));
+        assert!(
+            q99.chosen_on.contains("does not bound"),
+            "{}",
+            q99.chosen_on
+        );
+        let q999 = Threshold::good_quantile(&scores, 0.999).unwrap();
+        assert_eq!(q999.name, "good-q99.9");
+        assert!((q999.value - 4.996).abs() < 1e-12);
+        // Enough images: no caveat; the 99 % quantile of 0..=199 is 197.01.
+        let many: Vec<f64> = (0..200).map(f64::from).collect();
+        let q = Threshold::good_quantile(&many, 0.99).unwrap();
+        assert!((q.value - 197.01).abs() < 1e-9, "{}", q.value);
+        assert!(!q.chosen_on.contains("does not bound"));
+        // Nothing held out, or a non-finite score: no threshold.
+        assert!(Threshold::good_quantile(&[], 0.99).is_none());
+        assert!(Threshold::good_quantile(&[1.0, f64::NAN], 0.99).is_none());
     }
 }

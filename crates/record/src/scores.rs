@@ -59,7 +59,7 @@ pub fn read_scores(path: &Path) -> Result<Vec<ScoreRow>, RecordError> {
 }
 
 /// Quotes a CSV field when it holds a comma, quote or newline.
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

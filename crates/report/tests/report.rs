@@ -85,6 +85,7 @@ fn write_run(runs: &Path, id: &str, auroc_last: f64, auroc_best: f64, pixel: Opt
             sigma_px: 1.0,
             wall_s: 0.5,
         }),
+        thresholds: Vec::new(),
     };
     // Two good and two anomalous images: AUROC = ordered pairs / 4.
     let ordered = (auroc_last * 4.0).round() as usize;

@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use adn_runner::commands::{
-    bench, config, data, eval, explain, extract, metrics, model, run, sweep, weights,
+    bench, config, data, eval, explain, export, extract, metrics, model, predict, run, sweep,
+    weights,
 };
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,12 @@ enum Command {
     Run(run::Args),
     /// Rescore a finished run's model on another dataset folder (same backbone and flow).
     Eval(eval::Args),
+    /// Score every image below a folder with a finished run's model (no labels needed):
+    /// predictions.csv with a decision per image at a threshold chosen without the test set.
+    Predict(predict::Args),
+    /// Write a finished run's model as one TorchScript file that scores without adn (checked
+    /// against adn's own scores before it is written), with export.json beside it.
+    Export(export::Args),
     /// Datasets: write one (ELPV from PyPI, generated stand-ins) or validate one.
     #[command(subcommand)]
     Data(data::Args),
@@ -91,6 +98,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::command(a, run_log),
         Command::Eval(a) => eval::command(a),
+        Command::Predict(a) => predict::command(a),
+        Command::Export(a) => export::command(a),
         Command::Data(a) => data::command(a),
         Command::Model(a) => model::command(a),
         Command::Extract(a) => extract::command(a),

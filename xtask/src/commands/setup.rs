@@ -15,9 +15,17 @@ use crate::util::{self, Env};
 
 /// The PyTorch release tch 0.26 is built against.
 pub const TORCH_VERSION: &str = "2.13.0";
-/// Python packages of the venv: libtorch itself, and what weight conversion and the
-/// golden-tensor scripts use.
-const PIP_PACKAGES: &[&str] = &["torch==2.13.0", "safetensors==0.8.0", "numpy==2.4.6"];
+/// Python packages of the venv: libtorch itself, what weight conversion and the
+/// golden-tensor scripts use, and the runtimes an exported model is checked in (ONNX's
+/// exporter needs `onnx`; ONNX Runtime and OpenVINO run the result).
+const PIP_PACKAGES: &[&str] = &[
+    "torch==2.13.0",
+    "safetensors==0.8.0",
+    "numpy==2.4.6",
+    "onnx==1.23.2",
+    "onnxruntime==1.32.0",
+    "openvino==2026.4.1",
+];
 /// Written into the venv once everything above is installed.
 const MARKER: &str = ".adn-setup-complete";
 

@@ -18,6 +18,19 @@ struct GatedTest {
 const GATED_TESTS: &[GatedTest] = &[
     GatedTest {
         package: "adn-runner",
+        target: "export",
+        name: "the_exported_file_scores_as_adn_in_pytorch_onnx_runtime_and_openvino",
+        needs: "the venv's Python with torch, onnx, onnxruntime and openvino",
+        available: || {
+            let python = util::workspace_root().join(".venv/bin/python");
+            succeeds(
+                &python.display().to_string(),
+                &["-c", "import torch, onnx, onnxruntime, openvino"],
+            )
+        },
+    },
+    GatedTest {
+        package: "adn-runner",
         target: "sweep",
         name: "slurm_job_array_runs_the_grid",
         needs: "Slurm",

@@ -111,6 +111,13 @@ impl Config {
                 self.test.test_transforms
             );
         }
+        if !(0.0..0.9).contains(&t.validation_fraction) {
+            bail!(
+                "train.validation_fraction must lie in [0, 0.9), got {}: it is the share of \
+                 the good training images held out to set thresholds",
+                t.validation_fraction
+            );
+        }
         if t.volume_charge > 0.0 && self.model.attention_training != AttentionTraining::Joint {
             bail!(
                 "train.volume_charge = {} charges jointly trained attention only; set \

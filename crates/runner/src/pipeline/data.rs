@@ -1,9 +1,13 @@
 //! A run's first stage: the configured category's images, validated, and the rotation of
 //! every view the run will use.
 
+use std::path::{Path, PathBuf};
+
 use adn_datagen::smoke;
+use adn_datasets::layout::has_image_extension;
 use adn_datasets::transforms::fixed_angles;
 use anyhow::{Context, Result, bail};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -18,13 +22,30 @@ pub struct RunData {
     pub train_angles: Vec<Vec<f64>>,
     /// The test-time rotations of each test image.
     pub test_angles: Vec<Vec<f64>>,
+    /// Images scored after training, with test-time rotations, to set thresholds: first
+    /// the `held_out` good training images (`train.validation_fraction`), then the labelled
+    /// folder `data.validation`, if any. Never trained on.
+    pub validation: Vec<adn_datasets::Sample>,
+    pub validation_angles: Vec<Vec<f64>>,
+    pub held_out: usize,
+    /// The labelled folder the rest of `validation` came from.
+    pub validation_folder: Option<PathBuf>,
 }
 
 /// Loads the data and draws the rotations; returns the run's random generator, which
 /// training continues to draw from (so a seed gives the same run).
 pub fn prepare(cfg: &Config) -> Result<(RunData, ChaCha8Rng)> {
-    let images = load_data(cfg)?;
+    let mut images = load_data(cfg)?;
     require_both_classes(&images)?;
+    let (mut validation, mut validation_angles) = hold_out(cfg, &mut images)?;
+    let held_out = validation.len();
+    if let Some(folder) = &cfg.data.validation {
+        let labelled = labelled_folder(folder)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);
+        rng.set_stream(2);
+        validation_angles.extend(test_angles(cfg, labelled.len(), &mut rng));
+        validation.extend(labelled);
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);
     let train_angles: Vec<Vec<f64>> = if cfg.train.redraw_rotations {
         let pool = match cfg.train.rotations {
@@ -51,8 +72,116 @@ pub fn prepare(cfg: &Config) -> Result<(RunData, ChaCha8Rng)> {
         images,
         train_angles,
         test_angles,
+        validation,
+        validation_angles,
+        held_out,
+        validation_folder: cfg.data.validation.clone(),
     };
     Ok((data, rng))
+}
+
+/// The images of a labelled folder laid out like a test split: `good/` and one folder per
+/// defect type, images at any depth below each (hidden entries skipped), sorted. It needs
+/// both classes: the F1-optimal threshold weighs misses against false alarms.
+pub fn labelled_folder(folder: &Path) -> Result<Vec<adn_datasets::Sample>> {
+    let what = || format!("cannot list the validation folder {}", folder.display());
+    let mut classes: Vec<PathBuf> = std::fs::read_dir(folder)
+        .with_context(what)?
+        .map(|e| e.map(|e| e.path()).with_context(what))
+        .collect::<Result<_>>()?;
+    classes.retain(|p| p.is_dir() && !is_hidden(p));
+    classes.sort();
+    let mut samples = Vec::new();
+    for class in classes {
+        let defect = class
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        samples.extend(
+            images_below(&class)?
+                .into_iter()
+                .map(|path| adn_datasets::Sample {
+                    path,
+                    defect: defect.clone(),
+                    mask: None,
+                }),
+        );
+    }
+    let anomalous = samples.iter().filter(|s| s.is_anomalous()).count();
+    let good = samples.len() - anomalous;
+    if good == 0 || anomalous == 0 {
+        bail!(
+            "the validation folder {} (data.validation) holds {good} good and {anomalous} \
+             anomalous images; it needs both, in good/ and one folder per defect type",
+            folder.display()
+        );
+    }
+    Ok(samples)
+}
+
+/// Every image file below `folder`, at any depth, hidden entries skipped, sorted.
+pub fn images_below(folder: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let what = || format!("cannot list the folder {}", dir.display());
+        for entry in std::fs::read_dir(&dir).with_context(what)? {
+            let path = entry.with_context(what)?.path();
+            if is_hidden(&path) {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if has_image_extension(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// Moves `train.validation_fraction` of the good training images (rounded, at least one)
+/// out of `images.train`, chosen by a generator of their own so that the run's other draws
+/// stay those of a run without a hold-out; returns them with their test-time rotations.
+fn hold_out(
+    cfg: &Config,
+    images: &mut adn_datasets::CategoryData,
+) -> Result<(Vec<adn_datasets::Sample>, Vec<Vec<f64>>)> {
+    let fraction = cfg.train.validation_fraction;
+    if fraction == 0.0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let n = images.train.len();
+    let k = ((fraction * n as f64).round() as usize).max(1);
+    if k >= n {
+        bail!(
+            "train.validation_fraction = {fraction} holds out {k} of the {n} training images \
+             of {} (category {}), leaving none to train on; lower it",
+            images.root.display(),
+            images.category
+        );
+    }
+    // A stream apart from the run's: ChaCha8's stream 1 under the same seed.
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);
+    rng.set_stream(1);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    let mut held: Vec<usize> = order[..k].to_vec();
+    held.sort_unstable();
+    let mut validation = Vec::with_capacity(k);
+    for &i in held.iter().rev() {
+        validation.push(images.train.remove(i));
+    }
+    validation.reverse();
+    let angles = test_angles(cfg, k, &mut rng);
+    Ok((validation, angles))
 }
 
 /// Lists and validates the configured category (every image and mask is decoded and every
@@ -105,6 +234,17 @@ pub fn test_angles(cfg: &Config, n: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f64>
                 .collect(),
         })
         .collect()
+}
+
+/// The rotations every image is scored under by `adn predict` and an exported model: the
+/// run's test-time ones. Random ones are the first test image's draw from the run's seed,
+/// the same for every image, so that an image's score does not depend on the folder it is
+/// in.
+pub fn scoring_angles(cfg: &Config) -> Vec<f64> {
+    match cfg.test.rotations {
+        Rotations::Fixed => fixed_angles(cfg.test.test_transforms),
+        Rotations::Random => fixed_test_angles(cfg, 1).remove(0),
+    }
 }
 
 /// The test-time rotations of `n` images for commands that score a trained model (`eval`,

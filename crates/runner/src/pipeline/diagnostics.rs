@@ -54,8 +54,10 @@ pub fn measure(
 ) -> Diagnostics {
     let blocks = extractor.feature_blocks();
     let (train, test, gates) = match inputs {
-        Inputs::Fixed { train, test } => (train.shallow_clone(), test.shallow_clone(), Vec::new()),
-        Inputs::Joint { train, test } => {
+        Inputs::Fixed { train, test, .. } => {
+            (train.shallow_clone(), test.shallow_clone(), Vec::new())
+        }
+        Inputs::Joint { train, test, .. } => {
             let (train, gates) = extractor.probe_from_prefix(&sample(train));
             let (test, _) = extractor.probe_from_prefix(&sample(test));
             let gates = gates

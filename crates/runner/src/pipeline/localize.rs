@@ -87,10 +87,7 @@ pub fn differnet_maps(
         if let Some(t) = sources.get(&degrees.to_bits()) {
             return Ok(t.shallow_clone());
         }
-        let map = adn_datasets::transforms::rotation_sources(s as u32, s as u32, degrees)
-            .with_context(|| format!("{s} × {s} px is too large for an anomaly map"))?;
-        let index: Vec<i64> = map.iter().map(|o| o.map_or(plane, i64::from)).collect();
-        let t = Tensor::from_slice(&index).to_device(device);
+        let t = rotation_index(s, degrees)?.to_device(device);
         sources.insert(degrees.to_bits(), t.shallow_clone());
         Ok(t)
     };
@@ -143,6 +140,18 @@ pub fn differnet_maps(
         start += len;
     }
     Ok(gaussian_blur(&Tensor::cat(&maps, 0), sigma))
+}
+
+/// The nearest-neighbour rotation by `degrees` of an `s × s` image as a gather index
+/// `[s²]`: view pixel `i` takes source pixel `index[i]`, or `s²`, one past the last, where
+/// it has none (the black fill, appended to the source). The same sampling as the loader's
+/// rotation, so a rotated view is a differentiable, traceable gather of the unrotated one.
+pub fn rotation_index(s: i64, degrees: f64) -> Result<Tensor> {
+    let map = adn_datasets::transforms::rotation_sources(s as u32, s as u32, degrees)
+        .with_context(|| format!("{s} × {s} px is too large to rotate by a gather"))?;
+    let plane = s * s;
+    let index: Vec<i64> = map.iter().map(|o| o.map_or(plane, i64::from)).collect();
+    Ok(Tensor::from_slice(&index))
 }
 
 /// Smooths maps `[N, H, W]` with a separable Gaussian of `sigma` pixels, truncated at 4 σ

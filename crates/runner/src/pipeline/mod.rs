@@ -19,10 +19,12 @@
 pub mod data;
 pub mod diagnostics;
 pub mod explain;
+pub mod export;
 pub mod features;
 pub mod localize;
 pub mod model;
 pub mod objective;
+pub mod predict;
 pub mod recording;
 pub mod reproducible;
 pub mod score;

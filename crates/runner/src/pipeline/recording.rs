@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use adn_record::{
     DatasetSummary, Manifest, MetricsRecord, PixelMetrics, RunFacts, RunRecord, RunState, ScoreRow,
-    Status, WallTimes, Writer,
+    Status, Threshold, WallTimes, Writer,
 };
 use anyhow::{Context, Result, bail};
 
@@ -53,6 +53,64 @@ pub struct FinishedRun<'a> {
     pub pixel: Option<PixelMetrics>,
 }
 
+/// The thresholds a complete run records: the held-out good images' 99 % and 99.9 %
+/// quantiles where it held some out, the F1-optimal one on the labelled validation folder
+/// where it has one, then the test set's F1-optimal one, marked as chosen on the test set.
+fn thresholds(data: &RunData, test_scores: &[f64], validation_scores: &[f64]) -> Vec<Threshold> {
+    let split = data.held_out.min(validation_scores.len());
+    let (held_out, labelled) = validation_scores.split_at(split);
+    let mut out: Vec<Threshold> = [0.99, 0.999]
+        .into_iter()
+        .filter_map(|q| Threshold::good_quantile(held_out, q))
+        .collect();
+    let f1 = |samples: &[adn_datasets::Sample], scores: &[f64]| {
+        let labels: Vec<bool> = samples.iter().map(|s| s.is_anomalous()).collect();
+        adn_metrics::f1_max(&labels, scores).ok().map(|best| {
+            let anomalous = labels.iter().filter(|&&l| l).count();
+            let text = format!(
+                "{} images ({} good, {anomalous} anomalous; F1 {:.3}, precision {:.3}, \
+                 recall {:.3})",
+                labels.len(),
+                labels.len() - anomalous,
+                best.f1,
+                best.precision,
+                best.recall
+            );
+            (best.threshold, labels.len(), text)
+        })
+    };
+    let labelled_samples = &data.validation[split.min(data.validation.len())..];
+    if let (Some(folder), Some((value, images, text))) =
+        (&data.validation_folder, f1(labelled_samples, labelled))
+    {
+        out.push(Threshold {
+            name: Threshold::VALIDATION_F1.into(),
+            value,
+            chosen_on: format!(
+                "the F1-optimal threshold on the labelled validation folder {} \
+                 (data.validation), never trained on: {text}",
+                folder.display()
+            ),
+            images,
+            on_test_set: false,
+        });
+    }
+    if let Some((value, images, text)) = f1(&data.images.test, test_scores) {
+        out.push(Threshold {
+            name: Threshold::TEST_F1.into(),
+            value,
+            chosen_on: format!(
+                "the F1-optimal threshold on the test set, {text}: selected on the images it \
+                 is evaluated on, so these numbers flatter it; for a line, use a threshold \
+                 from held-out or validation images"
+            ),
+            images,
+            on_test_set: true,
+        });
+    }
+    out
+}
+
 /// Writes the record of `run` into its folder.
 pub fn write(run: FinishedRun, opts: &RunOptions) -> Result<RunOutcome> {
     let facts = run_facts(&run);
@@ -95,6 +153,7 @@ pub fn write(run: FinishedRun, opts: &RunOptions) -> Result<RunOutcome> {
             MetricsRecord {
                 diagnostics,
                 pixel,
+                thresholds: thresholds(data, &trained.last_scores, &trained.validation_scores),
                 ..metrics
             }
         }
@@ -200,6 +259,7 @@ fn run_facts(run: &FinishedRun) -> RunFacts {
             train_images: images.train.len(),
             test_images: images.test.len(),
             test_counts: images.test_counts(),
+            held_out_images: run.data.held_out,
         },
         feature_dim: extractor.feature_dim(),
         backbone_weights: match extractor.weights_report() {

@@ -1,5 +1,6 @@
 //! A run's fourth stage, after every meta-epoch: an anomaly score per test image, the mean
-//! negative log-likelihood over its test rotations.
+//! negative log-likelihood over its test rotations; after the last, the same for the
+//! validation images that the run's thresholds are set on.
 
 use adn_flows::DifferNetFlow;
 use adn_flows::flow::anomaly_scores;
@@ -15,6 +16,17 @@ const EVAL_ROWS: i64 = 4096;
 /// features are recomputed from their frozen prefixes first.
 pub fn test_scores(cfg: &Config, flow: &DifferNetFlow, features: &RunFeatures) -> Vec<f64> {
     score(flow, &features.test_rows(), cfg.test.test_transforms as i64)
+}
+
+/// The scores of the validation images (held-out good ones, then the labelled folder's)
+/// under `flow`, the last model's: what the run's thresholds are set on. `None` without.
+pub fn validation_scores(
+    cfg: &Config,
+    flow: &DifferNetFlow,
+    features: &RunFeatures,
+) -> Option<Vec<f64>> {
+    let rows = features.validation_rows()?;
+    Some(score(flow, &rows, cfg.test.test_transforms as i64))
 }
 
 /// Per-image anomaly scores of test features laid out `[image · transforms, dim]`.

@@ -53,6 +53,9 @@ pub struct Trained {
     pub diagnostics: Vec<Diagnostics>,
     /// Test scores after the last finished meta-epoch.
     pub last_scores: Vec<f64>,
+    /// The validation images' scores after the last meta-epoch, in `RunData::validation`'s
+    /// order (empty when the run has none, or stopped early).
+    pub validation_scores: Vec<f64>,
     /// Why training stopped early (a non-finite loss or score), if it did.
     pub failure: Option<String>,
     pub wall_train: f64,
@@ -87,6 +90,7 @@ pub fn train(
     let views = t.train_transforms as i64;
     let mut trajectory = Vec::new();
     let mut last_scores = Vec::new();
+    let mut validation_scores = Vec::new();
     let (mut wall_train, mut wall_eval) = (0.0, 0.0);
     let bar = crate::progress::bar(quiet, (t.meta_epochs * t.sub_epochs) as u64, "train");
     let mut failure = None;
@@ -160,6 +164,9 @@ pub fn train(
 
         let t3 = Instant::now();
         let scores = score::test_scores(cfg, &flow, features);
+        if meta + 1 == t.meta_epochs {
+            validation_scores = score::validation_scores(cfg, &flow, features).unwrap_or_default();
+        }
         wall_eval += t3.elapsed().as_secs_f64();
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
             failure = Some(format!(
@@ -188,6 +195,7 @@ pub fn train(
         trajectory,
         diagnostics,
         last_scores,
+        validation_scores,
         failure,
         wall_train,
         wall_eval,

@@ -1,6 +1,7 @@
 //! What the training loop asks of the flow's inputs, answered the same way for fixed
 //! features and for jointly trained attention, so that the loop reads as DifferNet's
-//! algorithm: which rows a batch takes, those rows' features, every test row.
+//! algorithm: which rows a batch takes, those rows' features, every test row, every
+//! validation row.
 //!
 //! Fixed features (a frozen extractor) are picked from the tensors computed once. Jointly
 //! trained attention (`model.attention_training = "joint"`) keeps the frozen prefix of
@@ -70,6 +71,19 @@ impl RunFeatures {
             Inputs::Fixed { test, .. } => test.shallow_clone(),
             Inputs::Joint { test, .. } => in_chunks(test, |picked| {
                 self.source.extractor.pooled_from_prefix(picked, false)
+            }),
+        }
+    }
+
+    /// Every view of the validation images (held-out good ones, then the labelled folder's),
+    /// without autograd; `None` when the run has none.
+    pub fn validation_rows(&self) -> Option<Tensor> {
+        match &self.inputs {
+            Inputs::Fixed { validation, .. } => validation.as_ref().map(Tensor::shallow_clone),
+            Inputs::Joint { validation, .. } => validation.as_ref().map(|prefixes| {
+                in_chunks(prefixes, |picked| {
+                    self.source.extractor.pooled_from_prefix(picked, false)
+                })
             }),
         }
     }

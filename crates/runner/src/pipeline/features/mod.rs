@@ -19,12 +19,18 @@ use crate::pipeline::settings::Settings;
 /// Fixed features (a frozen extractor, cached), or the frozen prefixes that jointly trained
 /// attention starts from.
 pub enum Inputs {
-    /// `[images · views, dim]` each: every rotation of the training pool, every test view.
-    Fixed { train: Tensor, test: Tensor },
+    /// `[images · views, dim]` each: every rotation of the training pool, every test view,
+    /// every view of the validation images (`None` without).
+    Fixed {
+        train: Tensor,
+        test: Tensor,
+        validation: Option<Tensor>,
+    },
     /// Per scale `[images · views, C, H, W]`.
     Joint {
         train: Vec<Tensor>,
         test: Vec<Tensor>,
+        validation: Option<Vec<Tensor>>,
     },
 }
 
@@ -57,7 +63,7 @@ pub fn compute(
     );
     let bar = crate::progress::bar(
         opts.quiet,
-        (images.train.len() + images.test.len()) as u64,
+        (images.train.len() + images.test.len() + data.validation.len()) as u64,
         "features",
     );
     let inputs = if extractor.is_frozen() {
@@ -69,11 +75,31 @@ pub fn compute(
             test_std = test.std(true).double_value(&[]),
             "pooled features"
         );
-        Inputs::Fixed { train, test }
+        let validation = match data.validation.is_empty() {
+            true => None,
+            false => Some(source.pooled(
+                &data.validation,
+                &data.validation_angles,
+                &bar,
+                &mut cache_stats,
+            )?),
+        };
+        Inputs::Fixed {
+            train,
+            test,
+            validation,
+        }
     } else {
+        let validation = match data.validation.is_empty() {
+            true => None,
+            false => {
+                Some(source.frozen_prefixes(&data.validation, &data.validation_angles, &bar)?)
+            }
+        };
         Inputs::Joint {
             train: source.frozen_prefixes(&images.train, &data.train_angles, &bar)?,
             test: source.frozen_prefixes(&images.test, &data.test_angles, &bar)?,
+            validation,
         }
     };
     bar.finish_and_clear();

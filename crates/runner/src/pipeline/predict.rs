@@ -1,0 +1,355 @@
+//! Scoring unlabelled images with a trained run, for an inspection line (`adn predict`):
+//! every image below a folder, at any depth, scored with the run's own test-time rotations,
+//! decided at a threshold chosen without the test set, optionally with its anomaly map.
+//!
+//! Images are decoded, scored and written in chunks, so a folder of any size streams through
+//! bounded memory; one that cannot be read is named with its error and the rest are still
+//! scored. The folder appears whole, by rename, once every image is done.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use adn_datasets::layout::IMAGE_EXTENSIONS;
+use adn_datasets::{Sample, decode, transforms};
+use adn_record::{
+    PredictRecord, PredictionRow, Threshold, Unreadable, files, prediction_line, predictions_header,
+};
+use adn_util::atomic::{commit_folder, write_synced};
+use anyhow::{Context, Result, bail};
+use image::{ImageBuffer, Luma, Rgb, RgbImage};
+use rayon::prelude::*;
+use tch::Device;
+
+use crate::config::Config;
+use crate::device::DeviceChoice;
+use crate::pipeline::data::{images_below, scoring_angles};
+use crate::pipeline::features::CacheStats;
+use crate::pipeline::localize::{differnet_maps, map_angles, pixels, sigma_px};
+use crate::pipeline::model::{TrainedModel, load_trained, require_complete};
+use crate::pipeline::score::score;
+use crate::pipeline::settings::in_fp32_for_gradients;
+
+/// Which threshold decides.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ThresholdChoice {
+    /// The run's `validation-f1` (labelled validation folder), else its `good-q99` (99 % of
+    /// held-out good images below it); without either, scores only, no decisions.
+    Default,
+    /// One the run recorded, by name (`good-q99.9`, `test-f1`, ...).
+    Named(String),
+    /// A score the user chose.
+    Value(f64),
+}
+
+impl std::str::FromStr for ThresholdChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<f64>() {
+            Ok(v) => ThresholdChoice::Value(v),
+            Err(_) => ThresholdChoice::Named(s.to_string()),
+        })
+    }
+}
+
+/// How to predict.
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    /// The folder `predictions.csv` and `predict.json` go to.
+    pub out: PathBuf,
+    pub threshold: ThresholdChoice,
+    /// Write each image's anomaly map (16-bit PNG) and an overlay under `maps/`.
+    pub maps: bool,
+    pub device: DeviceChoice,
+    /// Root of the feature cache; `None` (the default) computes every feature afresh.
+    pub cache_dir: Option<PathBuf>,
+    /// Images decoded and scored together.
+    pub batch: usize,
+    pub quiet: bool,
+    pub force: bool,
+    /// Score model files whose SHA-256 differs from the run's record.
+    pub any_model: bool,
+}
+
+/// What a prediction did.
+#[derive(Debug)]
+pub struct PredictOutcome {
+    pub dir: PathBuf,
+    pub record: PredictRecord,
+}
+
+/// Scores every image below `folder` with the model of `run_dir`; writes the predict folder
+/// even when some images cannot be read (the outcome lists them).
+pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<PredictOutcome> {
+    require_complete(run_dir, opts.any_model)?;
+    let model_matches_record = adn_record::read_manifest(run_dir)
+        .is_ok_and(|m| adn_record::verify_model_files(run_dir, &m).is_ok());
+    let cfg = Config::load(&run_dir.join(files::CONFIG), &[])?;
+    let threshold = choose_threshold(run_dir, &opts.threshold)?;
+    let images = list_images(folder)?;
+    let device: Device = opts.device.resolve_for(cfg.compute.reproducible)?;
+    let mut model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
+    let cfg = model.config.clone();
+    let angles = scoring_angles(&cfg);
+    let bar = crate::progress::bar(opts.quiet, images.len() as u64, "predict");
+    let mut unreadable = Vec::new();
+    let (mut scored, mut anomalous) = (0usize, 0usize);
+    let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
+        let csv_path = tmp.join(files::PREDICTIONS);
+        let mut csv = std::io::BufWriter::new(
+            std::fs::File::create(&csv_path)
+                .with_context(|| format!("cannot create {}", csv_path.display()))?,
+        );
+        csv.write_all(predictions_header().as_bytes())?;
+        for chunk in images.chunks(opts.batch.max(1)) {
+            let (readable, failed) = decode_chunk(folder, chunk);
+            for f in failed {
+                // On stderr even under --quiet: a line per unreadable image.
+                bar.suspend(|| eprintln!("cannot read {}: {}", f.path, f.error));
+                unreadable.push(f);
+            }
+            let rows = score_chunk(&mut model, &cfg, &readable, &angles, opts.maps, tmp)?;
+            for row in rows {
+                let row = PredictionRow {
+                    anomalous: threshold.as_ref().map(|t| row.score >= t.value),
+                    ..row
+                };
+                anomalous += usize::from(row.anomalous == Some(true));
+                scored += 1;
+                let name = threshold.as_ref().map(|t| t.name.as_str());
+                csv.write_all(prediction_line(&row, name).as_bytes())?;
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        csv.into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()
+            .with_context(|| format!("cannot write {}", csv_path.display()))?;
+        let record = PredictRecord {
+            source_run: run_dir.display().to_string(),
+            run_id: cfg.run_id(),
+            folder: folder.display().to_string(),
+            scored,
+            anomalous: threshold.as_ref().map(|_| anomalous),
+            threshold: threshold.clone(),
+            rotations: angles.clone(),
+            unreadable: unreadable.clone(),
+            device: format!("{device:?}"),
+            model_matches_record,
+        };
+        write_synced(
+            &tmp.join(files::PREDICT),
+            serde_json::to_string_pretty(&record)?.as_bytes(),
+        )?;
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let record = PredictRecord::read(&dir)?;
+    Ok(PredictOutcome { dir, record })
+}
+
+/// The threshold `choice` names among those the run recorded.
+fn choose_threshold(run_dir: &Path, choice: &ThresholdChoice) -> Result<Option<Threshold>> {
+    let recorded = adn_record::read_metrics(run_dir)?.thresholds;
+    let names = || {
+        recorded
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match choice {
+        ThresholdChoice::Value(v) if v.is_finite() => Ok(Some(Threshold {
+            name: "user".into(),
+            value: *v,
+            chosen_on: "given on the command line (--threshold)".into(),
+            images: 0,
+            on_test_set: false,
+        })),
+        ThresholdChoice::Value(v) => bail!("--threshold {v} is not a finite score"),
+        ThresholdChoice::Named(name) => match recorded.iter().find(|t| &t.name == name) {
+            Some(t) => Ok(Some(t.clone())),
+            None if recorded.is_empty() => bail!(
+                "--threshold {name}: {} records no thresholds (trained before they existed); \
+                 give a score instead, or train again",
+                run_dir.display()
+            ),
+            None => bail!(
+                "--threshold {name}: {} records {}; give one of them or a score",
+                run_dir.display(),
+                names()
+            ),
+        },
+        ThresholdChoice::Default => {
+            // The labelled folder's F1-optimal threshold where the user gave one, else 1 %
+            // false alarms on held-out good images; never one chosen on the test set.
+            let chosen = [Threshold::VALIDATION_F1, "good-q99"]
+                .iter()
+                .find_map(|name| recorded.iter().find(|t| t.name == *name))
+                .cloned();
+            if chosen.is_none() {
+                tracing::warn!(
+                    "{} has no threshold chosen without the test set (it held no good images \
+                     out, train.validation_fraction = 0, and had no data.validation folder): \
+                     scores only, no decisions; pass --threshold with a score, or with one of: \
+                     {}",
+                    run_dir.display(),
+                    names()
+                );
+            }
+            Ok(chosen)
+        }
+    }
+}
+
+/// Every image file below `folder`, at any depth; refuses a folder without one.
+fn list_images(folder: &Path) -> Result<Vec<PathBuf>> {
+    if !folder.is_dir() {
+        bail!("{} is not a folder of images", folder.display());
+    }
+    let images = images_below(folder)?;
+    if images.is_empty() {
+        bail!(
+            "{} holds no images ({} at any depth)",
+            folder.display(),
+            IMAGE_EXTENSIONS.join(", ")
+        );
+    }
+    Ok(images)
+}
+
+/// An image that decoded, with its path relative to the scored folder.
+struct Readable {
+    sample: Sample,
+    relative: String,
+}
+
+/// Decodes `chunk` in parallel: the readable images, and an error per unreadable one.
+fn decode_chunk(folder: &Path, chunk: &[PathBuf]) -> (Vec<Readable>, Vec<Unreadable>) {
+    let decoded: Vec<(PathBuf, Option<String>)> = chunk
+        .par_iter()
+        .map(|p| (p.clone(), decode::load_rgb(p).err().map(|e| e.to_string())))
+        .collect();
+    let mut readable = Vec::new();
+    let mut failed = Vec::new();
+    for (path, error) in decoded {
+        let relative = path
+            .strip_prefix(folder)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        match error {
+            None => readable.push(Readable {
+                sample: Sample {
+                    path,
+                    defect: "unlabelled".into(),
+                    mask: None,
+                },
+                relative,
+            }),
+            Some(error) => failed.push(Unreadable {
+                path: relative,
+                error,
+            }),
+        }
+    }
+    (readable, failed)
+}
+
+/// Scores of `images` (and, under `maps`, their maps written below `out`).
+fn score_chunk(
+    model: &mut TrainedModel,
+    cfg: &Config,
+    images: &[Readable],
+    angles: &[f64],
+    maps: bool,
+    out: &Path,
+) -> Result<Vec<PredictionRow>> {
+    if images.is_empty() {
+        return Ok(Vec::new());
+    }
+    let samples: Vec<Sample> = images.iter().map(|r| r.sample.clone()).collect();
+    let views = vec![angles.to_vec(); samples.len()];
+    let mut stats = CacheStats::default();
+    let feats = model.features.pooled(
+        &samples,
+        &views,
+        &indicatif::ProgressBar::hidden(),
+        &mut stats,
+    )?;
+    let scores = score(&model.flow, &feats, angles.len() as i64);
+    let mut rows: Vec<PredictionRow> = images
+        .iter()
+        .zip(scores)
+        .map(|(r, score)| PredictionRow {
+            path: r.relative.clone(),
+            score,
+            anomalous: None,
+            map: None,
+            map_max: None,
+        })
+        .collect();
+    if maps {
+        write_maps(model, cfg, images, angles, out, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+/// DifferNet's anomaly map of each image at the model's input size, written as a 16-bit
+/// PNG scaled by its maximum (recorded in the row) and as an overlay on the resized image.
+fn write_maps(
+    model: &mut TrainedModel,
+    cfg: &Config,
+    images: &[Readable],
+    angles: &[f64],
+    out: &Path,
+    rows: &mut [PredictionRow],
+) -> Result<()> {
+    let size = cfg.model.image_size;
+    let resized: Vec<RgbImage> = images
+        .iter()
+        .map(|r| {
+            let img = decode::load_rgb(&r.sample.path)?;
+            Ok(transforms::resize_square(&img, size as u32))
+        })
+        .collect::<Result<_>>()?;
+    let device = model.features.device();
+    let input = pixels(&resized, cfg, device);
+    let views = vec![map_angles(cfg, angles); images.len()];
+    let flow = &model.flow;
+    let maps = in_fp32_for_gradients(&mut model.features.extractor, |extractor| {
+        differnet_maps(extractor, flow, &input, &views, sigma_px(size))
+    })?;
+    let maps = Vec::<f32>::try_from(maps.to_device(Device::Cpu).reshape([-1]))?;
+    let plane = (size * size) as usize;
+    for (i, (r, row)) in images.iter().zip(rows.iter_mut()).enumerate() {
+        let map = &maps[i * plane..(i + 1) * plane];
+        let max = map.iter().copied().fold(0.0f32, f32::max);
+        let scale = if max > 0.0 { 1.0 / max } else { 0.0 };
+        let side = size as u32;
+        let gray: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_fn(side, side, |x, y| {
+            let v = map[(y * side + x) as usize] * scale;
+            Luma([(v.clamp(0.0, 1.0) * 65535.0).round() as u16])
+        });
+        let overlay: RgbImage = ImageBuffer::from_fn(side, side, |x, y| {
+            let a = 0.6 * (map[(y * side + x) as usize] * scale).clamp(0.0, 1.0);
+            let p = resized[i].get_pixel(x, y);
+            let blend = |c: u8, hot: f32| ((1.0 - a) * c as f32 + a * hot).round() as u8;
+            Rgb([blend(p[0], 255.0), blend(p[1], 0.0), blend(p[2], 0.0)])
+        });
+        // The relative path flattened, extension kept: `a/x.jpg` and `a/x.png` stay apart.
+        let flat = r.relative.replace(['/', '\\'], "__");
+        let name = format!("{flat}.png");
+        let dir = out.join(files::MAPS);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        gray.save(dir.join(&name))
+            .with_context(|| format!("cannot write the map of {}", r.relative))?;
+        overlay
+            .save(dir.join(format!("{flat}.overlay.png")))
+            .with_context(|| format!("cannot write the overlay of {}", r.relative))?;
+        row.map = Some(format!("{}/{name}", files::MAPS));
+        row.map_max = Some(max as f64);
+    }
+    Ok(())
+}
