@@ -62,8 +62,13 @@ enum Command {
     /// Draw an experiment's figures (results/EXP/figures).
     Figures { experiment: String },
     /// Rust vs the PyTorch reference (bench/reference/differnet.py) on the same work:
-    /// results/bench/README.md and bench.json.
-    Bench,
+    /// results/bench/README.md and bench.json, and the inspection line (line.md).
+    Bench {
+        /// Only the inspection line: adn predict against the exported model in PyTorch,
+        /// ONNX Runtime and OpenVINO (results/bench/line.md, a few minutes).
+        #[arg(long)]
+        line: bool,
+    },
     /// The paper's grid (experiments/paper.toml): runs what is missing and possible here,
     /// says what is absent and how to provide it, then regenerates every table and figure.
     Paper {
@@ -98,7 +103,7 @@ fn main() {
             }
             sweep::run(&grid, jobs, &extra)
         }
-        Command::Bench => bench::run(),
+        Command::Bench { line } => bench::run(line),
         Command::Tables { experiment } => tables::run(&experiment),
         Command::Figures { experiment } => figures::run(&experiment),
         Command::Paper { jobs } => sweep::run(Path::new(PAPER_GRID), jobs, &[]),

@@ -82,6 +82,9 @@ pub struct PredictRecord {
     pub device: String,
     /// Whether the model files' SHA-256 are the ones the run recorded (`--any-model`).
     pub model_matches_record: bool,
+    /// Seconds from the first image decoded to the last row written (the model's loading
+    /// excluded).
+    pub wall_s: f64,
 }
 
 impl PredictRecord {

@@ -150,6 +150,7 @@ fn held_out_thresholds_decide_a_folder_and_unreadable_images_are_named() {
     }
     let record = json(&out.join("predict.json"));
     assert_eq!(record["scored"], 6);
+    assert!(record["wall_s"].as_f64().unwrap() > 0.0, "{record}");
     assert_eq!(record["anomalous"].as_u64(), Some(anomalous as u64));
     assert_eq!(
         record["unreadable"][0]["path"], "cam1/broken.png",

@@ -94,6 +94,7 @@ pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<P
     let bar = crate::progress::bar(opts.quiet, images.len() as u64, "predict");
     let mut unreadable = Vec::new();
     let (mut scored, mut anomalous) = (0usize, 0usize);
+    let clock = std::time::Instant::now();
     let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
         let csv_path = tmp.join(files::PREDICTIONS);
         let mut csv = std::io::BufWriter::new(
@@ -136,6 +137,7 @@ pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<P
             unreadable: unreadable.clone(),
             device: format!("{device:?}"),
             model_matches_record,
+            wall_s: clock.elapsed().as_secs_f64(),
         };
         write_synced(
             &tmp.join(files::PREDICT),

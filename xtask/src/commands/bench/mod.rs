@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: the Rust pipeline and the PyTorch reference
 //! (`bench/reference/differnet.py`) doing the same work on the same machine, one after the
 //! other with the same thread count, written to `results/bench/bench.json` and a Markdown
-//! table of ratios (`results/bench/README.md`). [`harness`] runs the two sides,
+//! table of ratios (`results/bench/README.md`), and the inspection line
+//! (`results/bench/line.md`, alone with `--line`). [`harness`] runs the two sides,
 //! [`sections`] measures, [`write`] writes.
 
 mod harness;
@@ -16,7 +17,8 @@ use crate::{adn, util};
 use harness::*;
 use sections::Sheet;
 
-pub fn run() -> Result<()> {
+/// The whole bench, or with `line_only` the inspection line alone.
+pub fn run(line_only: bool) -> Result<()> {
     let (adn, env) = adn::build()?;
     let root = util::workspace_root();
     let python = adn_util::python::venv_python(&root);
@@ -54,6 +56,10 @@ pub fn run() -> Result<()> {
             "adn data make",
         )
         .ok();
+    }
+    if line_only {
+        util::step("bench: the inspection line");
+        return sections::line(&b);
     }
     let matmul = |precision: &str| {
         b.adn(
@@ -195,7 +201,8 @@ pub fn run() -> Result<()> {
         ],
         cpu_paper_target(&root),
     ];
-    write::write(&root, &sheet, &targets, &profile, &peak, threads)
+    write::write(&root, &sheet, &targets, &profile, &peak, threads)?;
+    sections::line(&b)
 }
 
 /// The paper's schedule on this CPU (#16) is measured by `ci/cpu-paper.sh`, apart from this

@@ -18,15 +18,7 @@ pub fn write(
     threads: usize,
 ) -> Result<()> {
     let mut md = String::from("# Benchmarks: Rust vs PyTorch at its best\n\n");
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = cpu_name();
     let _ = writeln!(
         md,
         "Written by `cargo xtask bench`; every side ran one after the other on this machine \
@@ -62,6 +54,10 @@ pub fn write(
         md.push_str(section);
     }
     md.push_str(&profile_table(profile));
+    md.push_str(
+        "\n## The inspection line\n\n`adn predict` on a folder of files against the same run \
+         exported by `adn export` in PyTorch, ONNX Runtime and OpenVINO: [line.md](line.md).\n",
+    );
     let dir = root.join("results/bench");
     std::fs::write(dir.join("README.md"), &md)?;
     std::fs::write(
@@ -71,6 +67,19 @@ pub fn write(
     println!("{md}");
     util::step(&format!("bench: {}", dir.display()));
     Ok(())
+}
+
+/// This machine's CPU model, as /proc/cpuinfo names it.
+pub fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 /// The Lite0 profile as a Markdown section: time and FLOP shares by kind of operation.

@@ -3,10 +3,12 @@
 
 use serde_json::Value;
 
+mod line;
 mod profiles;
 mod runs;
 mod speed;
 
+pub use line::line;
 pub use profiles::{profile, profile_alexnet};
 pub use runs::{accuracy, full_runs};
 pub use speed::{ExtractionCase, Peak, extraction, flow, scoring};
