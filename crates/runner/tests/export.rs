@@ -29,7 +29,7 @@ fn exported(dir: &Path) -> (PathBuf, PathBuf, Vec<f64>) {
     let predict = adn("predict")
         .arg(&run)
         .arg(&folder)
-        .args(["--device", "cpu", "--quiet", "--threshold", "test-f1"])
+        .args(["--device", "cpu", "--quiet"])
         .output()
         .unwrap();
     assert_ok(&predict);
@@ -67,11 +67,13 @@ fn an_export_scores_the_images_as_adn_predict_and_says_how_to_feed_it() {
         record["max_relative_difference"].as_f64().unwrap() <= 1e-4,
         "{record}"
     );
-    assert_eq!(
-        record["thresholds"].as_array().unwrap().len(),
-        1,
-        "test-f1 only"
-    );
+    let names: Vec<&str> = record["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["good-q99", "good-q99.9", "test-f1"], "{record}");
     let bytes = std::fs::read(out.join("model.pt")).unwrap();
     use sha2::Digest;
     assert_eq!(
