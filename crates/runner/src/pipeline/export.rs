@@ -21,10 +21,8 @@ use tch::{CModule, Device, Kind, Tensor};
 
 use crate::config::Config;
 use crate::pipeline::data::{images_below, scoring_angles};
-use crate::pipeline::features::CacheStats;
 use crate::pipeline::localize::rotation_index;
 use crate::pipeline::model::{TrainedModel, load_trained, require_complete};
-use crate::pipeline::score::score;
 
 /// The largest relative difference an export may show against `adn`'s own scores.
 pub const TOLERANCE: f64 = 1e-4;
@@ -64,23 +62,7 @@ pub fn export(run_dir: &Path, opts: &ExportOptions) -> Result<(PathBuf, ExportRe
 
     let check = check_images(run_dir, &cfg, opts)?;
     let inputs = unrotated_inputs(&check, size, Normalization { mean, std })?;
-    let mut stats = CacheStats::default();
-    let views = vec![angles.clone(); check.len()];
-    let samples: Vec<adn_datasets::Sample> = check
-        .iter()
-        .map(|path| adn_datasets::Sample {
-            path: path.clone(),
-            defect: "unlabelled".into(),
-            mask: None,
-        })
-        .collect();
-    let feats = model.features.pooled(
-        &samples,
-        &views,
-        &indicatif::ProgressBar::hidden(),
-        &mut stats,
-    )?;
-    let expected = score(&model.flow, &feats, angles.len() as i64);
+    let expected = model.score_files(&check, &angles)?;
 
     let module = trace(&model, size, &angles, [mean, std], opts.batch)?;
     let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {

@@ -61,6 +61,34 @@ pub struct TrainedModel {
     pub flow: DifferNetFlow,
 }
 
+impl TrainedModel {
+    /// Anomaly scores of the image files `paths`, each viewed under `angles`: what `adn
+    /// predict` decides with and what an export is checked against. Features come through
+    /// the run's extractor (and its feature cache, when it has one), scores from its flow.
+    pub fn score_files(&self, paths: &[std::path::PathBuf], angles: &[f64]) -> Result<Vec<f64>> {
+        let samples: Vec<adn_datasets::Sample> = paths
+            .iter()
+            .map(|path| adn_datasets::Sample {
+                path: path.clone(),
+                defect: "unlabelled".into(),
+                mask: None,
+            })
+            .collect();
+        let views = vec![angles.to_vec(); samples.len()];
+        let feats = self.features.pooled(
+            &samples,
+            &views,
+            &indicatif::ProgressBar::hidden(),
+            &mut crate::pipeline::features::CacheStats::default(),
+        )?;
+        Ok(crate::pipeline::score::score(
+            &self.flow,
+            &feats,
+            angles.len() as i64,
+        ))
+    }
+}
+
 /// Loads the model of the complete run in `run_dir`; `cache_root` serves its features when
 /// its extractor is frozen.
 pub fn load_trained(

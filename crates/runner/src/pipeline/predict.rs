@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use adn_datasets::layout::IMAGE_EXTENSIONS;
-use adn_datasets::{Sample, decode, transforms};
+use adn_datasets::{decode, transforms};
 use adn_record::{
     PredictRecord, PredictionRow, Threshold, Unreadable, files, prediction_line, predictions_header,
 };
@@ -23,10 +23,8 @@ use tch::Device;
 use crate::config::Config;
 use crate::device::DeviceChoice;
 use crate::pipeline::data::{images_below, scoring_angles};
-use crate::pipeline::features::CacheStats;
 use crate::pipeline::localize::{differnet_maps, map_angles, pixels, sigma_px};
 use crate::pipeline::model::{TrainedModel, load_trained, require_complete};
-use crate::pipeline::score::score;
 use crate::pipeline::settings::in_fp32_for_gradients;
 
 /// Which threshold decides.
@@ -222,7 +220,7 @@ fn list_images(folder: &Path) -> Result<Vec<PathBuf>> {
 
 /// An image that decoded, with its path relative to the scored folder.
 struct Readable {
-    sample: Sample,
+    path: PathBuf,
     relative: String,
 }
 
@@ -241,14 +239,7 @@ fn decode_chunk(folder: &Path, chunk: &[PathBuf]) -> (Vec<Readable>, Vec<Unreada
             .display()
             .to_string();
         match error {
-            None => readable.push(Readable {
-                sample: Sample {
-                    path,
-                    defect: "unlabelled".into(),
-                    mask: None,
-                },
-                relative,
-            }),
+            None => readable.push(Readable { path, relative }),
             Some(error) => failed.push(Unreadable {
                 path: relative,
                 error,
@@ -270,16 +261,8 @@ fn score_chunk(
     if images.is_empty() {
         return Ok(Vec::new());
     }
-    let samples: Vec<Sample> = images.iter().map(|r| r.sample.clone()).collect();
-    let views = vec![angles.to_vec(); samples.len()];
-    let mut stats = CacheStats::default();
-    let feats = model.features.pooled(
-        &samples,
-        &views,
-        &indicatif::ProgressBar::hidden(),
-        &mut stats,
-    )?;
-    let scores = score(&model.flow, &feats, angles.len() as i64);
+    let paths: Vec<PathBuf> = images.iter().map(|r| r.path.clone()).collect();
+    let scores = model.score_files(&paths, angles)?;
     let mut rows: Vec<PredictionRow> = images
         .iter()
         .zip(scores)
@@ -311,7 +294,7 @@ fn write_maps(
     let resized: Vec<RgbImage> = images
         .iter()
         .map(|r| {
-            let img = decode::load_rgb(&r.sample.path)?;
+            let img = decode::load_rgb(&r.path)?;
             Ok(transforms::resize_square(&img, size as u32))
         })
         .collect::<Result<_>>()?;
