@@ -144,3 +144,24 @@ fn the_exported_file_scores_as_adn_in_pytorch_onnx_runtime_and_openvino() {
         assert!(rel <= 1e-4, "{runtime}: {rel:e} relative ({result})");
     }
 }
+
+#[test]
+fn a_bf16_run_exports_its_bf16_operations_and_scores_as_adn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = SHORT.to_vec();
+    args.extend([
+        "--set",
+        "model.precision=\"bf16\"",
+        "--set",
+        "train.precision=\"bf16\"",
+    ]);
+    assert_ok(&run_smoke(dir.path(), "bf16", &args));
+    let run = dir.path().join("bf16");
+    assert_ok(&adn("export").arg(&run).output().unwrap());
+    let record = json(&run.join("export/export.json"));
+    assert_eq!(record["checked_images"], 16);
+    assert!(
+        record["max_relative_difference"].as_f64().unwrap() <= 1e-4,
+        "{record}"
+    );
+}

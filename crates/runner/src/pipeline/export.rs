@@ -53,8 +53,12 @@ pub fn export(run_dir: &Path, opts: &ExportOptions) -> Result<(PathBuf, ExportRe
     let cfg = Config::load(&run_dir.join(files::CONFIG), &[])?;
     // Traced on the CPU: a CUDA trace would hold CUDA tensors and run nowhere else.
     let mut model = load_trained(run_dir, &cfg, Device::Cpu, None)?;
-    // A trace keeps the weights as constants, which must not require gradients.
+    // A trace keeps the weights as constants, which must not require gradients: the
+    // float32 weights, and the bfloat16 copies a bf16 flow multiplies with.
     model.flow_vs.freeze();
+    for p in model.flow.params() {
+        let _ = p.leaf.set_requires_grad(false);
+    }
     let cfg = model.config.clone();
     let angles = scoring_angles(&cfg);
     let size = cfg.model.image_size;
