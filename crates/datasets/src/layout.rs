@@ -348,8 +348,7 @@ fn is_hidden(path: &Path) -> bool {
     file_name(path).starts_with('.')
 }
 
-/// Whether `path` has one of [`IMAGE_EXTENSIONS`] (any case).
-pub fn has_image_extension(path: &Path) -> bool {
+pub(crate) fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::device::DeviceChoice;
 use crate::pipeline::data::{fixed_test_angles, load_data, require_both_classes};
 use crate::pipeline::features::CacheStats;
-use crate::pipeline::model::{load_trained, require_complete};
+use crate::pipeline::model::{load_trained, model_matches_record, require_complete};
 use crate::pipeline::recording::score_rows;
 use crate::pipeline::score::score;
 use crate::progress;
@@ -103,8 +103,7 @@ pub struct EvalOptions {
 pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)> {
     require_complete(run_dir, opts.any_model)?;
     // Under --any-model the files were not checked: eval.json says whether they match.
-    let model_matches_record = adn_record::read_manifest(run_dir)
-        .is_ok_and(|m| adn_record::verify_model_files(run_dir, &m).is_ok());
+    let model_matches_record = model_matches_record(run_dir);
     let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
     let device: Device = opts.device.resolve_for(cfg.compute.reproducible)?;
     let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;

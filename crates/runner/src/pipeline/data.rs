@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use adn_datagen::smoke;
-use adn_datasets::layout::has_image_extension;
+use adn_datasets::layout::{list_dirs, list_images};
 use adn_datasets::transforms::fixed_angles;
 use anyhow::{Context, Result, bail};
 use rand::seq::SliceRandom;
@@ -84,13 +84,12 @@ pub fn prepare(cfg: &Config) -> Result<(RunData, ChaCha8Rng)> {
 /// defect type, images at any depth below each (hidden entries skipped), sorted. It needs
 /// both classes: the F1-optimal threshold weighs misses against false alarms.
 pub fn labelled_folder(folder: &Path) -> Result<Vec<adn_datasets::Sample>> {
-    let what = || format!("cannot list the validation folder {}", folder.display());
-    let mut classes: Vec<PathBuf> = std::fs::read_dir(folder)
-        .with_context(what)?
-        .map(|e| e.map(|e| e.path()).with_context(what))
-        .collect::<Result<_>>()?;
-    classes.retain(|p| p.is_dir() && !is_hidden(p));
-    classes.sort();
+    let classes = list_dirs(folder).with_context(|| {
+        format!(
+            "cannot list the validation folder {} (data.validation)",
+            folder.display()
+        )
+    })?;
     let mut samples = Vec::new();
     for class in classes {
         let defect = class
@@ -120,31 +119,21 @@ pub fn labelled_folder(folder: &Path) -> Result<Vec<adn_datasets::Sample>> {
     Ok(samples)
 }
 
-/// Every image file below `folder`, at any depth, hidden entries skipped, sorted.
+/// Every image file below `folder`, at any depth, sorted: the dataset layouts' listing
+/// (hidden entries skipped, broken links and folder links that loop refused) applied to
+/// every sub-folder.
 pub fn images_below(folder: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![folder.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let what = || format!("cannot list the folder {}", dir.display());
-        for entry in std::fs::read_dir(&dir).with_context(what)? {
-            let path = entry.with_context(what)?.path();
-            if is_hidden(&path) {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if has_image_extension(&path) {
-                out.push(path);
-            }
+    fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        out.extend(list_images(dir)?);
+        for sub in list_dirs(dir)? {
+            collect(&sub, out)?;
         }
+        Ok(())
     }
+    let mut out = Vec::new();
+    collect(folder, &mut out)?;
     out.sort();
     Ok(out)
-}
-
-fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 /// Moves `train.validation_fraction` of the good training images (rounded, at least one)

@@ -79,9 +79,7 @@ pub fn differnet_maps(
     }
     let plane = s * s;
     let device = xs.device();
-    // The black fill of a rotation, normalised: where a view has no source pixel.
-    let (mean, std) = extractor.config().kind.normalization();
-    let fill: Vec<f32> = (0..3).map(|c| -mean[c] / std[c]).collect();
+    let fill = rotation_fill(extractor.config().kind.normalization(), device);
     let mut sources: HashMap<u64, Tensor> = HashMap::new();
     let mut source_of = |degrees: f64| -> Result<Tensor> {
         if let Some(t) = sources.get(&degrees.to_bits()) {
@@ -116,12 +114,7 @@ pub fn differnet_maps(
             .reshape([rows, 1, plane])
             .expand([rows, 3, plane], false);
         let total = tch::with_grad(|| {
-            let fill = Tensor::from_slice(&fill)
-                .to_device(device)
-                .reshape([1, 3, 1])
-                .expand([rows, 3, 1], false);
-            let padded = Tensor::cat(&[&leaf, &fill], 2);
-            let rotated = padded.gather(2, &index, false).reshape([rows, 3, s, s]);
+            let rotated = gather_views(&leaf, &index, &fill, s);
             let features = extractor.pooled_features(&rotated, false);
             let (z, _) = flow.forward(&features);
             anomaly_scores(&z, views as i64).sum(Kind::Float)
@@ -152,6 +145,26 @@ pub fn rotation_index(s: i64, degrees: f64) -> Result<Tensor> {
     let plane = s * s;
     let index: Vec<i64> = map.iter().map(|o| o.map_or(plane, i64::from)).collect();
     Ok(Tensor::from_slice(&index))
+}
+
+/// The normalised black a rotation fills with, `[1, 3, 1]`, for the normalisation
+/// `(mean, std)`: where a rotated view has no source pixel.
+pub fn rotation_fill((mean, std): ([f32; 3], [f32; 3]), device: Device) -> Tensor {
+    let fill: Vec<f32> = (0..3).map(|c| -mean[c] / std[c]).collect();
+    Tensor::from_slice(&fill)
+        .to_device(device)
+        .reshape([1, 3, 1])
+}
+
+/// Rotated views `[R, 3, s, s]` of unrotated, normalised pixels `rows` `[R, 3, s²]`:
+/// view pixel `i` of row `r` is `rows[r, :, index[r, :, i]]`, or [`rotation_fill`] where
+/// the index is `s²` ([`rotation_index`]). A gather, so differentiable (the maps) and
+/// traceable (`adn export`).
+pub fn gather_views(rows: &Tensor, index: &Tensor, fill: &Tensor, s: i64) -> Tensor {
+    let n = rows.size()[0];
+    Tensor::cat(&[rows, &fill.expand([n, 3, 1], false)], 2)
+        .gather(2, index, false)
+        .reshape([n, 3, s, s])
 }
 
 /// Smooths maps `[N, H, W]` with a separable Gaussian of `sigma` pixels, truncated at 4 σ

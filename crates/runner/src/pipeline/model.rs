@@ -135,6 +135,12 @@ fn require_recorded_config(run_dir: &Path, manifest: &adn_record::Manifest) -> R
     Ok(())
 }
 
+/// Whether the model files in `dir` are the ones its run recorded (SHA-256). `--any-model`
+/// skips the check that refuses other files; the records of eval and predict say this.
+pub fn model_matches_record(dir: &Path) -> bool {
+    adn_record::read_manifest(dir).is_ok_and(|m| adn_record::verify_model_files(dir, &m).is_ok())
+}
+
 /// Fails unless `dir` holds a complete run record with its model, and (unless
 /// `any_model`) the model files are the ones the run recorded.
 pub fn require_complete(dir: &Path, any_model: bool) -> Result<()> {

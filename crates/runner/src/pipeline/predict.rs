@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::device::DeviceChoice;
 use crate::pipeline::data::{images_below, scoring_angles};
 use crate::pipeline::localize::{differnet_maps, map_angles, pixels, sigma_px};
-use crate::pipeline::model::{TrainedModel, load_trained, require_complete};
+use crate::pipeline::model::{TrainedModel, load_trained, model_matches_record, require_complete};
 use crate::pipeline::settings::in_fp32_for_gradients;
 
 /// Which threshold decides.
@@ -80,8 +80,7 @@ pub struct PredictOutcome {
 /// even when some images cannot be read (the outcome lists them).
 pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<PredictOutcome> {
     require_complete(run_dir, opts.any_model)?;
-    let model_matches_record = adn_record::read_manifest(run_dir)
-        .is_ok_and(|m| adn_record::verify_model_files(run_dir, &m).is_ok());
+    let model_matches_record = model_matches_record(run_dir);
     let cfg = Config::load(&run_dir.join(files::CONFIG), &[])?;
     let threshold = choose_threshold(run_dir, &opts.threshold)?;
     let images = list_images(folder)?;
@@ -92,6 +91,7 @@ pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<P
     let bar = crate::progress::bar(opts.quiet, images.len() as u64, "predict");
     let mut unreadable = Vec::new();
     let (mut scored, mut anomalous) = (0usize, 0usize);
+    let resize_for_maps = opts.maps.then_some(cfg.model.image_size as u32);
     let clock = std::time::Instant::now();
     let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
         let csv_path = tmp.join(files::PREDICTIONS);
@@ -101,7 +101,7 @@ pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<P
         );
         csv.write_all(predictions_header().as_bytes())?;
         for chunk in images.chunks(opts.batch.max(1)) {
-            let (readable, failed) = decode_chunk(folder, chunk);
+            let (readable, failed) = decode_chunk(folder, chunk, resize_for_maps);
             for f in failed {
                 // On stderr even under --quiet: a line per unreadable image.
                 bar.suspend(|| eprintln!("cannot read {}: {}", f.path, f.error));
@@ -218,29 +218,45 @@ fn list_images(folder: &Path) -> Result<Vec<PathBuf>> {
     Ok(images)
 }
 
-/// An image that decoded, with its path relative to the scored folder.
+/// An image that decoded, with its path relative to the scored folder, and resized to the
+/// model's input when its map is wanted (so it is not decoded again for the map).
 struct Readable {
     path: PathBuf,
     relative: String,
+    resized: Option<RgbImage>,
 }
 
-/// Decodes `chunk` in parallel: the readable images, and an error per unreadable one.
-fn decode_chunk(folder: &Path, chunk: &[PathBuf]) -> (Vec<Readable>, Vec<Unreadable>) {
-    let decoded: Vec<(PathBuf, Option<String>)> = chunk
+/// Decodes `chunk` in parallel: the readable images (resized to `resize_to` when given),
+/// and an error per unreadable one.
+fn decode_chunk(
+    folder: &Path,
+    chunk: &[PathBuf],
+    resize_to: Option<u32>,
+) -> (Vec<Readable>, Vec<Unreadable>) {
+    let decoded: Vec<(PathBuf, Result<Option<RgbImage>, String>)> = chunk
         .par_iter()
-        .map(|p| (p.clone(), decode::load_rgb(p).err().map(|e| e.to_string())))
+        .map(|p| {
+            let image = decode::load_rgb(p)
+                .map(|img| resize_to.map(|size| transforms::resize_square(&img, size)))
+                .map_err(|e| e.to_string());
+            (p.clone(), image)
+        })
         .collect();
     let mut readable = Vec::new();
     let mut failed = Vec::new();
-    for (path, error) in decoded {
+    for (path, image) in decoded {
         let relative = path
             .strip_prefix(folder)
             .unwrap_or(&path)
             .display()
             .to_string();
-        match error {
-            None => readable.push(Readable { path, relative }),
-            Some(error) => failed.push(Unreadable {
+        match image {
+            Ok(resized) => readable.push(Readable {
+                path,
+                relative,
+                resized,
+            }),
+            Err(error) => failed.push(Unreadable {
                 path: relative,
                 error,
             }),
@@ -294,8 +310,9 @@ fn write_maps(
     let resized: Vec<RgbImage> = images
         .iter()
         .map(|r| {
-            let img = decode::load_rgb(&r.path)?;
-            Ok(transforms::resize_square(&img, size as u32))
+            r.resized
+                .clone()
+                .context("an image decoded without its map input")
         })
         .collect::<Result<_>>()?;
     let device = model.features.device();
