@@ -694,25 +694,21 @@ fn concurrent_runs_share_a_generated_dataset_and_never_a_run_folder() {
         20
     );
 
-    // A second process for the same run folder is refused while the first holds it.
-    let first = spawn("c");
-    let lock = dir.path().join(".c.lock");
-    let start = std::time::Instant::now();
-    while !lock.exists() {
-        assert!(
-            start.elapsed().as_secs() < 60,
-            "the first run never took its folder"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let second = run_smoke(dir.path(), "c", &SHORT);
-    let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(!second.status.success());
+    // A process for a run folder that another holds is refused. The holder is this test
+    // (another process to adn, with the same kind of lock): a second adn run racing a short
+    // first one could find it already finished.
+    let held = adn_util::lock::try_lock(&dir.path().join("c"), "the run folder").unwrap();
+    let refused = run_smoke(dir.path(), "c", &SHORT);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
     assert!(
         stderr.contains("run folder") && stderr.contains("in use"),
         "{stderr}"
     );
-    assert_ok(&first.wait_with_output().unwrap());
+    assert!(!dir.path().join("c/manifest.json").exists());
+    // Released, the folder is free again.
+    drop(held);
+    assert_ok(&run_smoke(dir.path(), "c", &SHORT));
     assert_eq!(
         json(&dir.path().join("c/manifest.json"))["status"],
         "complete"

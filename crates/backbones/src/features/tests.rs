@@ -377,8 +377,17 @@ fn both_memory_formats_give_the_same_features_and_gradients() {
             v.sort_by(|p, q| p.0.cmp(&q.0));
             v
         };
-        for ((name, ga), (_, gb)) in grads(&plain).iter().zip(grads(&nhwc).iter()) {
-            let scale = ga.abs().max().double_value(&[]).max(1e-6);
+        let (ga_all, gb_all) = (grads(&plain), grads(&nhwc));
+        // A one-element gradient (a spatial gate's bias) is a sum of thousands of terms of
+        // both signs and cancels to near zero for some draws, where float32 reordering is
+        // large relative to it: compare each parameter at no less than 1 % of the store's
+        // largest gradient.
+        let largest = ga_all
+            .iter()
+            .map(|(_, g)| g.abs().max().double_value(&[]))
+            .fold(1e-6, f64::max);
+        for ((name, ga), (_, gb)) in ga_all.iter().zip(gb_all.iter()) {
+            let scale = ga.abs().max().double_value(&[]).max(1e-2 * largest);
             let err = (ga - gb).abs().max().double_value(&[]) / scale;
             // Summed over many rows in another order per layout: 1.1e-4 was seen on a
             // random input, so the bound leaves room above float32 reordering.
