@@ -9,7 +9,7 @@ mod util;
 
 use std::path::{Path, PathBuf};
 
-use commands::{bench, demo, figures, setup, sweep, tables, test};
+use commands::{bench, demo, figures, page, setup, sweep, tables, test};
 
 use clap::{Parser, Subcommand};
 
@@ -61,6 +61,9 @@ enum Command {
     Tables { experiment: String },
     /// Draw an experiment's figures (results/EXP/figures).
     Figures { experiment: String },
+    /// Write an experiment's HTML page (results/EXP/index.html) from its runs, tables and
+    /// figures.
+    Page { experiment: String },
     /// Rust vs the PyTorch reference (bench/reference/differnet.py) on the same work:
     /// results/bench/README.md and bench.json, and the inspection line (line.md).
     Bench {
@@ -106,6 +109,7 @@ fn main() {
         Command::Bench { line } => bench::run(line),
         Command::Tables { experiment } => tables::run(&experiment),
         Command::Figures { experiment } => figures::run(&experiment),
+        Command::Page { experiment } => page::run(&experiment),
         Command::Paper { jobs } => sweep::run(Path::new(PAPER_GRID), jobs, &[]),
     };
     if let Err(e) = result {

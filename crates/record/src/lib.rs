@@ -76,6 +76,8 @@ pub mod files {
     pub const PLAN: &str = "plan.json";
     /// The experiment folder's sub-folder of run folders.
     pub const RUNS: &str = "runs";
+    /// In the experiment folder: the report's page (tables, figures, every run).
+    pub const PAGE: &str = "index.html";
     /// In an `adn explain` folder: the Grad-CAM and map figures' images and runs.
     pub const EXPLAIN: &str = "explain.json";
     /// In an `adn explain` folder: the attention gates (not the joint weights,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::commands::{figures, sweep, tables};
+use crate::commands::{figures, page, sweep, tables};
 use crate::util;
 
 /// The main job's grid: three stand-ins and ELPV × vanilla/SE/CBAM × 3 seeds.
@@ -31,6 +31,7 @@ pub fn run(jobs: Option<usize>) -> Result<()> {
     sweep::run_grid(grid, jobs, &[])?;
     let headline = tables::write(&experiment)?;
     figures::run(&experiment)?;
+    page::run(&experiment)?;
     let Some(committed) = committed else {
         // Nothing to compare with: a first run writes everything.
         return tables::update_readme(&experiment, &headline);

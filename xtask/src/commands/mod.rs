@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod demo;
 pub mod figures;
+pub mod page;
 pub mod setup;
 pub mod sweep;
 pub mod tables;

@@ -175,3 +175,49 @@ fn link(link: &Path, target: &Path, root: &Path) -> Result<()> {
     ));
     Ok(())
 }
+
+/// Debian's Chromium, for the test that opens an experiment's page in a real browser:
+/// installed with apt where this runs as root and it is missing. Never an error: without
+/// it, `cargo xtask test` reports the browser test as skipped.
+pub fn chromium() {
+    let runs = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if runs("chromium") {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root || !runs("apt-get") {
+        util::step("Chromium not installed (Debian: apt install chromium)");
+        return;
+    }
+    util::step("installing Debian's Chromium (apt-get install chromium)");
+    let install = || {
+        Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "chromium",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let updated = || {
+        Command::new("apt-get")
+            .args(["update", "-qq"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !(install() || (updated() && install())) {
+        util::step("Chromium could not be installed; the browser test will be skipped");
+    }
+}

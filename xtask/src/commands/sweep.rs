@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::commands::{figures, tables};
+use crate::commands::{figures, page, tables};
 use crate::{adn, util};
 
 /// The experiment name of a grid file.
@@ -21,7 +21,8 @@ pub fn experiment_of(grid: &Path) -> Result<String> {
         .with_context(|| format!("{} has no `experiment = \"...\"`", grid.display()))
 }
 
-/// Runs `adn sweep GRID`, then (unless it only wrote a Slurm script) the tables and figures.
+/// Runs `adn sweep GRID`, then (unless it only wrote a Slurm script) the tables, figures
+/// and page.
 pub fn run(grid: &Path, jobs: Option<usize>, extra: &[String]) -> Result<()> {
     let experiment = experiment_of(&util::workspace_root().join(grid))?;
     run_grid(grid, jobs, extra)?;
@@ -29,7 +30,8 @@ pub fn run(grid: &Path, jobs: Option<usize>, extra: &[String]) -> Result<()> {
         return Ok(());
     }
     tables::run(&experiment)?;
-    figures::run(&experiment)
+    figures::run(&experiment)?;
+    page::run(&experiment)
 }
 
 /// Runs `adn sweep GRID` alone.

@@ -1,9 +1,10 @@
 //! `cargo xtask test`: the whole check. Set-up and the `adn` build, `cargo fmt --check`,
-//! clippy, every test, then the ignored tests whose needs (Slurm, a private tmpfs) this
-//! machine meets.
+//! clippy, every test, then the ignored tests whose needs (Chromium, Slurm, a private
+//! tmpfs, the venv's ONNX runtimes) this machine meets; Chromium is installed where apt can.
 
 use anyhow::Result;
 
+use crate::commands::setup;
 use crate::{adn, util};
 
 /// An ignored test that `cargo xtask test` runs when the machine has what it needs.
@@ -16,6 +17,13 @@ struct GatedTest {
 }
 
 const GATED_TESTS: &[GatedTest] = &[
+    GatedTest {
+        package: "adn-report",
+        target: "page",
+        name: "the_page_opens_in_headless_chromium_with_no_error_every_image_loads_and_tables_sort",
+        needs: "Chromium",
+        available: || succeeds("chromium", &["--version"]),
+    },
     GatedTest {
         package: "adn-runner",
         target: "export",
@@ -97,6 +105,7 @@ pub fn run(no_lint: bool) -> Result<()> {
     util::cargo(&root, &test_env, &["test", "--workspace"])?;
     // Tests that need something not every machine has are `#[ignore]`d, so that a plain
     // `cargo test` reports them as ignored rather than passed; here they run where they can.
+    setup::chromium();
     let mut skipped = Vec::new();
     for gated in GATED_TESTS {
         match (gated.available)() {

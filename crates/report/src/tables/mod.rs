@@ -83,24 +83,11 @@ pub fn write_tables(exp: &Experiment, published: &Published) -> Result<Written> 
     );
     md.push_str(&machines_note(exp));
     let mut tex = String::new();
-    let all = [Metric::IMAGE.as_slice(), Metric::PIXEL.as_slice()].concat();
-    for metric in all {
-        for dataset in exp.datasets() {
-            if !metrics_of(exp, &dataset).contains(&metric) {
-                continue;
-            }
-            let t = auroc_table(exp, &dataset, metric, published);
-            md.push_str(&t.markdown());
-            md.push('\n');
-            tex.push_str(&t.latex());
-            tex.push('\n');
-            if let Some(t) = comparison_table(exp, &dataset, metric) {
-                md.push_str(&t.markdown());
-                md.push('\n');
-                tex.push_str(&t.latex());
-                tex.push('\n');
-            }
-        }
+    for t in all_tables(exp, published) {
+        md.push_str(&t.markdown());
+        md.push('\n');
+        tex.push_str(&t.latex());
+        tex.push('\n');
     }
     let mut skipped: Vec<(&str, &str, usize)> = Vec::new();
     for r in exp.runs.iter().filter(|r| r.status == Status::Skipped) {
@@ -151,6 +138,23 @@ pub fn write_tables(exp: &Experiment, published: &Published) -> Result<Written> 
     write_text(&dir.join("tables.tex"), &tex, &mut written)?;
     written.markdown = md;
     Ok(written)
+}
+
+/// Every metric's tables in the order `tables.md` prints them: per metric and dataset, the
+/// AUROC table with the published numbers, then its comparison with vanilla DifferNet.
+pub fn all_tables(exp: &Experiment, published: &Published) -> Vec<TextTable> {
+    let mut out = Vec::new();
+    let all = [Metric::IMAGE.as_slice(), Metric::PIXEL.as_slice()].concat();
+    for metric in all {
+        for dataset in exp.datasets() {
+            if !metrics_of(exp, &dataset).contains(&metric) {
+                continue;
+            }
+            out.push(auroc_table(exp, &dataset, metric, published));
+            out.extend(comparison_table(exp, &dataset, metric));
+        }
+    }
+    out
 }
 
 /// Which machines and modes made the complete runs, as a paragraph of tables.md: one line
