@@ -60,7 +60,13 @@ enum Command {
     /// Gather an experiment's finished runs into runs.parquet and its tables (results/EXP).
     Tables { experiment: String },
     /// Draw an experiment's figures (results/EXP/figures).
-    Figures { experiment: String },
+    Figures {
+        experiment: String,
+        /// Only lay the charts out and check them against the print rules (sizes, widths,
+        /// clipping, collisions); write nothing.
+        #[arg(long)]
+        check: bool,
+    },
     /// Write an experiment's HTML page (results/EXP/index.html) from its runs, tables and
     /// figures.
     Page { experiment: String },
@@ -108,7 +114,13 @@ fn main() {
         }
         Command::Bench { line } => bench::run(line),
         Command::Tables { experiment } => tables::run(&experiment),
-        Command::Figures { experiment } => figures::run(&experiment),
+        Command::Figures { experiment, check } => {
+            if check {
+                figures::check(&experiment)
+            } else {
+                figures::run(&experiment)
+            }
+        }
         Command::Page { experiment } => page::run(&experiment),
         Command::Paper { jobs } => sweep::run(Path::new(PAPER_GRID), jobs, &[]),
     };

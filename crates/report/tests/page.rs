@@ -56,6 +56,11 @@ fn the_page_shows_every_table_figure_and_run_and_links_only_files_beside_it() {
         text.contains("ROC curves of the image scores on InsPLAD-fault, category glass-insulator")
     );
     assert!(text.contains("mean ± sd over up to 3 seeds per bar"));
+    // The same captions for LaTeX, one float per figure.
+    let tex = fs::read_to_string(tmp.path().join("figures/figures.tex")).unwrap();
+    assert_eq!(tex.matches("\\caption{").count(), pngs.len());
+    assert!(tex.contains("\\includegraphics[width=\\linewidth]{figures/auroc_last_bars.png}"));
+    assert!(tex.contains("mean $\\pm$ sd over up to 3 seeds per bar"));
     // Every table, with its intervals and Holm-adjusted p-values.
     let exp = gather(tmp.path()).unwrap();
     for t in all_tables(&exp, &published()) {

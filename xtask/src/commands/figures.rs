@@ -8,6 +8,31 @@ use anyhow::Result;
 use crate::commands::tables::experiment_dir;
 use crate::{adn, util};
 
+/// Checks the charts of `results/<experiment>` against the print rules; an error naming
+/// every breach when there is one.
+pub fn check(experiment: &str) -> Result<()> {
+    let exp = adn_report::gather(&experiment_dir(experiment))?;
+    let checked = adn_report::figures::check_figures(&exp)?;
+    let broken: Vec<String> = checked
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(name, v)| format!("{name}:\n  {}", v.join("\n  ")))
+        .collect();
+    if !broken.is_empty() {
+        anyhow::bail!(
+            "{} of {} figure layouts break the print rules:\n{}",
+            broken.len(),
+            checked.len(),
+            broken.join("\n")
+        );
+    }
+    util::step(&format!(
+        "figures: {} layouts keep the print rules",
+        checked.len()
+    ));
+    Ok(())
+}
+
 /// Draws the figures of `results/<experiment>`.
 pub fn run(experiment: &str) -> Result<()> {
     let dir = experiment_dir(experiment);

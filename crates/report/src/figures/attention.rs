@@ -314,7 +314,7 @@ pub fn write_attention_pictures(
         .iter()
         .map(|r| run_label(exp, &r.run_dir, &r.attention))
         .collect();
-    let mut written = Vec::new();
+    let mut sink = Sink::Files(Vec::new());
     let channel_values = pictures
         .runs
         .iter()
@@ -332,8 +332,11 @@ pub fn write_attention_pictures(
         &figure,
         &figures.join(format!("attention_channels_{slug}")),
         &["png"],
-        &mut written,
+        &mut sink,
     )?;
+    let Sink::Files(mut written) = sink else {
+        unreachable!("drawn to files")
+    };
     if let Some(p) = write_spatial(
         explain_dir,
         &pictures,

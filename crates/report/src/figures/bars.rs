@@ -13,7 +13,6 @@ use super::*;
 
 pub(super) struct Bars<'a> {
     pub(super) exp: &'a Experiment,
-    pub(super) title: String,
     pub(super) groups: Vec<(String, String)>,
     pub(super) metric: Metric,
 }
@@ -37,19 +36,19 @@ impl Figure for Bars<'_> {
         let exp = self.exp;
         let variants = exp.variants();
         let nv = variants.len().max(1) as f64;
-        let mut lo: f64 = 100.0;
         let mut cells = Vec::new();
         for (gi, (d, c)) in self.groups.iter().enumerate() {
             for (vi, v) in variants.iter().enumerate() {
                 if let Some(x) = cell(exp, d, c, v, self.metric) {
-                    lo = lo.min(100.0 * (x.mean - x.sd));
                     cells.push((gi, vi, x));
                 }
             }
         }
-        // The axis starts at a round 10 below everything, and low enough to show chance.
-        let lo = (((lo - 3.0) / 10.0).floor() * 10.0).clamp(0.0, 40.0);
-        let area = titled(area, &self.title, u)?;
+        // Bars start at 0: a bar's length is its value. (Small differences are read from
+        // the tables' intervals, not from bar tops.)
+        let lo = 0.0;
+        // No title: the caption (the page, figures.tex) says what the figure shows.
+        let area = area.clone();
         let labels: Vec<String> = variants.iter().map(|v| display_name(v)).collect();
         let chance = self.metric != Metric::PeakInMask && lo < 50.0;
         let mut items: Vec<(String, Swatch)> = variants
@@ -61,21 +60,35 @@ impl Figure for Bars<'_> {
             items.push(("chance".to_string(), Swatch::Chance));
         }
         let plot = with_legend(&area, &items, u)?;
-        let group_labels: Vec<String> = self
-            .groups
-            .iter()
-            .map(|(d, c)| {
-                if d == c || exp.categories(d).len() == 1 {
-                    d.clone()
-                } else {
-                    format!("{d}: {c}")
-                }
-            })
-            .collect();
+        // Group names wrapped to their group's width: the dataset, then the category.
+        let label_style = TextStyle::from(font(u, TICK_PT).into_font()).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Top,
+            ),
+        );
+        let y_area = px(u, 28.0);
+        let group_w = (plot
+            .dim_in_pixel()
+            .0
+            .saturating_sub(y_area + 2 * px(u, 3.0)))
+            / self.groups.len().max(1) as u32;
+        let group_w = group_w.saturating_sub(px(u, 3.0));
+        let mut group_labels: Vec<Vec<String>> = Vec::new();
+        for (d, c) in &self.groups {
+            let f = font(u, TICK_PT).into_font();
+            let mut lines = wrap(d, &f, group_w)?;
+            if d != c && exp.categories(d).len() > 1 {
+                lines.extend(wrap(c, &f, group_w)?);
+            }
+            group_labels.push(lines);
+        }
+        let line_h = px(u, TICK_PT * 1.3) as i32;
+        let label_lines = group_labels.iter().map(Vec::len).max().unwrap_or(1) as u32;
         let mut chart = ChartBuilder::on(&plot)
             .margin(px(u, 3.0))
-            .x_label_area_size(px(u, 14.0))
-            .y_label_area_size(px(u, 24.0))
+            .x_label_area_size(px(u, 4.0) + label_lines * line_h as u32)
+            .y_label_area_size(y_area)
             // Headroom above 100 for the values over the highest caps.
             .build_cartesian_2d(
                 0.0..self.groups.len() as f64,
@@ -110,24 +123,20 @@ impl Figure for Bars<'_> {
             .axis_desc_style(font(u, LABEL_PT))
             .draw()
             .map_err(err)?;
-        // Group names centred under their bars.
-        let label_style = TextStyle::from(font(u, TICK_PT).into_font()).pos(
-            plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Center,
-                plotters::style::text_anchor::VPos::Top,
-            ),
-        );
-        // backend_coord is in the whole canvas; `plot` starts below the title and legend.
+        // Group names centred under their bars. backend_coord is in the whole canvas;
+        // `plot` starts below the legend.
         let (bx, by) = plot.get_base_pixel();
-        for (i, label) in group_labels.iter().enumerate() {
+        for (i, lines) in group_labels.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64 + 0.5, lo));
             let (x, y) = (x - bx, y - by);
-            plot.draw(&Text::new(
-                label.clone(),
-                (x, y + px(u, 2.0) as i32),
-                label_style.clone(),
-            ))
-            .map_err(err)?;
+            for (k, line) in lines.iter().enumerate() {
+                plot.draw(&Text::new(
+                    line.clone(),
+                    (x, y + px(u, 2.0) as i32 + k as i32 * line_h),
+                    label_style.clone(),
+                ))
+                .map_err(err)?;
+            }
         }
         if chance {
             chart

@@ -20,7 +20,7 @@ const PANELS: [(&str, Pick); 3] = [
         (start.norm_train > 0.0).then(|| d.norm_train / start.norm_train)
     }),
     // The 0.5·‖z‖² part settles near 0.5 for every variant; a collapse shows in this one.
-    ("−log|det J| per dimension", |d, _| {
+    ("−log |det J | per dimension", |d, _| {
         d.loss.map(|l| l.neg_log_det)
     }),
     ("mean attention gate", |d, _| {
@@ -34,7 +34,6 @@ type Band = Vec<(f64, f64, f64)>;
 
 pub(super) struct DiagnosticsFigure<'a> {
     pub(super) exp: &'a Experiment,
-    pub(super) title: String,
     pub(super) dataset: String,
     pub(super) category: String,
 }
@@ -84,7 +83,8 @@ impl Figure for DiagnosticsFigure<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
-        let area = titled(area, &self.title, u)?;
+        // No title: the caption (the page, figures.tex) says what the figure shows.
+        let area = area.clone();
         let bands = self.bands();
         let items = line_items(self.exp, bands.iter().map(|(v, _)| v));
         let rest = with_legend(&area, &items, u)?;
@@ -92,7 +92,12 @@ impl Figure for DiagnosticsFigure<'_> {
             .iter()
             .flat_map(|(_, b)| b.iter().flat_map(|p| p.iter().map(|q| q.0)))
             .fold(1.0f64, f64::max);
-        for (panel, sub) in rest.split_evenly((1, 3)).iter().enumerate() {
+        // Only the panels some variant has values for (no gates without attention).
+        let present: Vec<usize> = (0..PANELS.len())
+            .filter(|&p| bands.iter().any(|(_, b)| !b[p].is_empty()))
+            .collect();
+        let cells = rest.split_evenly((1, present.len().max(1)));
+        for (&panel, sub) in present.iter().zip(cells.iter()) {
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
             for (_, b) in &bands {
                 for &(_, m, s) in &b[panel] {
@@ -109,9 +114,23 @@ impl Figure for DiagnosticsFigure<'_> {
                 continue;
             }
             let pad = ((hi - lo) * 0.08).max(1e-3);
-            let mut chart = ChartBuilder::on(sub)
-                .caption(PANELS[panel].0, font(u, LABEL_PT))
+            // The panel's name in its own band, clear of the top tick label.
+            let (head, body) = sub.split_vertically(px(u, LABEL_PT * 1.6));
+            let (head_w, head_h) = head.dim_in_pixel();
+            head.draw(&Text::new(
+                PANELS[panel].0,
+                ((head_w / 2) as i32, (head_h / 2) as i32),
+                TextStyle::from(font(u, LABEL_PT).into_font()).pos(
+                    plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    ),
+                ),
+            ))
+            .map_err(err)?;
+            let mut chart = ChartBuilder::on(&body)
                 .margin(px(u, 3.0))
+                .margin_top(px(u, 6.0))
                 .margin_right(px(u, 6.0))
                 .x_label_area_size(px(u, 22.0))
                 .y_label_area_size(px(u, 30.0))

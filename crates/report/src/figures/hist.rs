@@ -14,7 +14,6 @@ use super::*;
 const BINS: usize = 24;
 
 pub(super) struct Histograms<'a> {
-    pub(super) title: String,
     /// Per variant, the scores of every complete seed.
     pub(super) seeds: &'a [(String, Vec<Scores>)],
 }
@@ -48,7 +47,8 @@ impl Figure for Histograms<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
-        let area = titled(area, &self.title, u)?;
+        // No title: the caption (the page, figures.tex) says what the figure shows.
+        let area = area.clone();
         let good_col = RGBColor(76, 114, 176);
         let bad_col = RGBColor(196, 78, 82);
         let items = vec![

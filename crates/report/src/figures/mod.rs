@@ -8,6 +8,7 @@ mod diagnostics;
 mod gradcam;
 mod heatmap;
 mod hist;
+pub mod layout;
 mod maps;
 mod print;
 mod roc;
@@ -141,33 +142,58 @@ trait Figure {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()>;
 }
 
+/// Where the figures go: drawn to files, or only laid out and checked against the print
+/// rules ([`layout`]).
+enum Sink {
+    Files(Vec<PathBuf>),
+    /// Each figure's stem and extension (`png`, `svg`) with its layout.
+    Check(Vec<(String, layout::Layout)>),
+}
+
 /// Draws `fig` to `<stem>.png` and `<stem>.svg`, each under a temporary name first.
-fn render(fig: &impl Figure, stem: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
-    render_as(fig, stem, &["png", "svg"], written)
+fn render(fig: &impl Figure, stem: &Path, sink: &mut Sink) -> Result<()> {
+    render_as(fig, stem, &["png", "svg"], sink)
 }
 
 /// Draws `fig` to `<stem>.<ext>` for each of `exts` (`png`, `svg`), each under a temporary
-/// name first.
-fn render_as(
-    fig: &impl Figure,
-    stem: &Path,
-    exts: &[&str],
-    written: &mut Vec<PathBuf>,
-) -> Result<()> {
+/// name first; or, checking, records its layout at that extension's pixels per point.
+fn render_as(fig: &impl Figure, stem: &Path, exts: &[&str], sink: &mut Sink) -> Result<()> {
     register_font();
     let pid = std::process::id();
     for &ext in exts {
+        let u = if ext == "png" {
+            print::PNG_UNIT
+        } else {
+            print::SVG_UNIT
+        };
+        let written = match sink {
+            Sink::Check(layouts) => {
+                let size = fig.size(u);
+                let (recorder, texts) = layout::Recorder::new(size, u);
+                fig.draw(&recorder.into_drawing_area(), u)?;
+                let name = stem.file_name().unwrap_or_default().to_string_lossy();
+                layouts.push((
+                    format!("{name}.{ext}"),
+                    layout::Layout {
+                        width: size.0,
+                        height: size.1,
+                        u,
+                        texts: texts.take(),
+                    },
+                ));
+                continue;
+            }
+            Sink::Files(written) => written,
+        };
         let path = stem.with_extension(ext);
         let tmp = stem.with_extension(format!("tmp{pid}.{ext}"));
         {
             if ext == "png" {
-                let u = print::PNG_UNIT;
                 let area = BitMapBackend::new(&tmp, fig.size(u)).into_drawing_area();
                 area.fill(&WHITE).map_err(err)?;
                 fig.draw(&area, u)?;
                 area.present().map_err(err)?;
             } else {
-                let u = print::SVG_UNIT;
                 let area = SVGBackend::new(&tmp, fig.size(u)).into_drawing_area();
                 area.fill(&WHITE).map_err(err)?;
                 fig.draw(&area, u)?;
@@ -208,7 +234,30 @@ fn first_runs<'a>(exp: &'a Experiment, dataset: &str, category: &str) -> Vec<(St
 pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
     let dir = exp.dir.join("figures");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut written = Vec::new();
+    let mut sink = Sink::Files(Vec::new());
+    draw_figures(exp, &dir, &mut sink)?;
+    match sink {
+        Sink::Files(written) => Ok(written),
+        Sink::Check(_) => unreachable!("drawn to files"),
+    }
+}
+
+/// Lays out every figure [`write_figures`] draws, as PNG and as SVG, without writing a
+/// file, and returns each one's name with its breaches of the print rules (empty when it
+/// keeps them).
+pub fn check_figures(exp: &Experiment) -> Result<Vec<(String, Vec<String>)>> {
+    let mut sink = Sink::Check(Vec::new());
+    draw_figures(exp, &exp.dir.join("figures"), &mut sink)?;
+    match sink {
+        Sink::Check(layouts) => Ok(layouts
+            .into_iter()
+            .map(|(name, l)| (name, l.violations()))
+            .collect()),
+        Sink::Files(_) => unreachable!("laid out only"),
+    }
+}
+
+fn draw_figures(exp: &Experiment, dir: &Path, written: &mut Sink) -> Result<()> {
     let groups: Vec<(String, String)> = exp
         .datasets()
         .into_iter()
@@ -220,12 +269,6 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
         })
         .collect();
     for metric in [Metric::Last, Metric::Best, Metric::PixelAuroc] {
-        let title = match metric {
-            Metric::Last => "image AUROC, last epoch, no model selection".to_string(),
-            Metric::Best => "image AUROC, best epoch selected on the test set".to_string(),
-            _ => format!("{}, last epoch", metric.key().replace('_', " ")),
-        };
-        let title = format!("{title} (mean ± sd over seeds)");
         // Pixel metrics only where the test sets have masks.
         let groups: Vec<(String, String)> = groups
             .iter()
@@ -238,12 +281,11 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
         render(
             &Bars {
                 exp,
-                title: format!("{}: {title}", exp.plan.experiment),
                 groups,
                 metric,
             },
             &dir.join(format!("{}_bars", metric.key())),
-            &mut written,
+            written,
         )?;
     }
     // Datasets with many categories: the category × variant heat map.
@@ -252,12 +294,11 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
             render(
                 &heatmap::Heatmap {
                     exp,
-                    title: format!("{d}: image AUROC (%), last epoch, mean over seeds"),
                     dataset: d.clone(),
                     metric: Metric::Last,
                 },
                 &dir.join(format!("heatmap_{}", slug(&d))),
-                &mut written,
+                written,
             )?;
         }
     }
@@ -279,51 +320,27 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
         if seeds.is_empty() {
             continue;
         }
-        let n = seeds.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
-        let over = if n > 1 {
-            format!("mean ± sd over {n} seeds")
-        } else {
-            "1 seed".to_string()
-        };
         render(
-            &Rocs {
-                exp,
-                title: format!("{d} / {c}: ROC, last epoch ({over}; AUROC % in legend)"),
-                seeds: &seeds,
-            },
+            &Rocs { exp, seeds: &seeds },
             &dir.join(format!("roc_{stem}")),
-            &mut written,
+            written,
         )?;
         render(
-            &Histograms {
-                title: format!(
-                    "{d} / {c}: test scores, good vs anomalous ({} pooled)",
-                    if n > 1 {
-                        format!("{n} seeds")
-                    } else {
-                        "1 seed".to_string()
-                    }
-                ),
-                seeds: &seeds,
-            },
+            &Histograms { seeds: &seeds },
             &dir.join(format!("scores_{stem}")),
-            &mut written,
+            written,
         )?;
         render(
             &Training {
                 exp,
-                title: format!("{d} / {c}: training, mean ± sd over seeds"),
                 dataset: d.clone(),
                 category: c.clone(),
             },
             &dir.join(format!("training_{stem}")),
-            &mut written,
+            written,
         )?;
         let diagnostics = DiagnosticsFigure {
             exp,
-            title: format!(
-                "{d} / {c}: features, loss and gates per meta-epoch (mean ± sd over seeds)"
-            ),
             dataset: d.clone(),
             category: c.clone(),
         };
@@ -331,9 +348,9 @@ pub fn write_figures(exp: &Experiment) -> Result<Vec<PathBuf>> {
             render(
                 &diagnostics,
                 &dir.join(format!("diagnostics_{stem}")),
-                &mut written,
+                written,
             )?;
         }
     }
-    Ok(written)
+    Ok(())
 }

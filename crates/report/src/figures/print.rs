@@ -44,7 +44,7 @@ pub(super) fn px(u: f64, pt: f64) -> u32 {
 
 /// plotters' font size over the em size it draws: its SVG backend writes `size / 1.24` as
 /// the font-size, and its glyph rasteriser scales the same way.
-const PLOTTERS_EM: f64 = 1.24;
+pub(super) const PLOTTERS_EM: f64 = 1.24;
 
 /// A font whose em is `pt` points at `u` pixels per point.
 pub(super) fn font(u: f64, pt: f64) -> (&'static str, f64) {
@@ -160,6 +160,8 @@ pub(super) enum Swatch {
     Box(RGBColor),
     /// The dashed grey line of chance.
     Chance,
+    /// A hollow ring: a marked point (e.g. the best epoch).
+    Ring,
 }
 
 /// How the chance line is drawn (dashed, see its callers).
@@ -220,6 +222,14 @@ pub(super) fn top_legend<DB: DrawingBackend>(
                 ))
                 .map_err(err)?;
             }
+            Swatch::Ring => {
+                area.draw(&Circle::new(
+                    (x + sample / 2, y),
+                    px(u, 3.5) as i32,
+                    BLACK.stroke_width(px(u, 0.8).max(1)),
+                ))
+                .map_err(err)?;
+            }
             Swatch::Box(colour) => {
                 let h = px(u, 3.0) as i32;
                 area.draw(&Rectangle::new(
@@ -243,6 +253,55 @@ pub(super) fn top_legend<DB: DrawingBackend>(
     Ok((y + line_h / 2) as u32)
 }
 
+/// The width of `text` in pixels in `font` (the bitmap and SVG backends measure the same).
+pub(super) fn text_width(text: &str, font: &FontDesc) -> Result<u32> {
+    Ok(font.box_size(text).map_err(err)?.0)
+}
+
+/// `text` broken at spaces into lines no wider than `width` pixels in `font`; a word wider
+/// than that is broken after its hyphens, when it has them.
+pub(super) fn wrap(text: &str, font: &FontDesc, width: u32) -> Result<Vec<String>> {
+    let fits = |t: &str| -> Result<bool> { Ok(text_width(t, font)? <= width) };
+    // Pieces, each marked with whether a space or nothing (after a hyphen) joins it to the
+    // one before.
+    let mut pieces: Vec<(bool, String)> = Vec::new();
+    for word in text.split(' ') {
+        if fits(word)? || !word.contains('-') {
+            pieces.push((true, word.to_string()));
+            continue;
+        }
+        let mut piece = String::new();
+        let mut first = true;
+        for p in word.split_inclusive('-') {
+            if !piece.is_empty() && !fits(&format!("{piece}{p}"))? {
+                pieces.push((first, std::mem::take(&mut piece)));
+                first = false;
+            }
+            piece.push_str(p);
+        }
+        pieces.push((first, piece));
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for (spaced, piece) in pieces {
+        match lines.last_mut() {
+            Some(line) => {
+                let candidate = if spaced {
+                    format!("{line} {piece}")
+                } else {
+                    format!("{line}{piece}")
+                };
+                if fits(&candidate)? {
+                    *line = candidate;
+                } else {
+                    lines.push(piece);
+                }
+            }
+            None => lines.push(piece),
+        }
+    }
+    Ok(lines)
+}
+
 /// Draws `title` at the top of `area`, wrapped onto as many lines as the width needs, and
 /// returns the area below it.
 pub(super) fn titled<DB: DrawingBackend>(
@@ -252,21 +311,11 @@ pub(super) fn titled<DB: DrawingBackend>(
 ) -> Result<DrawingArea<DB, Shift>> {
     let style = TextStyle::from(font(u, TITLE_PT).into_font());
     let (width, _) = area.dim_in_pixel();
-    let mut lines: Vec<String> = Vec::new();
-    for word in title.split(' ') {
-        match lines.last_mut() {
-            Some(line) => {
-                let candidate = format!("{line} {word}");
-                let (w, _) = area.estimate_text_size(&candidate, &style).map_err(err)?;
-                if w + 2 * px(u, 1.0) > width {
-                    lines.push(word.to_string());
-                } else {
-                    *line = candidate;
-                }
-            }
-            None => lines.push(word.to_string()),
-        }
-    }
+    let lines = wrap(
+        title,
+        &font(u, TITLE_PT).into_font(),
+        width.saturating_sub(2 * px(u, 1.0)),
+    )?;
     let line_h = px(u, TITLE_PT * 1.35) as i32;
     // Text is placed by its baseline's ascent: a little room above the first line.
     let top = px(u, 2.5) as i32;
@@ -371,6 +420,22 @@ pub(super) fn tick(v: f64, decimals: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapping_breaks_at_spaces_then_after_hyphens() {
+        super::super::register_font();
+        let f = font(2.0, TICK_PT).into_font();
+        let w = text_width("polymer-insulator", &f).unwrap();
+        assert_eq!(
+            wrap("polymer-insulator upper-shackle", &f, w).unwrap(),
+            vec!["polymer-insulator", "upper-shackle"]
+        );
+        let long = "polymer-insulator-upper-shackle";
+        let lines = wrap(long, &f, w).unwrap();
+        assert!(lines.len() >= 2 && lines.concat() == long, "{lines:?}");
+        assert!(lines.iter().all(|l| text_width(l, &f).unwrap() <= w));
+        assert_eq!(wrap("a b", &f, 1000).unwrap(), vec!["a b"]);
+    }
 
     #[test]
     fn ticks_have_no_negative_zero_and_a_real_minus() {

@@ -17,7 +17,6 @@ const GRID: usize = 101;
 /// ROC curves of each variant over all its seeds: all anomalies, then each defect type.
 pub(super) struct Rocs<'a> {
     pub(super) exp: &'a Experiment,
-    pub(super) title: String,
     /// Per variant, the scores of every complete seed.
     pub(super) seeds: &'a [(String, Vec<Scores>)],
 }
@@ -87,7 +86,8 @@ impl Figure for Rocs<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
-        let area = titled(area, &self.title, u)?;
+        // No title: the caption (the page, figures.tex) says what the figure shows.
+        let area = area.clone();
         let panels = self.panels();
         // The legend: each variant's mean AUROC ± sd over seeds.
         let items: Vec<(String, Swatch)> = self
@@ -124,7 +124,7 @@ impl Figure for Rocs<'_> {
                 .margin(px(u, 3.0))
                 .margin_right(px(u, 8.0))
                 .x_label_area_size(px(u, 22.0))
-                .y_label_area_size(px(u, 22.0))
+                .y_label_area_size(px(u, 26.0))
                 .build_cartesian_2d(0.0..100.0, 0.0..100.0)
                 .map_err(err)?;
             let whole = |v: &f64| format!("{v:.0}");

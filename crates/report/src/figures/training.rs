@@ -15,7 +15,6 @@ type EpochPoint = (f64, f64, f64, f64, f64);
 
 pub(super) struct Training<'a> {
     pub(super) exp: &'a Experiment,
-    pub(super) title: String,
     pub(super) dataset: String,
     pub(super) category: String,
 }
@@ -54,13 +53,11 @@ impl Figure for Training<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, u: f64) -> Result<()> {
-        let area = titled(area, &self.title, u)?;
+        // No title: the caption (the page, figures.tex) says what the figure shows.
+        let area = area.clone();
         let curves = self.curves();
         let mut items = line_items(self.exp, curves.iter().map(|(v, _)| v));
-        items.push((
-            "★ best mean AUROC".to_string(),
-            Swatch::Box(RGBColor(255, 255, 255)),
-        ));
+        items.push(("best mean AUROC".to_string(), Swatch::Ring));
         let rest = with_legend(&area, &items, u)?;
         let last = curves
             .iter()
@@ -137,17 +134,13 @@ impl Figure for Training<'_> {
                         _ => Some(p),
                     })
                 {
-                    let style = TextStyle::from(font(u, LABEL_PT + 1.0).into_font())
-                        .color(&col)
-                        .pos(plotters::style::text_anchor::Pos::new(
-                            plotters::style::text_anchor::HPos::Center,
-                            plotters::style::text_anchor::VPos::Bottom,
-                        ));
+                    // A ring around the point itself, not a glyph above it that reads
+                    // as a value.
                     chart
-                        .draw_series(std::iter::once(Text::new(
-                            "★",
-                            (best.0, best.3 + pad * 0.3),
-                            style,
+                        .draw_series(std::iter::once(Circle::new(
+                            (best.0, best.3),
+                            px(u, 3.5) as i32,
+                            col.stroke_width(px(u, 0.8).max(1)),
                         )))
                         .map_err(err)?;
                 }

@@ -493,14 +493,50 @@ pub fn render_page(exp: &Experiment, published: &Published) -> Result<String> {
         .map_err(|e| anyhow!("cannot render the page of {}: {e}", exp.dir.display()))
 }
 
-/// Writes `index.html` in the experiment folder (atomically: a page cut short never
-/// replaces a whole one) and returns its path.
+/// Writes `index.html` in the experiment folder and, beside the figures, `figures.tex`
+/// (each figure in a LaTeX `figure` with the same caption), atomically: a page cut short
+/// never replaces a whole one. Returns the page's path.
 pub fn write_page(exp: &Experiment, published: &Published) -> Result<PathBuf> {
     let html = render_page(exp, published)?;
+    let figures = page_figures(exp)?;
+    if !figures.is_empty() {
+        let tex = exp.dir.join("figures").join("figures.tex");
+        adn_util::atomic::write_file(&tex, latex_figures(&figures).as_bytes())
+            .with_context(|| format!("cannot write {}", tex.display()))?;
+    }
     let path = exp.dir.join(files::PAGE);
     adn_util::atomic::write_file(&path, html.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// Every figure as a LaTeX float with its caption and a label from its file name; a
+/// two-column figure (7 in, drawn wider than 3.3 in would allow) is a `figure*`.
+fn latex_figures(figures: &[PageFigure]) -> String {
+    let esc = |t: &str| {
+        t.replace('\\', "\\textbackslash{}")
+            .replace('&', "\\&")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+            .replace('#', "\\#")
+            .replace("±", "$\\pm$")
+            .replace('−', "$-$")
+            .replace('×', "$\\times$")
+    };
+    let mut s = String::from(
+        "% Written by the report with the experiment's page: \\input{figures/figures.tex}\n\n",
+    );
+    for f in figures {
+        // The page shows a figure at 1.5 × print size: 3.3 in is 475 CSS px.
+        let env = if f.width > 500 { "figure*" } else { "figure" };
+        s.push_str(&format!(
+            "\\begin{{{env}}}[t]\n\\centering\n\\includegraphics[width=\\linewidth]{{{}}}\n\\caption{{{}}}\n\\label{{fig:{}}}\n\\end{{{env}}}\n\n",
+            f.src,
+            esc(&f.caption),
+            f.id.replace('_', "-")
+        ));
+    }
+    s
 }
 
 /// The files a page refers to (`src` and `href` values that are not anchors or `data:`),
