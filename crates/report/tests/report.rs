@@ -311,11 +311,12 @@ fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
     let b = tmp.path().join("explain_b");
     write_explain_dir(&a, "crack", &["none", "se"]);
     write_explain_dir(&b, "hole", &["none", "se"]);
-    let grid =
-        adn_report::figures::write_map_grid(&a, &exp, "A", &tmp.path().join("maps_a")).unwrap();
-    // Two rows of 240 px cells (plus captions), input + 2 runs + the colour bar.
-    let (w, h) = image::image_dimensions(&grid).unwrap();
-    assert!(w > 3 * 250 && h > 2 * 240, "{w} × {h}");
+    let grid = adn_report::figures::write_map_grid(&a, &exp, &tmp.path().join("maps_a")).unwrap();
+    // One page, two paper columns wide (240 px cells of 65 pt): two rows of cells.
+    assert_eq!(grid.len(), 1);
+    assert_eq!(grid[0], tmp.path().join("maps_a.png"));
+    let (w, h) = image::image_dimensions(&grid[0]).unwrap();
+    assert!(w == 1861 && h > 2 * 240, "{w} × {h}");
     let categories = vec![("bottle".to_string(), a.clone()), ("screw".to_string(), b)];
     let paper = adn_report::figures::write_category_maps(
         &categories,
@@ -339,4 +340,55 @@ fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("cable"), "{e}");
+}
+
+#[test]
+fn many_runs_go_on_pages_of_the_map_figure_that_keep_the_print_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_experiment(tmp.path());
+    let exp = gather(tmp.path()).unwrap();
+    let dir = tmp.path().join("explain_many");
+    let attentions = [
+        "none",
+        "se",
+        "cbam",
+        "cbam-official",
+        "se",
+        "cbam",
+        "cbam-official",
+        "se",
+        "cbam",
+        "cbam-official",
+    ];
+    write_explain_dir(&dir, "polymer-insulator-upper-shackle-broken", &attentions);
+    let stem = tmp.path().join("maps_many");
+    let checked = adn_report::figures::check_map_grid(&dir, &exp, &stem).unwrap();
+    assert!(checked.len() >= 2, "{checked:?}");
+    for (name, v) in &checked {
+        assert!(v.is_empty(), "{name}: {v:#?}");
+    }
+    let pages = adn_report::figures::write_map_grid(&dir, &exp, &stem).unwrap();
+    let names: Vec<String> = checked.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(names[0], "maps_many_1.png");
+    for (page, name) in pages.iter().zip(&names) {
+        assert_eq!(page.file_name().unwrap().to_string_lossy(), *name);
+        assert_eq!(image::image_dimensions(page).unwrap().0, 1861);
+    }
+    let mut stale = adn_report::figures::stale_map_pages(&stem);
+    stale.sort();
+    assert_eq!(stale, pages);
+    // A short defect name and a miss: the row label's column is as wide as its longest
+    // word, "(missed by DifferNet)" wrapped beside the images, not over them.
+    let missed = tmp.path().join("explain_missed");
+    write_explain_dir(&missed, "hole", &["none", "se"]);
+    let json = missed.join("explain.json");
+    let text = fs::read_to_string(&json)
+        .unwrap()
+        .replace("first of its type", "missed by the first run");
+    fs::write(&json, text).unwrap();
+    let checked =
+        adn_report::figures::check_map_grid(&missed, &exp, &tmp.path().join("maps_missed"))
+            .unwrap();
+    assert_eq!(checked.len(), 1);
+    assert!(checked[0].1.is_empty(), "{:#?}", checked[0].1);
 }

@@ -67,11 +67,15 @@ pub fn run(experiment: &str) -> Result<()> {
             &group.title,
             &figures_dir.join(format!("gradcam_{}", group.slug)),
         )?);
-        files.push(adn_report::figures::write_map_grid(
+        let maps = figures_dir.join(format!("maps_{}", group.slug));
+        // Pages of an earlier drawing with more runs would outlive this one.
+        for old in adn_report::figures::stale_map_pages(&maps) {
+            std::fs::remove_file(old).ok();
+        }
+        files.extend(adn_report::figures::write_map_grid(
             &explain_dir,
             &exp,
-            &group.title,
-            &figures_dir.join(format!("maps_{}", group.slug)),
+            &maps,
         )?);
         files.extend(adn_report::figures::write_attention_pictures(
             &explain_dir,

@@ -35,18 +35,39 @@ pub struct Layout {
     pub height: u32,
     pub u: f64,
     pub texts: Vec<TextBox>,
+    /// The boxes of the images (bitmaps) drawn, `(x0, y0, x1, y1)`.
+    pub images: Vec<(i32, i32, i32, i32)>,
+}
+
+/// What the recorder keeps: texts and image boxes.
+#[derive(Debug, Default)]
+pub(super) struct Recorded {
+    pub(super) texts: Vec<TextBox>,
+    pub(super) images: Vec<(i32, i32, i32, i32)>,
+}
+
+impl Layout {
+    pub(super) fn of(width: u32, height: u32, u: f64, recorded: Recorded) -> Layout {
+        Layout {
+            width,
+            height,
+            u,
+            texts: recorded.texts,
+            images: recorded.images,
+        }
+    }
 }
 
 /// A backend that records texts and draws nothing.
 pub(super) struct Recorder {
     size: (u32, u32),
     u: f64,
-    texts: Rc<RefCell<Vec<TextBox>>>,
+    texts: Rc<RefCell<Recorded>>,
 }
 
 impl Recorder {
-    pub(super) fn new(size: (u32, u32), u: f64) -> (Recorder, Rc<RefCell<Vec<TextBox>>>) {
-        let texts = Rc::new(RefCell::new(Vec::new()));
+    pub(super) fn new(size: (u32, u32), u: f64) -> (Recorder, Rc<RefCell<Recorded>>) {
+        let texts = Rc::new(RefCell::new(Recorded::default()));
         (
             Recorder {
                 size,
@@ -104,7 +125,11 @@ impl DrawingBackend for Recorder {
     ) -> Drawn {
         Ok(())
     }
-    fn blit_bitmap(&mut self, _: BackendCoord, _: (u32, u32), _: &[u8]) -> Drawn {
+    fn blit_bitmap(&mut self, pos: BackendCoord, (w, h): (u32, u32), _: &[u8]) -> Drawn {
+        self.texts
+            .borrow_mut()
+            .images
+            .push((pos.0, pos.1, pos.0 + w as i32, pos.1 + h as i32));
         Ok(())
     }
 
@@ -135,7 +160,7 @@ impl DrawingBackend for Recorder {
         let t = style.transform();
         let (ax, ay) = t.transform(dx, dy);
         let (bx, by) = t.transform(dx + w, dy + h);
-        self.texts.borrow_mut().push(TextBox {
+        self.texts.borrow_mut().texts.push(TextBox {
             text: text.to_string(),
             pt: style.size() / (self.u * PLOTTERS_EM),
             x0: pos.0 + ax.min(bx),
@@ -178,6 +203,18 @@ impl Layout {
                 ));
             }
         }
+        // A text over an image is a label on it when it lies inside; one that crosses the
+        // image's edge collides with it.
+        for t in &self.texts {
+            for &(x0, y0, x1, y1) in &self.images {
+                let w = t.x1.min(x1) - t.x0.max(x0);
+                let h = t.y1.min(y1) - t.y0.max(y0);
+                let inside = t.x0 >= x0 && t.y0 >= y0 && t.x1 <= x1 && t.y1 <= y1;
+                if w > slack && h > slack && !inside {
+                    out.push(format!("“{}” runs into an image", t.text));
+                }
+            }
+        }
         for (i, a) in self.texts.iter().enumerate() {
             for b in &self.texts[i + 1..] {
                 let w = a.x1.min(b.x1) - a.x0.max(b.x0);
@@ -206,13 +243,7 @@ mod tests {
         let (rec, texts) = Recorder::new(size, u);
         let area = rec.into_drawing_area();
         draw(&area);
-        let texts = texts.borrow().clone();
-        Layout {
-            width: size.0,
-            height: size.1,
-            u,
-            texts,
-        }
+        Layout::of(size.0, size.1, u, texts.take())
     }
 
     #[test]
@@ -242,6 +273,12 @@ mod tests {
                     .unwrap();
                 a.draw(&Text::new("two", (104, 102), font(2.0, TICK_PT)))
                     .unwrap();
+                a.draw(
+                    &BitMapElement::with_owned_buffer((300, 100), (20, 20), vec![0; 1200]).unwrap(),
+                )
+                .unwrap();
+                a.draw(&Text::new("into it", (290, 105), font(2.0, TICK_PT)))
+                    .unwrap();
                 a.draw(&Text::new(
                     "off the edge",
                     (5 * 72 * 2 - 20, 50),
@@ -256,5 +293,6 @@ mod tests {
         assert!(v.contains("“tiny” is 5.0 pt"), "{v}");
         assert!(v.contains("“one” and “two” overlap"), "{v}");
         assert!(v.contains("“off the edge” is clipped"), "{v}");
+        assert!(v.contains("“into it” runs into an image"), "{v}");
     }
 }

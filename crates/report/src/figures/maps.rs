@@ -63,17 +63,6 @@ fn draw_lines<DB: DrawingBackend>(
     Ok(())
 }
 
-/// A variant's header split at its regime (`CBAM (official) /`, `remedied`).
-fn header_lines(label: &str) -> Vec<String> {
-    if label.contains('\n') {
-        return label.lines().map(str::to_string).collect();
-    }
-    match label.split_once(" / ") {
-        Some((a, b)) => vec![format!("{a} /"), b.to_string()],
-        None => vec![label.to_string()],
-    }
-}
-
 /// The map at `map_file` (16-bit, `value / row max`) in `[0, 1]`, resized to `side`.
 fn read_map(path: &Path, side: u32) -> Result<Vec<f32>> {
     let img = image::open(path)
@@ -242,168 +231,270 @@ pub fn write_category_maps(
     Ok(path)
 }
 
-/// Draws `<stem>.png` from the `adn explain` folder `explain_dir`.
-pub fn write_map_grid(
-    explain_dir: &Path,
-    exp: &Experiment,
-    title: &str,
-    stem: &Path,
-) -> Result<PathBuf> {
-    register_font();
-    let e = Explanation::read(explain_dir)?;
-    let gap = 10u32;
-    let pad = px(unit(), 4.0);
-    let mut headers = vec![if e.images.iter().any(|i| i.mask.is_some()) {
-        "input\n(mask in red)".to_string()
-    } else {
-        "input".to_string()
-    }];
-    headers.extend(
-        e.runs
-            .iter()
-            .map(|r| run_label(exp, &r.run_dir, &r.attention)),
-    );
-    let first = headers
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| "the first run".into());
-    let missed_label = format!("(missed by {first})");
-    let title_lines = vec![
-        format!("{title}:"),
-        "DifferNet's anomaly map, one colour scale per row".to_string(),
-    ];
-    // The map's description: what it is, how it was made, what the captions say.
-    let (what, how) = e.map.split_once(": ").unwrap_or((e.map.as_str(), ""));
-    let notes = vec![
-        format!("{what}: {}.", how.split(", averaged").next().unwrap_or(how)),
-        format!(
-            "{}.",
-            how.split_once(", averaged")
-                .map_or(String::new(), |(_, rest)| format!("Averaged{rest}"))
-        ),
-        "Under each map: the image's score → decision".to_string(),
-        "at the run's F1-optimal threshold.".to_string(),
-    ];
-    let left = e
-        .images
-        .iter()
-        .map(|i| text_width(LABEL_PT, &i.defect))
-        .chain(std::iter::once(text_width(TICK_PT, &missed_label)))
-        .max()
-        .unwrap_or(0)
-        + 2 * pad;
-    let header_rows = headers
-        .iter()
-        .map(|h| header_lines(h).len())
-        .max()
-        .unwrap_or(1) as u32;
-    let top = 2 * line_height(TITLE_PT) + header_rows * line_height(LABEL_PT) + 2 * pad;
-    let caption = 2 * line_height(TICK_PT) + pad;
+/// One page of the qualitative figure: where its parts go, in pixels.
+struct MapPage {
+    /// The runs (indices into the explanation's) this page shows after the input.
+    runs: std::ops::Range<usize>,
+    width: u32,
+    height: u32,
+    left: u32,
+    top: u32,
+    headers: Vec<Vec<String>>,
+    labels: Vec<Vec<String>>,
+    notes: Vec<String>,
+}
+
+const GAP: u32 = 10;
+
+/// The pages of the qualitative figure of `e`: each exactly two paper columns (7 in) wide
+/// with its text at print size, the input column and as many runs as fit; more runs go on
+/// further pages.
+fn map_pages(e: &Explanation, exp: &Experiment) -> Result<Vec<MapPage>> {
+    let u = unit();
+    let pad = px(u, 4.0);
+    let width = px(u, TWO_COLUMNS);
+    let label_font = font(u, LABEL_PT).into_font();
+    let tick_font = font(u, TICK_PT).into_font();
     let bar = 16 + 2 * pad + text_width(TICK_PT, "0.000");
-    let cols = 1 + e.runs.len() as u32;
-    let rows = e.images.len() as u32;
-    let pitch_y = CELL + caption + gap;
-    let notes_h = notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
-    let widest = notes
-        .iter()
-        .chain(&title_lines)
-        .map(|n| text_width(TICK_PT.max(TITLE_PT), n))
+    let first = e.runs.first().map_or("the first run".to_string(), |r| {
+        run_label(exp, &r.run_dir, &r.attention)
+    });
+    let missed = format!("(missed by {first})");
+    // Row labels take what they need, at most a fifth of the width (longer ones wrap),
+    // and never less than their longest word.
+    let texts = || {
+        e.images
+            .iter()
+            .map(|i| i.defect.as_str())
+            .chain([missed.as_str()])
+    };
+    let widest = texts().map(|t| text_width(LABEL_PT, t)).max().unwrap_or(0);
+    let widest_word = texts()
+        .flat_map(|t| t.split([' ', '-']))
+        .map(|w| text_width(LABEL_PT, w))
         .max()
         .unwrap_or(0);
-    let size = (
-        (left + cols * (CELL + gap) + bar).max(widest + 2 * pad),
-        top + rows * pitch_y + notes_h,
-    );
-    let path = stem.with_extension("png");
-    let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
-    {
-        let area = BitMapBackend::new(&tmp, size).into_drawing_area();
-        area.fill(&WHITE).map_err(err)?;
-        draw_lines(&area, &title_lines, (pad as i32, pad as i32), TITLE_PT)?;
-        for (c, h) in headers.iter().enumerate() {
-            let x = (left + c as u32 * (CELL + gap)) as i32;
-            let lines = header_lines(h);
-            let y = (top - pad - lines.len() as u32 * line_height(LABEL_PT)) as i32;
-            draw_lines(&area, &lines, (x, y), LABEL_PT)?;
+    let left = (widest + 2 * pad).min(width / 5).max(widest_word + 2 * pad);
+    let per_page = ((width - left - bar) / (CELL + GAP))
+        .saturating_sub(1)
+        .max(1) as usize;
+    let mut labels = Vec::new();
+    for image in &e.images {
+        let mut l = wrap(&image.defect, &label_font, left - 2 * pad)?;
+        if image.why == "missed by the first run" {
+            l.extend(wrap(&missed, &label_font, left - 2 * pad)?);
         }
-        for (r, image) in e.images.iter().enumerate() {
-            let y = (top + r as u32 * pitch_y) as i32;
-            let mid = y + CELL as i32 / 2 - line_height(LABEL_PT) as i32;
+        labels.push(l);
+    }
+    let input = if e.images.iter().any(|i| i.mask.is_some()) {
+        "input (mask in red)"
+    } else {
+        "input"
+    };
+    // The map's description, what the numbers under each map are.
+    let (what, how) = e.map.split_once(": ").unwrap_or((e.map.as_str(), ""));
+    let note = format!(
+        "{what}: {how}. Under each map: the image's score → the decision at the run's \
+         F1-optimal threshold. One colour scale per row."
+    );
+    let notes = wrap(&note, &tick_font, width - 2 * pad)?;
+    let mut pages = Vec::new();
+    let mut start = 0;
+    while start < e.runs.len().max(1) {
+        let runs = start..(start + per_page).min(e.runs.len());
+        let mut headers = vec![wrap(input, &label_font, CELL)?];
+        for r in &e.runs[runs.clone()] {
+            headers.push(wrap(
+                &run_label(exp, &r.run_dir, &r.attention),
+                &label_font,
+                CELL,
+            )?);
+        }
+        let header_rows = headers.iter().map(Vec::len).max().unwrap_or(1) as u32;
+        let top = header_rows * line_height(LABEL_PT) + 2 * pad;
+        let caption = 2 * line_height(TICK_PT) + pad;
+        let notes_h = notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
+        let height = top + e.images.len() as u32 * (CELL + caption + GAP) + notes_h;
+        start = runs.end.max(start + 1);
+        pages.push(MapPage {
+            runs,
+            width,
+            height,
+            left,
+            top,
+            headers,
+            labels: labels.clone(),
+            notes: notes.clone(),
+        });
+    }
+    Ok(pages)
+}
+
+/// Draws one page of the qualitative figure on `area`.
+fn draw_map_page<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    explain_dir: &Path,
+    e: &Explanation,
+    page: &MapPage,
+) -> Result<()> {
+    let pad = px(unit(), 4.0);
+    let caption = 2 * line_height(TICK_PT) + pad;
+    let pitch_y = CELL + caption + GAP;
+    let cols = page.headers.len() as u32;
+    for (c, lines) in page.headers.iter().enumerate() {
+        let x = (page.left + c as u32 * (CELL + GAP)) as i32;
+        let y = (page.top - pad - lines.len() as u32 * line_height(LABEL_PT)) as i32;
+        draw_lines(area, lines, (x, y), LABEL_PT)?;
+    }
+    for (r, image) in e.images.iter().enumerate() {
+        let y = (page.top + r as u32 * pitch_y) as i32;
+        let lines = &page.labels[r];
+        let mid = y + CELL as i32 / 2 - (lines.len() as u32 * line_height(LABEL_PT) / 2) as i32;
+        draw_lines(area, lines, (pad as i32, mid), LABEL_PT)?;
+        let tiles = row_tiles(explain_dir, e, r)?;
+        let shown = std::iter::once(0).chain(page.runs.clone().map(|k| k + 1));
+        for (c, t) in shown.enumerate() {
+            let x = (page.left + c as u32 * (CELL + GAP)) as i32;
+            let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tiles[t].clone())
+                .context("image buffer of the wrong size")?;
+            area.draw(&bitmap).map_err(err)?;
+            if t == 0 {
+                continue;
+            }
+            let run = &e.runs[t - 1];
+            let score = run.scores[r];
+            let flagged = score >= run.threshold;
+            let verdict = match (flagged, image.anomalous) {
+                (true, true) | (false, false) => "correct",
+                (true, false) => "false alarm",
+                (false, true) => "missed",
+            };
+            let caption_lines = [
+                format!("{score:.2} → {}", if flagged { "defect" } else { "good" }),
+                format!("({verdict})"),
+            ];
             draw_lines(
-                &area,
-                std::slice::from_ref(&image.defect),
-                (pad as i32, mid),
-                LABEL_PT,
+                area,
+                &caption_lines,
+                (x, y + CELL as i32 + pad as i32 / 2),
+                TICK_PT,
             )?;
-            if image.why == "missed by the first run" {
-                let below = mid + line_height(LABEL_PT) as i32;
-                draw_lines(
-                    &area,
-                    std::slice::from_ref(&missed_label),
-                    (pad as i32, below),
-                    TICK_PT,
-                )?;
-            }
-            let tiles = row_tiles(explain_dir, &e, r)?;
-            for (c, tile) in tiles.into_iter().enumerate() {
-                let x = (left + c as u32 * (CELL + gap)) as i32;
-                let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)
-                    .context("image buffer of the wrong size")?;
-                area.draw(&bitmap).map_err(err)?;
-                if c == 0 {
-                    continue;
-                }
-                let run = &e.runs[c - 1];
-                let score = run.scores[r];
-                let flagged = score >= run.threshold;
-                let verdict = match (flagged, image.anomalous) {
-                    (true, true) | (false, false) => "correct",
-                    (true, false) => "false alarm",
-                    (false, true) => "missed",
-                };
-                let caption_lines = [
-                    format!("{score:.2} → {}", if flagged { "defect" } else { "good" }),
-                    format!("({verdict})"),
-                ];
-                draw_lines(
-                    &area,
-                    &caption_lines,
-                    (x, y + CELL as i32 + pad as i32 / 2),
-                    TICK_PT,
-                )?;
-                if image.map_max == 0.0 {
-                    area.draw(&Text::new(
-                        "map all zero",
-                        (x + pad as i32, y + pad as i32),
-                        text_style(TICK_PT).color(&WHITE),
-                    ))
-                    .map_err(err)?;
-                }
-            }
-            // The row's colour bar: 0 at the foot, the row's largest map value at the top.
-            let bx = (left + cols * (CELL + gap)) as i32;
-            let steps = 64;
-            for k in 0..steps {
-                let v = 1.0 - (k as f32 + 0.5) / steps as f32;
-                let y0 = y + (k * CELL as i32) / steps;
-                let y1 = y + ((k + 1) * CELL as i32) / steps;
-                area.draw(&Rectangle::new(
-                    [(bx, y0), (bx + 16, y1)],
-                    ViridisRGB::get_color_normalized(v, 0.0, 1.0).filled(),
+            if image.map_max == 0.0 {
+                area.draw(&Text::new(
+                    "map all zero",
+                    (x + pad as i32, y + pad as i32),
+                    text_style(TICK_PT).color(&WHITE),
                 ))
                 .map_err(err)?;
             }
-            let tx = bx + 16 + pad as i32;
-            draw_lines(&area, &[scale_label(image.map_max)], (tx, y), TICK_PT)?;
-            let foot = y + CELL as i32 - line_height(TICK_PT) as i32;
-            draw_lines(&area, &["0".to_string()], (tx, foot), TICK_PT)?;
         }
-        let y = (size.1 - notes_h + pad) as i32;
-        draw_lines(&area, &notes, (pad as i32, y), TICK_PT)?;
-        area.present().map_err(err)?;
+        // The row's colour bar: 0 at the foot, the row's largest map value at the top.
+        let bx = (page.left + cols * (CELL + GAP)) as i32;
+        let steps = 64;
+        for k in 0..steps {
+            let v = 1.0 - (k as f32 + 0.5) / steps as f32;
+            let y0 = y + (k * CELL as i32) / steps;
+            let y1 = y + ((k + 1) * CELL as i32) / steps;
+            area.draw(&Rectangle::new(
+                [(bx, y0), (bx + 16, y1)],
+                ViridisRGB::get_color_normalized(v, 0.0, 1.0).filled(),
+            ))
+            .map_err(err)?;
+        }
+        let tx = bx + 16 + pad as i32;
+        draw_lines(area, &[scale_label(image.map_max)], (tx, y), TICK_PT)?;
+        let foot = y + CELL as i32 - line_height(TICK_PT) as i32;
+        draw_lines(area, &["0".to_string()], (tx, foot), TICK_PT)?;
     }
-    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+    let notes_h = page.notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
+    let y = (page.height - notes_h + pad) as i32;
+    draw_lines(area, &page.notes, (pad as i32, y), TICK_PT)
+}
+
+/// `<stem>.png`, or `<stem>_<k>.png` for pages 1, 2, … when the runs need more than one.
+fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
+    if pages == 1 {
+        stem.to_path_buf()
+    } else {
+        let name = stem.file_name().unwrap_or_default().to_string_lossy();
+        stem.with_file_name(format!("{name}_{}", k + 1))
+    }
+}
+
+/// The files of an earlier drawing of `stem` (the single page and numbered pages), for the
+/// caller to remove before drawing it again.
+pub fn stale_map_pages(stem: &Path) -> Vec<PathBuf> {
+    let name = stem
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let Some(dir) = stem.parent().and_then(|d| fs::read_dir(d).ok()) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let file = p.file_name().unwrap_or_default().to_string_lossy();
+            file == format!("{name}.png")
+                || file
+                    .strip_prefix(&format!("{name}_"))
+                    .and_then(|rest| rest.strip_suffix(".png"))
+                    .is_some_and(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_digit()))
+        })
+        .collect()
+}
+
+/// Draws the qualitative figure from the `adn explain` folder `explain_dir`: `<stem>.png`,
+/// or one page per few runs (`<stem>_1.png`, …) where they do not fit across two columns.
+pub fn write_map_grid(explain_dir: &Path, exp: &Experiment, stem: &Path) -> Result<Vec<PathBuf>> {
+    register_font();
+    let e = Explanation::read(explain_dir)?;
+    let pages = map_pages(&e, exp)?;
+    let mut written = Vec::new();
+    for (k, page) in pages.iter().enumerate() {
+        let stem = page_stem(stem, k, pages.len());
+        let path = stem.with_extension("png");
+        let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
+        {
+            let area = BitMapBackend::new(&tmp, (page.width, page.height)).into_drawing_area();
+            area.fill(&WHITE).map_err(err)?;
+            draw_map_page(&area, explain_dir, &e, page)?;
+            area.present().map_err(err)?;
+        }
+        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The qualitative figure's pages laid out, not written: each page's file name with its
+/// breaches of the print rules.
+pub fn check_map_grid(
+    explain_dir: &Path,
+    exp: &Experiment,
+    stem: &Path,
+) -> Result<Vec<(String, Vec<String>)>> {
+    register_font();
+    let e = Explanation::read(explain_dir)?;
+    let pages = map_pages(&e, exp)?;
+    let mut out = Vec::new();
+    for (k, page) in pages.iter().enumerate() {
+        // The page prints two columns wide: `bitmap_unit` pixels per point.
+        let u = bitmap_unit(page.width);
+        let (recorder, texts) = layout::Recorder::new((page.width, page.height), u);
+        draw_map_page(&recorder.into_drawing_area(), explain_dir, &e, page)?;
+        let layout = layout::Layout::of(page.width, page.height, u, texts.take());
+        let name = page_stem(stem, k, pages.len());
+        out.push((
+            format!(
+                "{}.png",
+                name.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            layout.violations(),
+        ));
+    }
+    Ok(out)
 }
 
 /// A colour bar's top value: three significant digits, in scientific form only when small.

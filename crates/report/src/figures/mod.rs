@@ -30,7 +30,7 @@ use bars::Bars;
 use diagnostics::DiagnosticsFigure;
 pub use gradcam::{ExplainGroup, explain_groups, write_gradcam_grid};
 use hist::Histograms;
-pub use maps::{write_category_maps, write_map_grid};
+pub use maps::{check_map_grid, stale_map_pages, write_category_maps, write_map_grid};
 use roc::Rocs;
 use training::Training;
 /// The embedded DejaVu Sans (see `fonts/LICENSE-DejaVu.txt`): PNGs render the same on any
@@ -174,12 +174,7 @@ fn render_as(fig: &impl Figure, stem: &Path, exts: &[&str], sink: &mut Sink) -> 
                 let name = stem.file_name().unwrap_or_default().to_string_lossy();
                 layouts.push((
                     format!("{name}.{ext}"),
-                    layout::Layout {
-                        width: size.0,
-                        height: size.1,
-                        u,
-                        texts: texts.take(),
-                    },
+                    layout::Layout::of(size.0, size.1, u, texts.take()),
                 ));
                 continue;
             }

@@ -129,6 +129,19 @@ fn has_masks(exp: &Experiment, dataset: &str) -> bool {
 /// The caption of the figure `stem` (a file name without extension), or `None` for a
 /// stem the report does not draw.
 pub fn caption(exp: &Experiment, stem: &str) -> Option<String> {
+    if let Some(text) = caption_of_one(exp, stem) {
+        return Some(text);
+    }
+    // A page of a figure split over pages: `<stem>_<k>`.
+    let (base, k) = stem.rsplit_once('_')?;
+    let k: usize = k.parse().ok()?;
+    let text = caption_of_one(exp, base)?;
+    Some(format!(
+        "{text} Page {k}: the runs that do not fit across two columns go on further pages."
+    ))
+}
+
+fn caption_of_one(exp: &Experiment, stem: &str) -> Option<String> {
     let datasets_with_pixels = || {
         exp.datasets()
             .into_iter()

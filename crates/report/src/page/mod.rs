@@ -324,26 +324,30 @@ fn run_detail(exp: &Experiment, run: &Run, figures: &[PageFigure]) -> Option<Run
     // The maps are drawn for the first complete seed of each variant: say where this run's
     // are, or that it has none drawn.
     let stem = format!("maps_{}_{}", slug(&run.dataset), slug(&run.category));
-    let maps = figures.iter().find(|fig| fig.id == stem).map(|fig| {
-        let first = exp
-            .complete(&run.dataset, &run.category, &run.variant)
-            .first()
-            .is_some_and(|r| r.run_id == run.run_id);
-        let note = if first {
-            format!(
-                "this run's maps are the column “{}” of the figure",
-                display_name(&run.variant)
-            )
-        } else {
-            format!(
-                "maps are drawn for the first complete seed of each variant; this is seed {}, \
+    let page_one = format!("{stem}_1");
+    let maps = figures
+        .iter()
+        .find(|fig| fig.id == stem || fig.id == page_one)
+        .map(|fig| {
+            let first = exp
+                .complete(&run.dataset, &run.category, &run.variant)
+                .first()
+                .is_some_and(|r| r.run_id == run.run_id);
+            let note = if first {
+                format!(
+                    "this run's maps are the column “{}” of the anomaly-map figure",
+                    display_name(&run.variant)
+                )
+            } else {
+                format!(
+                    "maps are drawn for the first complete seed of each variant; this is seed {}, \
                  see the column “{}” for its variant",
-                run.seed,
-                display_name(&run.variant)
-            )
-        };
-        (format!("#{}", fig.id), note)
-    });
+                    run.seed,
+                    display_name(&run.variant)
+                )
+            };
+            (format!("#{}", fig.id), note)
+        });
     Some(RunDetail {
         config,
         facts,
