@@ -362,8 +362,8 @@ pub fn display_name(variant: &str) -> String {
     let name = match attention {
         "none" => "DifferNet",
         "se" => "SE",
-        "cbam" => "CBAM",
-        "cbam-official" => "CBAM (official)",
+        "cbam" => "CBAM lab",
+        "cbam-official" => "CBAM official",
         other => other,
     };
     format!("{name}{rest}")
