@@ -343,7 +343,7 @@ fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
 }
 
 #[test]
-fn many_runs_go_on_pages_of_the_map_figure_that_keep_the_print_rules() {
+fn many_runs_go_on_pages_of_the_map_and_grad_cam_figures_that_keep_the_print_rules() {
     let tmp = tempfile::tempdir().unwrap();
     write_experiment(tmp.path());
     let exp = gather(tmp.path()).unwrap();
@@ -374,9 +374,20 @@ fn many_runs_go_on_pages_of_the_map_figure_that_keep_the_print_rules() {
         assert_eq!(page.file_name().unwrap().to_string_lossy(), *name);
         assert_eq!(image::image_dimensions(page).unwrap().0, 1861);
     }
-    let mut stale = adn_report::figures::stale_map_pages(&stem);
+    let mut stale = adn_report::figures::stale_pages(&stem);
     stale.sort();
     assert_eq!(stale, pages);
+    // The Grad-CAM grid of the same runs: pages too, each within the rules.
+    let cams =
+        adn_report::figures::check_gradcam_grid(&dir, &exp, &tmp.path().join("cam")).unwrap();
+    assert!(cams.len() >= 2, "{cams:?}");
+    for (name, v) in &cams {
+        assert!(v.is_empty(), "{name}: {v:#?}");
+    }
+    let written =
+        adn_report::figures::write_gradcam_grid(&dir, &exp, &tmp.path().join("cam")).unwrap();
+    assert_eq!(written.len(), cams.len());
+    assert_eq!(image::image_dimensions(&written[0]).unwrap().0, 1861);
     // A short defect name and a miss: the row label's column is as wide as its longest
     // word, "(missed by DifferNet)" wrapped beside the images, not over them.
     let missed = tmp.path().join("explain_missed");

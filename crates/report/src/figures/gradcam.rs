@@ -12,6 +12,7 @@ use adn_record::Explanation;
 use crate::gather::Experiment;
 use crate::tables::display_name;
 
+use super::maps::{self, CELL, GAP, draw_lines, line_height, page_stem, resized_rgb, unit};
 use super::print::*;
 use super::*;
 
@@ -32,68 +33,172 @@ pub(super) fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
     Ok((img.width(), img.height(), img.into_raw()))
 }
 
+/// One page of the Grad-CAM grid: the runs it shows after the input, and where things go.
+struct CamPage {
+    runs: std::ops::Range<usize>,
+    width: u32,
+    height: u32,
+    left: u32,
+    top: u32,
+    headers: Vec<Vec<String>>,
+    labels: Vec<Vec<String>>,
+    notes: Vec<String>,
+}
+
+/// The pages of the Grad-CAM grid of `e`, each exactly 7 in wide at print size, the input
+/// column and as many runs as fit (the cells as the map figure's).
+fn cam_pages(e: &Explanation, exp: &Experiment) -> Result<Vec<CamPage>> {
+    let u = unit();
+    let pad = px(u, 4.0);
+    let width = px(u, TWO_COLUMNS);
+    let label_font = font(u, LABEL_PT).into_font();
+    let widest = e
+        .images
+        .iter()
+        .map(|i| maps::text_width(LABEL_PT, &i.defect))
+        .max()
+        .unwrap_or(0);
+    let widest_word = e
+        .images
+        .iter()
+        .flat_map(|i| i.defect.split([' ', '-']))
+        .map(|w| maps::text_width(LABEL_PT, w))
+        .max()
+        .unwrap_or(0);
+    let left = (widest + 2 * pad).min(width / 5).max(widest_word + 2 * pad);
+    let per_page = ((width - left) / (CELL + GAP)).saturating_sub(1).max(1) as usize;
+    let labels = e
+        .images
+        .iter()
+        .map(|i| wrap(&i.defect, &label_font, left - 2 * pad))
+        .collect::<Result<Vec<_>>>()?;
+    let note = format!(
+        "Grad-CAM of the anomaly score at {}, laid over the input: blue low, red high, each \
+         image on its own scale.",
+        e.layer
+    );
+    let notes = wrap(&note, &font(u, TICK_PT).into_font(), width - 2 * pad)?;
+    let mut pages = Vec::new();
+    let mut start = 0;
+    while start < e.runs.len().max(1) {
+        let runs = start..(start + per_page).min(e.runs.len());
+        let mut headers = vec![wrap("input", &label_font, CELL)?];
+        for r in &e.runs[runs.clone()] {
+            headers.push(wrap(
+                &run_label(exp, &r.run_dir, &r.attention),
+                &label_font,
+                CELL,
+            )?);
+        }
+        let top = headers.iter().map(Vec::len).max().unwrap_or(1) as u32 * line_height(LABEL_PT)
+            + 2 * pad;
+        let notes_h = notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
+        let height = top + e.images.len() as u32 * (CELL + GAP) + notes_h;
+        start = runs.end.max(start + 1);
+        pages.push(CamPage {
+            runs,
+            width,
+            height,
+            left,
+            top,
+            headers,
+            labels: labels.clone(),
+            notes: notes.clone(),
+        });
+    }
+    Ok(pages)
+}
+
+fn draw_cam_page<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    explain_dir: &Path,
+    e: &Explanation,
+    page: &CamPage,
+) -> Result<()> {
+    let pad = px(unit(), 4.0);
+    for (c, lines) in page.headers.iter().enumerate() {
+        let x = (page.left + c as u32 * (CELL + GAP)) as i32;
+        let y = (page.top - pad - lines.len() as u32 * line_height(LABEL_PT)) as i32;
+        draw_lines(area, lines, (x, y), LABEL_PT)?;
+    }
+    for (r, lines) in page.labels.iter().enumerate() {
+        let y = (page.top + r as u32 * (CELL + GAP)) as i32;
+        let mid = y + CELL as i32 / 2 - (lines.len() as u32 * line_height(LABEL_PT) / 2) as i32;
+        draw_lines(area, lines, (pad as i32, mid), LABEL_PT)?;
+        let mut files = vec![e.inputs[r].clone()];
+        files.extend(
+            e.runs[page.runs.clone()]
+                .iter()
+                .map(|run| run.overlays[r].clone()),
+        );
+        for (c, f) in files.iter().enumerate() {
+            let tile = resized_rgb(&explain_dir.join(f), CELL)?;
+            let x = (page.left + c as u32 * (CELL + GAP)) as i32;
+            let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)
+                .context("image buffer of the wrong size")?;
+            area.draw(&bitmap).map_err(err)?;
+        }
+    }
+    let notes_h = page.notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
+    let y = (page.height - notes_h + pad) as i32;
+    draw_lines(area, &page.notes, (pad as i32, y), TICK_PT)
+}
+
 /// The paper's qualitative figure from an `adn explain` folder: test images (rows) ×
-/// {input, each run's Grad-CAM overlay} (columns), as `<stem>.png` (bitmaps do not go into
-/// the SVG backend without its image feature, so PNG only).
+/// {input, each run's Grad-CAM overlay} (columns), as `<stem>.png`, or in pages
+/// (`<stem>_1.png`, …) where the runs do not fit across 7 in. PNG only (bitmaps do not go
+/// into the SVG backend without its image feature).
 pub fn write_gradcam_grid(
     explain_dir: &Path,
     exp: &Experiment,
-    title: &str,
     stem: &Path,
-) -> Result<PathBuf> {
+) -> Result<Vec<PathBuf>> {
     register_font();
     let e = Explanation::read(explain_dir)?;
-    let (cell, _, _) = rgb(&explain_dir.join(&e.inputs[0]))?;
-    let (left, top, gap) = (110u32, 70u32, 6u32);
-    let cols = 1 + e.runs.len() as u32;
-    let rows = e.images.len() as u32;
-    let size = (left + cols * (cell + gap), top + rows * (cell + gap));
-    let path = stem.with_extension("png");
-    let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
-    {
-        let area = BitMapBackend::new(&tmp, size).into_drawing_area();
-        area.fill(&WHITE).map_err(err)?;
-        let u = bitmap_unit(size.0);
-        let style = |pt: f64| TextStyle::from(font(u, pt).into_font());
-        area.draw(&Text::new(
-            format!("{title}: Grad-CAM of the anomaly score at {}", e.layer),
-            (10, 8),
-            style(TITLE_PT),
-        ))
-        .map_err(err)?;
-        let mut headers = vec!["input".to_string()];
-        headers.extend(
-            e.runs
-                .iter()
-                .map(|r| run_label(exp, &r.run_dir, &r.attention)),
-        );
-        for (c, h) in headers.iter().enumerate() {
-            let x = (left + c as u32 * (cell + gap)) as i32;
-            area.draw(&Text::new(h.clone(), (x, top as i32 - 24), style(LABEL_PT)))
-                .map_err(err)?;
+    let pages = cam_pages(&e, exp)?;
+    let mut written = Vec::new();
+    for (k, page) in pages.iter().enumerate() {
+        let stem = page_stem(stem, k, pages.len());
+        let path = stem.with_extension("png");
+        let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
+        {
+            let area = BitMapBackend::new(&tmp, (page.width, page.height)).into_drawing_area();
+            area.fill(&WHITE).map_err(err)?;
+            draw_cam_page(&area, explain_dir, &e, page)?;
+            area.present().map_err(err)?;
         }
-        for (r, image) in e.images.iter().enumerate() {
-            let y = (top + r as u32 * (cell + gap)) as i32;
-            area.draw(&Text::new(
-                image.defect.clone(),
-                (8, y + cell as i32 / 2 - 8),
-                style(LABEL_PT),
-            ))
-            .map_err(err)?;
-            let mut files = vec![e.inputs[r].clone()];
-            files.extend(e.runs.iter().map(|run| run.overlays[r].clone()));
-            for (c, f) in files.iter().enumerate() {
-                let (w, h, buf) = rgb(&explain_dir.join(f))?;
-                let x = (left + c as u32 * (cell + gap)) as i32;
-                let bitmap = BitMapElement::with_owned_buffer((x, y), (w, h), buf)
-                    .context("image buffer of the wrong size")?;
-                area.draw(&bitmap).map_err(err)?;
-            }
-        }
-        area.present().map_err(err)?;
+        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
     }
-    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+    Ok(written)
+}
+
+/// The Grad-CAM grid's pages laid out, not written: each page's file name with its
+/// breaches of the print rules.
+pub fn check_gradcam_grid(
+    explain_dir: &Path,
+    exp: &Experiment,
+    stem: &Path,
+) -> Result<Vec<(String, Vec<String>)>> {
+    register_font();
+    let e = Explanation::read(explain_dir)?;
+    let pages = cam_pages(&e, exp)?;
+    let mut out = Vec::new();
+    for (k, page) in pages.iter().enumerate() {
+        let u = bitmap_unit(page.width);
+        let (recorder, texts) = layout::Recorder::new((page.width, page.height), u);
+        draw_cam_page(&recorder.into_drawing_area(), explain_dir, &e, page)?;
+        let layout = layout::Layout::of(page.width, page.height, u, texts.take());
+        let name = page_stem(stem, k, pages.len());
+        out.push((
+            format!(
+                "{}.png",
+                name.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            layout.violations(),
+        ));
+    }
+    Ok(out)
 }
 
 /// One `adn explain` call of the report: a dataset × category, the run folders of the first

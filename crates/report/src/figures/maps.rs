@@ -20,33 +20,33 @@ use super::*;
 
 /// Side of one image cell in pixels: inputs are resized to it, so small model inputs still
 /// print at about 200 dpi in a two-column figure.
-const CELL: u32 = 240;
+pub(super) const CELL: u32 = 240;
 
 /// A `CELL`-pixel image prints `CELL_PT` points (0.9 in) wide: the text of these figures is
 /// sized in points against it, so it prints at 8 pt or more wherever the images print at
 /// that size (four image columns and their labels fit across two paper columns).
 const CELL_PT: f64 = 65.0;
 
-fn unit() -> f64 {
+pub(super) fn unit() -> f64 {
     CELL as f64 / CELL_PT
 }
 
-fn text_style(pt: f64) -> TextStyle<'static> {
+pub(super) fn text_style(pt: f64) -> TextStyle<'static> {
     TextStyle::from(font(unit(), pt).into_font())
 }
 
 /// The width of `text` at `pt` points, in pixels.
-fn text_width(pt: f64, text: &str) -> u32 {
+pub(super) fn text_width(pt: f64, text: &str) -> u32 {
     text_style(pt).font.box_size(text).map_or(0, |b| b.0)
 }
 
 /// A line of `pt`-point text, in pixels.
-fn line_height(pt: f64) -> u32 {
+pub(super) fn line_height(pt: f64) -> u32 {
     px(unit(), pt * 1.35)
 }
 
 /// Draws `lines` from `(x, y)` down, one `line_height(pt)` apart.
-fn draw_lines<DB: DrawingBackend>(
+pub(super) fn draw_lines<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     lines: &[String],
     (x, y): (i32, i32),
@@ -89,7 +89,7 @@ pub(super) fn outline(mask: &[bool], side: usize) -> Vec<bool> {
         .collect()
 }
 
-fn resized_rgb(path: &Path, side: u32) -> Result<Vec<u8>> {
+pub(super) fn resized_rgb(path: &Path, side: u32) -> Result<Vec<u8>> {
     let (w, h, buf) = rgb(path)?;
     let img = image::RgbImage::from_raw(w, h, buf)
         .with_context(|| format!("{}: bad image buffer", path.display()))?;
@@ -244,7 +244,7 @@ struct MapPage {
     notes: Vec<String>,
 }
 
-const GAP: u32 = 10;
+pub(super) const GAP: u32 = 10;
 
 /// The pages of the qualitative figure of `e`: each exactly two paper columns (7 in) wide
 /// with its text at print size, the input column and as many runs as fit; more runs go on
@@ -412,7 +412,7 @@ fn draw_map_page<DB: DrawingBackend>(
 }
 
 /// `<stem>.png`, or `<stem>_<k>.png` for pages 1, 2, … when the runs need more than one.
-fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
+pub(super) fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
     if pages == 1 {
         stem.to_path_buf()
     } else {
@@ -421,9 +421,9 @@ fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
     }
 }
 
-/// The files of an earlier drawing of `stem` (the single page and numbered pages), for the
-/// caller to remove before drawing it again.
-pub fn stale_map_pages(stem: &Path) -> Vec<PathBuf> {
+/// The files of an earlier drawing of `stem` (the single page and numbered pages) of a
+/// figure drawn in pages, for the caller to remove before drawing it again.
+pub fn stale_pages(stem: &Path) -> Vec<PathBuf> {
     let name = stem
         .file_name()
         .unwrap_or_default()

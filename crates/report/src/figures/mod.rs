@@ -28,9 +28,9 @@ use crate::tables::{Metric, metrics_of};
 pub use attention::write_attention_pictures;
 use bars::Bars;
 use diagnostics::DiagnosticsFigure;
-pub use gradcam::{ExplainGroup, explain_groups, write_gradcam_grid};
+pub use gradcam::{ExplainGroup, check_gradcam_grid, explain_groups, write_gradcam_grid};
 use hist::Histograms;
-pub use maps::{check_map_grid, stale_map_pages, write_category_maps, write_map_grid};
+pub use maps::{check_map_grid, stale_pages, write_category_maps, write_map_grid};
 use roc::Rocs;
 use training::Training;
 /// The embedded DejaVu Sans (see `fonts/LICENSE-DejaVu.txt`): PNGs render the same on any

@@ -255,7 +255,8 @@ fn caption_of_one(exp: &Experiment, stem: &str) -> Option<String> {
         ),
         ("gradcam_", Some(_)) => format!(
             "Grad-CAM on {on}: test images (rows) and, beside each input, the Grad-CAM of the \
-             first complete seed of every variant ({}) laid over it.",
+             first complete seed of every variant ({}) laid over it. Blue is low and red \
+             high, each image on its own scale: compare where a map is hot, not how hot.",
             variants(exp)
         ),
         ("maps_", Some(_)) => format!(
