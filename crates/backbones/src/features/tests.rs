@@ -389,10 +389,12 @@ fn both_memory_formats_give_the_same_features_and_gradients() {
         for ((name, ga), (_, gb)) in ga_all.iter().zip(gb_all.iter()) {
             let scale = ga.abs().max().double_value(&[]).max(1e-2 * largest);
             let err = (ga - gb).abs().max().double_value(&[]) / scale;
-            // Summed over many rows in another order per layout: 1.1e-4 was seen on a
-            // random input, so the bound leaves room above float32 reordering.
+            // Sums of terms of both signs over every pixel, added in another order per
+            // layout: float32 reordering reached 1.1e-4 and, on a clean clone, 1.03e-3
+            // (relu1's lab CBAM). A layout bug moves a gradient by O(1), so 1e-2 still
+            // tells the two apart.
             assert!(
-                err < 1e-3,
+                err < 1e-2,
                 "{kind:?} {attention:?}: gradient of {name} differs by {err}"
             );
         }
