@@ -1,7 +1,6 @@
 //! The Grad-CAM grid composed from what `adn explain` wrote, and which runs `adn explain`
 //! is given.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -12,7 +11,9 @@ use adn_record::Explanation;
 use crate::gather::Experiment;
 use crate::tables::display_name;
 
-use super::maps::{self, CELL, GAP, draw_lines, line_height, page_stem, resized_rgb, unit};
+use super::maps::{
+    self, CELL, GAP, Paged, check_pages, draw_lines, line_height, resized_rgb, unit, write_pages,
+};
 use super::print::*;
 use super::*;
 
@@ -144,6 +145,38 @@ fn draw_cam_page<DB: DrawingBackend>(
     draw_lines(area, &page.notes, (pad as i32, y), TICK_PT)
 }
 
+/// The Grad-CAM grid of one `adn explain` folder, laid out in pages.
+struct CamFigure<'a> {
+    dir: &'a Path,
+    e: Explanation,
+    pages: Vec<CamPage>,
+}
+
+impl<'a> CamFigure<'a> {
+    fn read(dir: &'a Path, exp: &Experiment) -> Result<CamFigure<'a>> {
+        register_font();
+        let e = Explanation::read(dir)?;
+        let pages = cam_pages(&e, exp)?;
+        Ok(CamFigure { dir, e, pages })
+    }
+}
+
+impl Paged for CamFigure<'_> {
+    fn pages(&self) -> usize {
+        self.pages.len()
+    }
+    fn page_size(&self, k: usize) -> (u32, u32) {
+        (self.pages[k].width, self.pages[k].height)
+    }
+    fn draw_page<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        k: usize,
+    ) -> Result<()> {
+        draw_cam_page(area, self.dir, &self.e, &self.pages[k])
+    }
+}
+
 /// The paper's qualitative figure from an `adn explain` folder: test images (rows) ×
 /// {input, each run's Grad-CAM overlay} (columns), as `<stem>.png`, or in pages
 /// (`<stem>_1.png`, …) where the runs do not fit across 7 in. PNG only (bitmaps do not go
@@ -153,24 +186,7 @@ pub fn write_gradcam_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<PathBuf>> {
-    register_font();
-    let e = Explanation::read(explain_dir)?;
-    let pages = cam_pages(&e, exp)?;
-    let mut written = Vec::new();
-    for (k, page) in pages.iter().enumerate() {
-        let stem = page_stem(stem, k, pages.len());
-        let path = stem.with_extension("png");
-        let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
-        {
-            let area = BitMapBackend::new(&tmp, (page.width, page.height)).into_drawing_area();
-            area.fill(&WHITE).map_err(err)?;
-            draw_cam_page(&area, explain_dir, &e, page)?;
-            area.present().map_err(err)?;
-        }
-        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(path);
-    }
-    Ok(written)
+    write_pages(&CamFigure::read(explain_dir, exp)?, stem)
 }
 
 /// The Grad-CAM grid's pages laid out, not written: each page's file name with its
@@ -180,25 +196,7 @@ pub fn check_gradcam_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    register_font();
-    let e = Explanation::read(explain_dir)?;
-    let pages = cam_pages(&e, exp)?;
-    let mut out = Vec::new();
-    for (k, page) in pages.iter().enumerate() {
-        let u = bitmap_unit(page.width);
-        let (recorder, texts) = layout::Recorder::new((page.width, page.height), u);
-        draw_cam_page(&recorder.into_drawing_area(), explain_dir, &e, page)?;
-        let layout = layout::Layout::of(page.width, page.height, u, texts.take());
-        let name = page_stem(stem, k, pages.len());
-        out.push((
-            format!(
-                "{}.png",
-                name.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            layout.violations(),
-        ));
-    }
-    Ok(out)
+    check_pages(&CamFigure::read(explain_dir, exp)?, stem)
 }
 
 /// One `adn explain` call of the report: a dataset × category, the run folders of the first

@@ -412,7 +412,7 @@ fn draw_map_page<DB: DrawingBackend>(
 }
 
 /// `<stem>.png`, or `<stem>_<k>.png` for pages 1, 2, … when the runs need more than one.
-pub(super) fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
+fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
     if pages == 1 {
         stem.to_path_buf()
     } else {
@@ -445,27 +445,96 @@ pub fn stale_pages(stem: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Draws the qualitative figure from the `adn explain` folder `explain_dir`: `<stem>.png`,
-/// or one page per few runs (`<stem>_1.png`, …) where they do not fit across two columns.
-pub fn write_map_grid(explain_dir: &Path, exp: &Experiment, stem: &Path) -> Result<Vec<PathBuf>> {
-    register_font();
-    let e = Explanation::read(explain_dir)?;
-    let pages = map_pages(&e, exp)?;
+/// A figure drawn as bitmap pages (the map and Grad-CAM figures): each page's size, and
+/// how to draw it on any backend.
+pub(super) trait Paged {
+    fn pages(&self) -> usize;
+    fn page_size(&self, k: usize) -> (u32, u32);
+    fn draw_page<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        k: usize,
+    ) -> Result<()>;
+}
+
+/// Writes every page of `fig`: `<stem>.png`, or `<stem>_1.png`, … when there are several,
+/// each under a temporary name first.
+pub(super) fn write_pages(fig: &impl Paged, stem: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for (k, page) in pages.iter().enumerate() {
-        let stem = page_stem(stem, k, pages.len());
+    for k in 0..fig.pages() {
+        let stem = page_stem(stem, k, fig.pages());
         let path = stem.with_extension("png");
         let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
         {
-            let area = BitMapBackend::new(&tmp, (page.width, page.height)).into_drawing_area();
+            let area = BitMapBackend::new(&tmp, fig.page_size(k)).into_drawing_area();
             area.fill(&WHITE).map_err(err)?;
-            draw_map_page(&area, explain_dir, &e, page)?;
+            fig.draw_page(&area, k)?;
             area.present().map_err(err)?;
         }
         fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Lays out every page of `fig` without writing it: each page's file name with its
+/// breaches of the print rules (a page prints two columns wide: `bitmap_unit` pixels per
+/// point).
+pub(super) fn check_pages(fig: &impl Paged, stem: &Path) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for k in 0..fig.pages() {
+        let (w, h) = fig.page_size(k);
+        let u = bitmap_unit(w);
+        let (recorder, texts) = layout::Recorder::new((w, h), u);
+        fig.draw_page(&recorder.into_drawing_area(), k)?;
+        let name = page_stem(stem, k, fig.pages());
+        out.push((
+            format!(
+                "{}.png",
+                name.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            layout::Layout::of(w, h, u, texts.take()).violations(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The map figure of one `adn explain` folder, laid out in pages.
+struct MapFigure<'a> {
+    dir: &'a Path,
+    e: Explanation,
+    pages: Vec<MapPage>,
+}
+
+impl<'a> MapFigure<'a> {
+    fn read(dir: &'a Path, exp: &Experiment) -> Result<MapFigure<'a>> {
+        register_font();
+        let e = Explanation::read(dir)?;
+        let pages = map_pages(&e, exp)?;
+        Ok(MapFigure { dir, e, pages })
+    }
+}
+
+impl Paged for MapFigure<'_> {
+    fn pages(&self) -> usize {
+        self.pages.len()
+    }
+    fn page_size(&self, k: usize) -> (u32, u32) {
+        (self.pages[k].width, self.pages[k].height)
+    }
+    fn draw_page<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        k: usize,
+    ) -> Result<()> {
+        draw_map_page(area, self.dir, &self.e, &self.pages[k])
+    }
+}
+
+/// Draws the qualitative figure from the `adn explain` folder `explain_dir`: `<stem>.png`,
+/// or one page per few runs (`<stem>_1.png`, …) where they do not fit across two columns.
+pub fn write_map_grid(explain_dir: &Path, exp: &Experiment, stem: &Path) -> Result<Vec<PathBuf>> {
+    write_pages(&MapFigure::read(explain_dir, exp)?, stem)
 }
 
 /// The qualitative figure's pages laid out, not written: each page's file name with its
@@ -475,26 +544,7 @@ pub fn check_map_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    register_font();
-    let e = Explanation::read(explain_dir)?;
-    let pages = map_pages(&e, exp)?;
-    let mut out = Vec::new();
-    for (k, page) in pages.iter().enumerate() {
-        // The page prints two columns wide: `bitmap_unit` pixels per point.
-        let u = bitmap_unit(page.width);
-        let (recorder, texts) = layout::Recorder::new((page.width, page.height), u);
-        draw_map_page(&recorder.into_drawing_area(), explain_dir, &e, page)?;
-        let layout = layout::Layout::of(page.width, page.height, u, texts.take());
-        let name = page_stem(stem, k, pages.len());
-        out.push((
-            format!(
-                "{}.png",
-                name.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            layout.violations(),
-        ));
-    }
-    Ok(out)
+    check_pages(&MapFigure::read(explain_dir, exp)?, stem)
 }
 
 /// A colour bar's top value: three significant digits, in scientific form only when small.

@@ -21,7 +21,9 @@ use serde::Serialize;
 use crate::figures::slug;
 use crate::gather::{Experiment, Run, Status, read_scores};
 use crate::published::Published;
-use crate::tables::{Metric, TextTable, all_tables, display_name, headline_table, machines_note};
+use crate::tables::{
+    Metric, TextTable, all_tables, display_name, headline_table, latex_escape, machines_note,
+};
 pub use captions::caption;
 use chart::{Axes, Series, line_chart, range_of, thin};
 
@@ -517,16 +519,7 @@ pub fn write_page(exp: &Experiment, published: &Published) -> Result<PathBuf> {
 /// Every figure as a LaTeX float with its caption and a label from its file name; a
 /// two-column figure (7 in, drawn wider than 3.3 in would allow) is a `figure*`.
 fn latex_figures(figures: &[PageFigure]) -> String {
-    let esc = |t: &str| {
-        t.replace('\\', "\\textbackslash{}")
-            .replace('&', "\\&")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-            .replace('#', "\\#")
-            .replace("±", "$\\pm$")
-            .replace('−', "$-$")
-            .replace('×', "$\\times$")
-    };
+    let esc = latex_escape;
     let mut s = String::from(
         "% Written by the report with the experiment's page: \\input{figures/figures.tex}\n\n",
     );

@@ -4,6 +4,19 @@ use super::stats::*;
 use crate::gather::{Experiment, Status};
 use crate::published::Published;
 
+/// `text` as LaTeX text: its special characters escaped, ±, −, Δ and × as math.
+pub fn latex_escape(text: &str) -> String {
+    text.replace('\\', "\\textbackslash{}")
+        .replace('&', "\\&")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+        .replace('#', "\\#")
+        .replace("±", "$\\pm$")
+        .replace('−', "$-$")
+        .replace('Δ', "$\\Delta$")
+        .replace('×', "$\\times$")
+}
+
 /// A table ready to print: a title, a header and rows of text.
 #[derive(Debug, Clone)]
 pub struct TextTable {
@@ -36,16 +49,7 @@ impl TextTable {
     /// A LaTeX `table` (`table*` when it is too wide for one column) with `\caption` and
     /// `\label`, booktabs rules, `**bold**` cells as `\textbf`, real minus signs.
     pub fn latex(&self) -> String {
-        let esc = |t: &str| {
-            t.replace('\\', "\\textbackslash{}")
-                .replace('&', "\\&")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-                .replace('#', "\\#")
-                .replace("±", "$\\pm$")
-                .replace('−', "$-$")
-                .replace('Δ', "$\\Delta$")
-        };
+        let esc = latex_escape;
         let cell = |t: &str| match t.strip_prefix("**").and_then(|t| t.strip_suffix("**")) {
             Some(inner) => format!("\\textbf{{{}}}", esc(inner)),
             None => esc(t),
