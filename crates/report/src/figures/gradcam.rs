@@ -11,10 +11,8 @@ use adn_record::Explanation;
 use crate::gather::Experiment;
 use crate::tables::display_name;
 
-use super::maps::{
-    self, CELL, GAP, Paged, check_pages, draw_lines, line_height, resized_rgb, unit, write_pages,
-};
-use super::print::*;
+use super::grid::{Grid, GridPage, GridSpec, check_grid, write_grid};
+use super::maps::{CELL, resized_rgb};
 use super::*;
 
 /// A run's column header: its variant in display form (`SE / joint`), found by its folder,
@@ -34,147 +32,46 @@ pub(super) fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
     Ok((img.width(), img.height(), img.into_raw()))
 }
 
-/// One page of the Grad-CAM grid: the runs it shows after the input, and where things go.
-struct CamPage {
-    runs: std::ops::Range<usize>,
-    width: u32,
-    height: u32,
-    left: u32,
-    top: u32,
-    headers: Vec<Vec<String>>,
-    labels: Vec<Vec<String>>,
-    notes: Vec<String>,
-}
-
-/// The pages of the Grad-CAM grid of `e`, each exactly 7 in wide at print size, the input
-/// column and as many runs as fit (the cells as the map figure's).
-fn cam_pages(e: &Explanation, exp: &Experiment) -> Result<Vec<CamPage>> {
-    let u = unit();
-    let pad = px(u, 4.0);
-    let width = px(u, TWO_COLUMNS);
-    let label_font = font(u, LABEL_PT).into_font();
-    let widest = e
-        .images
-        .iter()
-        .map(|i| maps::text_width(LABEL_PT, &i.defect))
-        .max()
-        .unwrap_or(0);
-    let widest_word = e
-        .images
-        .iter()
-        .flat_map(|i| i.defect.split([' ', '-']))
-        .map(|w| maps::text_width(LABEL_PT, w))
-        .max()
-        .unwrap_or(0);
-    let left = (widest + 2 * pad).min(width / 5).max(widest_word + 2 * pad);
-    let per_page = ((width - left) / (CELL + GAP)).saturating_sub(1).max(1) as usize;
-    let labels = e
-        .images
-        .iter()
-        .map(|i| wrap(&i.defect, &label_font, left - 2 * pad))
-        .collect::<Result<Vec<_>>>()?;
-    let note = format!(
-        "Grad-CAM of the anomaly score at {}, laid over the input: blue low, red high, each \
-         image on its own scale.",
-        e.layer
-    );
-    let notes = wrap(&note, &font(u, TICK_PT).into_font(), width - 2 * pad)?;
-    let mut pages = Vec::new();
-    let mut start = 0;
-    while start < e.runs.len().max(1) {
-        let runs = start..(start + per_page).min(e.runs.len());
-        let mut headers = vec![wrap("input", &label_font, CELL)?];
-        for r in &e.runs[runs.clone()] {
-            headers.push(wrap(
-                &run_label(exp, &r.run_dir, &r.attention),
-                &label_font,
-                CELL,
-            )?);
-        }
-        let top = headers.iter().map(Vec::len).max().unwrap_or(1) as u32 * line_height(LABEL_PT)
-            + 2 * pad;
-        let notes_h = notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
-        let height = top + e.images.len() as u32 * (CELL + GAP) + notes_h;
-        start = runs.end.max(start + 1);
-        pages.push(CamPage {
-            runs,
-            width,
-            height,
-            left,
-            top,
-            headers,
-            labels: labels.clone(),
-            notes: notes.clone(),
-        });
+/// The Grad-CAM grid's rows, header and note (see [`grid`]): rows labelled with their
+/// defect type, nothing right of or below the cells.
+pub(super) fn cam_spec(e: &Explanation) -> GridSpec {
+    GridSpec {
+        rows: e.images.iter().map(|i| vec![i.defect.clone()]).collect(),
+        measure: e.images.iter().map(|i| i.defect.clone()).collect(),
+        input: "input".into(),
+        note: format!(
+            "Grad-CAM of the anomaly score at {}, laid over the input: blue low, red high, \
+             each image on its own scale.",
+            e.layer
+        ),
+        right: 0,
+        below: 0,
     }
-    Ok(pages)
 }
 
-fn draw_cam_page<DB: DrawingBackend>(
+/// The cells of one page of the Grad-CAM grid: per row the input and the page's runs'
+/// overlays.
+pub(super) fn draw_cam_cells<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     explain_dir: &Path,
     e: &Explanation,
-    page: &CamPage,
+    page: &GridPage,
 ) -> Result<()> {
-    let pad = px(unit(), 4.0);
-    for (c, lines) in page.headers.iter().enumerate() {
-        let x = (page.left + c as u32 * (CELL + GAP)) as i32;
-        let y = (page.top - pad - lines.len() as u32 * line_height(LABEL_PT)) as i32;
-        draw_lines(area, lines, (x, y), LABEL_PT)?;
-    }
-    for (r, lines) in page.labels.iter().enumerate() {
-        let y = (page.top + r as u32 * (CELL + GAP)) as i32;
-        let mid = y + CELL as i32 / 2 - (lines.len() as u32 * line_height(LABEL_PT) / 2) as i32;
-        draw_lines(area, lines, (pad as i32, mid), LABEL_PT)?;
-        let mut files = vec![e.inputs[r].clone()];
-        files.extend(
-            e.runs[page.runs.clone()]
-                .iter()
-                .map(|run| run.overlays[r].clone()),
-        );
-        for (c, f) in files.iter().enumerate() {
+    for r in 0..e.images.len() {
+        let mut files = vec![&e.inputs[r]];
+        files.extend(e.runs[page.runs.clone()].iter().map(|run| &run.overlays[r]));
+        for (c, f) in files.into_iter().enumerate() {
             let tile = resized_rgb(&explain_dir.join(f), CELL)?;
-            let x = (page.left + c as u32 * (CELL + GAP)) as i32;
-            let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)
-                .context("image buffer of the wrong size")?;
+            let bitmap = BitMapElement::with_owned_buffer(
+                (page.cell_x(c), page.row_y(r)),
+                (CELL, CELL),
+                tile,
+            )
+            .context("image buffer of the wrong size")?;
             area.draw(&bitmap).map_err(err)?;
         }
     }
-    let notes_h = page.notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
-    let y = (page.height - notes_h + pad) as i32;
-    draw_lines(area, &page.notes, (pad as i32, y), TICK_PT)
-}
-
-/// The Grad-CAM grid of one `adn explain` folder, laid out in pages.
-struct CamFigure<'a> {
-    dir: &'a Path,
-    e: Explanation,
-    pages: Vec<CamPage>,
-}
-
-impl<'a> CamFigure<'a> {
-    fn read(dir: &'a Path, exp: &Experiment) -> Result<CamFigure<'a>> {
-        register_font();
-        let e = Explanation::read(dir)?;
-        let pages = cam_pages(&e, exp)?;
-        Ok(CamFigure { dir, e, pages })
-    }
-}
-
-impl Paged for CamFigure<'_> {
-    fn pages(&self) -> usize {
-        self.pages.len()
-    }
-    fn page_size(&self, k: usize) -> (u32, u32) {
-        (self.pages[k].width, self.pages[k].height)
-    }
-    fn draw_page<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, plotters::coord::Shift>,
-        k: usize,
-    ) -> Result<()> {
-        draw_cam_page(area, self.dir, &self.e, &self.pages[k])
-    }
+    Ok(())
 }
 
 /// The paper's qualitative figure from an `adn explain` folder: test images (rows) ×
@@ -186,7 +83,7 @@ pub fn write_gradcam_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<PathBuf>> {
-    write_pages(&CamFigure::read(explain_dir, exp)?, stem)
+    write_grid(Grid::GradCam, explain_dir, exp, stem)
 }
 
 /// The Grad-CAM grid's pages laid out, not written: each page's file name with its
@@ -196,7 +93,7 @@ pub fn check_gradcam_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    check_pages(&CamFigure::read(explain_dir, exp)?, stem)
+    check_grid(Grid::GradCam, explain_dir, exp, stem)
 }
 
 /// One `adn explain` call of the report: a dataset × category, the run folders of the first

@@ -15,6 +15,7 @@ use crate::gather::Experiment;
 use adn_record::Explanation;
 
 use super::gradcam::{rgb, run_label};
+use super::grid::{Grid, GridPage, GridSpec, check_grid, write_grid};
 use super::print::*;
 use super::*;
 
@@ -96,9 +97,14 @@ pub(super) fn resized_rgb(path: &Path, side: u32) -> Result<Vec<u8>> {
     Ok(image::imageops::resize(&img, side, side, image::imageops::FilterType::Triangle).into_raw())
 }
 
-/// Row `r` of an explanation as `CELL`-sized RGB tiles: the input, then every run's map over
-/// it (viridis on the row's scale), the mask outlined in red on all of them.
-fn row_tiles(explain_dir: &Path, e: &Explanation, r: usize) -> Result<Vec<Vec<u8>>> {
+/// Row `r` of an explanation as `CELL`-sized RGB tiles: the input, then the map of each run
+/// of `runs` over it (viridis on the row's scale), the mask outlined in red on all of them.
+fn row_tiles(
+    explain_dir: &Path,
+    e: &Explanation,
+    r: usize,
+    runs: std::ops::Range<usize>,
+) -> Result<Vec<Vec<u8>>> {
     let side = CELL as usize;
     let image = &e.images[r];
     let input = resized_rgb(&explain_dir.join(&e.inputs[r]), CELL)?;
@@ -123,7 +129,7 @@ fn row_tiles(explain_dir: &Path, e: &Explanation, r: usize) -> Result<Vec<Vec<u8
     };
     let mut tiles = vec![input.clone()];
     paint_edge(&mut tiles[0]);
-    for run in &e.runs {
+    for run in &e.runs[runs] {
         let map = read_map(&explain_dir.join(&run.maps[r]), CELL)?;
         let mut tile = input.clone();
         for (k, v) in map.iter().enumerate() {
@@ -216,7 +222,10 @@ pub fn write_category_maps(
                 (x, y),
                 TICK_PT,
             )?;
-            for (k, tile) in row_tiles(dir, e, r)?.into_iter().enumerate() {
+            for (k, tile) in row_tiles(dir, e, r, 0..e.runs.len())?
+                .into_iter()
+                .enumerate()
+            {
                 let y = (head + k as u32 * (CELL + gap)) as i32;
                 let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)
                     .context("image buffer of the wrong size")?;
@@ -231,61 +240,31 @@ pub fn write_category_maps(
     Ok(path)
 }
 
-/// One page of the qualitative figure: where its parts go, in pixels.
-struct MapPage {
-    /// The runs (indices into the explanation's) this page shows after the input.
-    runs: std::ops::Range<usize>,
-    width: u32,
-    height: u32,
-    left: u32,
-    top: u32,
-    headers: Vec<Vec<String>>,
-    labels: Vec<Vec<String>>,
-    notes: Vec<String>,
-}
-
+/// The gap between cells, in pixels.
 pub(super) const GAP: u32 = 10;
 
-/// The pages of the qualitative figure of `e`: each exactly two paper columns (7 in) wide
-/// with its text at print size, the input column and as many runs as fit; more runs go on
-/// further pages.
-fn map_pages(e: &Explanation, exp: &Experiment) -> Result<Vec<MapPage>> {
-    let u = unit();
-    let pad = px(u, 4.0);
-    let width = px(u, TWO_COLUMNS);
-    let label_font = font(u, LABEL_PT).into_font();
-    let tick_font = font(u, TICK_PT).into_font();
-    let bar = 16 + 2 * pad + text_width(TICK_PT, "0.000");
+/// The map figure's rows, header and note (see [`grid`]): each row labelled with its defect
+/// type (and the run that missed it), a colour bar right of the cells, a score and decision
+/// below each map.
+pub(super) fn map_spec(e: &Explanation, exp: &Experiment) -> GridSpec {
+    let pad = px(unit(), 4.0);
     let first = e.runs.first().map_or("the first run".to_string(), |r| {
         run_label(exp, &r.run_dir, &r.attention)
     });
     let missed = format!("(missed by {first})");
-    // Row labels take what they need, at most a fifth of the width (longer ones wrap),
-    // and never less than their longest word.
-    let texts = || {
-        e.images
-            .iter()
-            .map(|i| i.defect.as_str())
-            .chain([missed.as_str()])
-    };
-    let widest = texts().map(|t| text_width(LABEL_PT, t)).max().unwrap_or(0);
-    let widest_word = texts()
-        .flat_map(|t| t.split([' ', '-']))
-        .map(|w| text_width(LABEL_PT, w))
-        .max()
-        .unwrap_or(0);
-    let left = (widest + 2 * pad).min(width / 5).max(widest_word + 2 * pad);
-    let per_page = ((width - left - bar) / (CELL + GAP))
-        .saturating_sub(1)
-        .max(1) as usize;
-    let mut labels = Vec::new();
-    for image in &e.images {
-        let mut l = wrap(&image.defect, &label_font, left - 2 * pad)?;
-        if image.why == "missed by the first run" {
-            l.extend(wrap(&missed, &label_font, left - 2 * pad)?);
-        }
-        labels.push(l);
-    }
+    let rows = e
+        .images
+        .iter()
+        .map(|i| {
+            let mut pieces = vec![i.defect.clone()];
+            if i.why == "missed by the first run" {
+                pieces.push(missed.clone());
+            }
+            pieces
+        })
+        .collect();
+    let mut measure: Vec<String> = e.images.iter().map(|i| i.defect.clone()).collect();
+    measure.push(missed);
     let input = if e.images.iter().any(|i| i.mask.is_some()) {
         "input (mask in red)"
     } else {
@@ -293,75 +272,40 @@ fn map_pages(e: &Explanation, exp: &Experiment) -> Result<Vec<MapPage>> {
     };
     // The map's description, what the numbers under each map are.
     let (what, how) = e.map.split_once(": ").unwrap_or((e.map.as_str(), ""));
-    let note = format!(
-        "{what}: {how}. Under each map: the image's score → the decision at the run's \
-         F1-optimal threshold. One colour scale per row."
-    );
-    let notes = wrap(&note, &tick_font, width - 2 * pad)?;
-    let mut pages = Vec::new();
-    let mut start = 0;
-    while start < e.runs.len().max(1) {
-        let runs = start..(start + per_page).min(e.runs.len());
-        let mut headers = vec![wrap(input, &label_font, CELL)?];
-        for r in &e.runs[runs.clone()] {
-            headers.push(wrap(
-                &run_label(exp, &r.run_dir, &r.attention),
-                &label_font,
-                CELL,
-            )?);
-        }
-        let header_rows = headers.iter().map(Vec::len).max().unwrap_or(1) as u32;
-        let top = header_rows * line_height(LABEL_PT) + 2 * pad;
-        let caption = 2 * line_height(TICK_PT) + pad;
-        let notes_h = notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
-        let height = top + e.images.len() as u32 * (CELL + caption + GAP) + notes_h;
-        start = runs.end.max(start + 1);
-        pages.push(MapPage {
-            runs,
-            width,
-            height,
-            left,
-            top,
-            headers,
-            labels: labels.clone(),
-            notes: notes.clone(),
-        });
+    GridSpec {
+        rows,
+        measure,
+        input: input.to_string(),
+        note: format!(
+            "{what}: {how}. Under each map: the image's score → the decision at the run's \
+             F1-optimal threshold. One colour scale per row."
+        ),
+        right: 16 + 2 * pad + text_width(TICK_PT, "0.000"),
+        below: 2 * line_height(TICK_PT) + pad,
     }
-    Ok(pages)
 }
 
-/// Draws one page of the qualitative figure on `area`.
-fn draw_map_page<DB: DrawingBackend>(
+/// The cells of one page of the map figure: per row the input and the page's runs' maps,
+/// each map's score and decision below it, the row's colour bar at the right.
+pub(super) fn draw_map_cells<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     explain_dir: &Path,
     e: &Explanation,
-    page: &MapPage,
+    page: &GridPage,
 ) -> Result<()> {
     let pad = px(unit(), 4.0);
-    let caption = 2 * line_height(TICK_PT) + pad;
-    let pitch_y = CELL + caption + GAP;
-    let cols = page.headers.len() as u32;
-    for (c, lines) in page.headers.iter().enumerate() {
-        let x = (page.left + c as u32 * (CELL + GAP)) as i32;
-        let y = (page.top - pad - lines.len() as u32 * line_height(LABEL_PT)) as i32;
-        draw_lines(area, lines, (x, y), LABEL_PT)?;
-    }
     for (r, image) in e.images.iter().enumerate() {
-        let y = (page.top + r as u32 * pitch_y) as i32;
-        let lines = &page.labels[r];
-        let mid = y + CELL as i32 / 2 - (lines.len() as u32 * line_height(LABEL_PT) / 2) as i32;
-        draw_lines(area, lines, (pad as i32, mid), LABEL_PT)?;
-        let tiles = row_tiles(explain_dir, e, r)?;
-        let shown = std::iter::once(0).chain(page.runs.clone().map(|k| k + 1));
-        for (c, t) in shown.enumerate() {
-            let x = (page.left + c as u32 * (CELL + GAP)) as i32;
-            let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tiles[t].clone())
+        let y = page.row_y(r);
+        let tiles = row_tiles(explain_dir, e, r, page.runs.clone())?;
+        let runs = std::iter::once(None).chain(page.runs.clone().map(Some));
+        for (c, (tile, run)) in tiles.into_iter().zip(runs).enumerate() {
+            let x = page.cell_x(c);
+            let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)
                 .context("image buffer of the wrong size")?;
             area.draw(&bitmap).map_err(err)?;
-            if t == 0 {
+            let Some(run) = run.map(|k| &e.runs[k]) else {
                 continue;
-            }
-            let run = &e.runs[t - 1];
+            };
             let score = run.scores[r];
             let flagged = score >= run.threshold;
             let verdict = match (flagged, image.anomalous) {
@@ -389,7 +333,7 @@ fn draw_map_page<DB: DrawingBackend>(
             }
         }
         // The row's colour bar: 0 at the foot, the row's largest map value at the top.
-        let bx = (page.left + cols * (CELL + GAP)) as i32;
+        let bx = page.cell_x(page.columns());
         let steps = 64;
         for k in 0..steps {
             let v = 1.0 - (k as f32 + 0.5) / steps as f32;
@@ -406,135 +350,13 @@ fn draw_map_page<DB: DrawingBackend>(
         let foot = y + CELL as i32 - line_height(TICK_PT) as i32;
         draw_lines(area, &["0".to_string()], (tx, foot), TICK_PT)?;
     }
-    let notes_h = page.notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
-    let y = (page.height - notes_h + pad) as i32;
-    draw_lines(area, &page.notes, (pad as i32, y), TICK_PT)
-}
-
-/// `<stem>.png`, or `<stem>_<k>.png` for pages 1, 2, … when the runs need more than one.
-fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
-    if pages == 1 {
-        stem.to_path_buf()
-    } else {
-        let name = stem.file_name().unwrap_or_default().to_string_lossy();
-        stem.with_file_name(format!("{name}_{}", k + 1))
-    }
-}
-
-/// The files of an earlier drawing of `stem` (the single page and numbered pages) of a
-/// figure drawn in pages, for the caller to remove before drawing it again.
-pub fn stale_pages(stem: &Path) -> Vec<PathBuf> {
-    let name = stem
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let Some(dir) = stem.parent().and_then(|d| fs::read_dir(d).ok()) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            let file = p.file_name().unwrap_or_default().to_string_lossy();
-            file == format!("{name}.png")
-                || file
-                    .strip_prefix(&format!("{name}_"))
-                    .and_then(|rest| rest.strip_suffix(".png"))
-                    .is_some_and(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_digit()))
-        })
-        .collect()
-}
-
-/// A figure drawn as bitmap pages (the map and Grad-CAM figures): each page's size, and
-/// how to draw it on any backend.
-pub(super) trait Paged {
-    fn pages(&self) -> usize;
-    fn page_size(&self, k: usize) -> (u32, u32);
-    fn draw_page<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, plotters::coord::Shift>,
-        k: usize,
-    ) -> Result<()>;
-}
-
-/// Writes every page of `fig`: `<stem>.png`, or `<stem>_1.png`, … when there are several,
-/// each under a temporary name first.
-pub(super) fn write_pages(fig: &impl Paged, stem: &Path) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for k in 0..fig.pages() {
-        let stem = page_stem(stem, k, fig.pages());
-        let path = stem.with_extension("png");
-        let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
-        {
-            let area = BitMapBackend::new(&tmp, fig.page_size(k)).into_drawing_area();
-            area.fill(&WHITE).map_err(err)?;
-            fig.draw_page(&area, k)?;
-            area.present().map_err(err)?;
-        }
-        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// Lays out every page of `fig` without writing it: each page's file name with its
-/// breaches of the print rules (a page prints two columns wide: `bitmap_unit` pixels per
-/// point).
-pub(super) fn check_pages(fig: &impl Paged, stem: &Path) -> Result<Vec<(String, Vec<String>)>> {
-    let mut out = Vec::new();
-    for k in 0..fig.pages() {
-        let (w, h) = fig.page_size(k);
-        let u = bitmap_unit(w);
-        let (recorder, texts) = layout::Recorder::new((w, h), u);
-        fig.draw_page(&recorder.into_drawing_area(), k)?;
-        let name = page_stem(stem, k, fig.pages());
-        out.push((
-            format!(
-                "{}.png",
-                name.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            layout::Layout::of(w, h, u, texts.take()).violations(),
-        ));
-    }
-    Ok(out)
-}
-
-/// The map figure of one `adn explain` folder, laid out in pages.
-struct MapFigure<'a> {
-    dir: &'a Path,
-    e: Explanation,
-    pages: Vec<MapPage>,
-}
-
-impl<'a> MapFigure<'a> {
-    fn read(dir: &'a Path, exp: &Experiment) -> Result<MapFigure<'a>> {
-        register_font();
-        let e = Explanation::read(dir)?;
-        let pages = map_pages(&e, exp)?;
-        Ok(MapFigure { dir, e, pages })
-    }
-}
-
-impl Paged for MapFigure<'_> {
-    fn pages(&self) -> usize {
-        self.pages.len()
-    }
-    fn page_size(&self, k: usize) -> (u32, u32) {
-        (self.pages[k].width, self.pages[k].height)
-    }
-    fn draw_page<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, plotters::coord::Shift>,
-        k: usize,
-    ) -> Result<()> {
-        draw_map_page(area, self.dir, &self.e, &self.pages[k])
-    }
+    Ok(())
 }
 
 /// Draws the qualitative figure from the `adn explain` folder `explain_dir`: `<stem>.png`,
 /// or one page per few runs (`<stem>_1.png`, …) where they do not fit across two columns.
 pub fn write_map_grid(explain_dir: &Path, exp: &Experiment, stem: &Path) -> Result<Vec<PathBuf>> {
-    write_pages(&MapFigure::read(explain_dir, exp)?, stem)
+    write_grid(Grid::Maps, explain_dir, exp, stem)
 }
 
 /// The qualitative figure's pages laid out, not written: each page's file name with its
@@ -544,7 +366,7 @@ pub fn check_map_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    check_pages(&MapFigure::read(explain_dir, exp)?, stem)
+    check_grid(Grid::Maps, explain_dir, exp, stem)
 }
 
 /// A colour bar's top value: three significant digits, in scientific form only when small.

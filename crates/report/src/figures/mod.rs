@@ -6,6 +6,7 @@ mod attention;
 mod bars;
 mod diagnostics;
 mod gradcam;
+mod grid;
 mod heatmap;
 mod hist;
 pub mod layout;
@@ -29,8 +30,9 @@ pub use attention::write_attention_pictures;
 use bars::Bars;
 use diagnostics::DiagnosticsFigure;
 pub use gradcam::{ExplainGroup, check_gradcam_grid, explain_groups, write_gradcam_grid};
+pub use grid::stale_pages;
 use hist::Histograms;
-pub use maps::{check_map_grid, stale_pages, write_category_maps, write_map_grid};
+pub use maps::{check_map_grid, write_category_maps, write_map_grid};
 use roc::Rocs;
 use training::Training;
 /// The embedded DejaVu Sans (see `fonts/LICENSE-DejaVu.txt`): PNGs render the same on any
