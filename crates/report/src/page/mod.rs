@@ -439,7 +439,11 @@ struct Page {
 
 /// Renders the page of `exp` (its figures must be drawn already) without writing it.
 pub fn render_page(exp: &Experiment, published: &Published) -> Result<String> {
-    let figures = page_figures(exp)?;
+    render(exp, published, page_figures(exp)?)
+}
+
+/// The page of `exp` with `figures` (from [`page_figures`]).
+fn render(exp: &Experiment, published: &Published, figures: Vec<PageFigure>) -> Result<String> {
     let runs = exp
         .runs
         .iter()
@@ -503,12 +507,13 @@ pub fn render_page(exp: &Experiment, published: &Published) -> Result<String> {
 /// (each figure in a LaTeX `figure` with the same caption), atomically: a page cut short
 /// never replaces a whole one. Returns the page's path.
 pub fn write_page(exp: &Experiment, published: &Published) -> Result<PathBuf> {
-    let html = render_page(exp, published)?;
     let figures = page_figures(exp)?;
-    if !figures.is_empty() {
-        let tex = exp.dir.join("figures").join("figures.tex");
-        adn_util::atomic::write_file(&tex, latex_figures(&figures).as_bytes())
-            .with_context(|| format!("cannot write {}", tex.display()))?;
+    let tex = (!figures.is_empty()).then(|| latex_figures(&figures));
+    let html = render(exp, published, figures)?;
+    if let Some(tex) = tex {
+        let path = exp.dir.join("figures").join("figures.tex");
+        adn_util::atomic::write_file(&path, tex.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let path = exp.dir.join(files::PAGE);
     adn_util::atomic::write_file(&path, html.as_bytes())
