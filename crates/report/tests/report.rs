@@ -377,6 +377,13 @@ fn many_runs_go_on_pages_of_the_map_and_grad_cam_figures_that_keep_the_print_rul
     let mut stale = adn_report::figures::stale_pages(&stem);
     stale.sort();
     assert_eq!(stale, pages);
+    // Drawn again with fewer runs, the figure is one page and the earlier pages are gone,
+    // removed only once the new page is written.
+    let few = tmp.path().join("explain_few");
+    write_explain_dir(&few, "hole", &["none", "se"]);
+    let again = adn_report::figures::write_map_grid(&few, &exp, &stem).unwrap();
+    assert_eq!(again, vec![stem.with_extension("png")]);
+    assert_eq!(adn_report::figures::stale_pages(&stem), again);
     // The Grad-CAM grid of the same runs: pages too, each within the rules.
     let cams =
         adn_report::figures::check_gradcam_grid(&dir, &exp, &tmp.path().join("cam")).unwrap();

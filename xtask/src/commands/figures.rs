@@ -61,24 +61,15 @@ pub fn run(experiment: &str) -> Result<()> {
                 .arg(&explain_dir)
                 .args(&group.runs),
         )?;
-        let gradcam = figures_dir.join(format!("gradcam_{}", group.slug));
-        for old in adn_report::figures::stale_pages(&gradcam) {
-            std::fs::remove_file(old).ok();
-        }
         files.extend(adn_report::figures::write_gradcam_grid(
             &explain_dir,
             &exp,
-            &gradcam,
+            &figures_dir.join(format!("gradcam_{}", group.slug)),
         )?);
-        let maps = figures_dir.join(format!("maps_{}", group.slug));
-        // Pages of an earlier drawing with more runs would outlive this one.
-        for old in adn_report::figures::stale_pages(&maps) {
-            std::fs::remove_file(old).ok();
-        }
         files.extend(adn_report::figures::write_map_grid(
             &explain_dir,
             &exp,
-            &maps,
+            &figures_dir.join(format!("maps_{}", group.slug)),
         )?);
         files.extend(adn_report::figures::write_attention_pictures(
             &explain_dir,

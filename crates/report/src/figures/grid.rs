@@ -199,7 +199,8 @@ fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
 
 /// Draws the `grid` figure of the `adn explain` folder `explain_dir`: `<stem>.png`, or
 /// `<stem>_1.png`, … when its runs do not fit across two columns; each page under a
-/// temporary name first.
+/// temporary name first. Then, and only then, the files of an earlier drawing that this
+/// one did not replace (pages of a drawing with more runs) are removed.
 pub(super) fn write_grid(
     grid: Grid,
     explain_dir: &Path,
@@ -220,6 +221,11 @@ pub(super) fn write_grid(
         }
         fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
+    }
+    for old in stale_pages(stem) {
+        if !written.contains(&old) {
+            fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+        }
     }
     Ok(written)
 }
