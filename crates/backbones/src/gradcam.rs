@@ -3,7 +3,9 @@
 //!
 //! With `A` the layer's activation at the first scale and `y` a scalar score computed from
 //! the pooled multi-scale features, the map is `ReLU(Σ_c mean_hw(∂y/∂A_c) · A_c)`, upsampled
-//! bilinearly to the input size and divided by its maximum (when positive).
+//! bilinearly to the input size. [`FeatureExtractor::grad_cam`] divides each map by its
+//! own maximum (the usual picture); [`FeatureExtractor::grad_cam_unscaled`] keeps the values,
+//! so that maps of several images or models can share one colour scale.
 
 use tch::Tensor;
 
@@ -11,8 +13,22 @@ use crate::{BackboneError, FeatureExtractor};
 
 impl FeatureExtractor {
     /// Grad-CAM maps `[N, H, W]` in `[0, 1]` for images `[N, 3, H, W]` at `layer`, where
-    /// `score` maps pooled features `[N, D]` to per-image scores `[N]`.
+    /// `score` maps pooled features `[N, D]` to per-image scores `[N]`: each map divided by
+    /// its maximum.
     pub fn grad_cam(
+        &self,
+        xs: &Tensor,
+        layer: &str,
+        score: &dyn Fn(&Tensor) -> Tensor,
+    ) -> Result<Tensor, BackboneError> {
+        let cam = self.grad_cam_unscaled(xs, layer, score)?;
+        let max = cam.amax([1, 2].as_slice(), true).clamp_min(1e-12);
+        Ok(cam / max)
+    }
+
+    /// The Grad-CAM maps `[N, H, W]` before any scaling: `ReLU(Σ_c mean_hw(∂y/∂A_c) · A_c)`
+    /// in the score's units per activation position, upsampled to the input size.
+    pub fn grad_cam_unscaled(
         &self,
         xs: &Tensor,
         layer: &str,
@@ -50,10 +66,8 @@ impl FeatureExtractor {
         let cam = (weights * activation.detach())
             .sum_dim_intlist(1, true, activation.kind())
             .relu();
-        let cam = cam
+        Ok(cam
             .upsample_bilinear2d([h, w], false, None, None)
-            .squeeze_dim(1);
-        let max = cam.amax([1, 2].as_slice(), true).clamp_min(1e-12);
-        Ok(cam / max)
+            .squeeze_dim(1))
     }
 }

@@ -1,5 +1,5 @@
 //! What `adn explain` and `adn eval` write beside the run records: `explain.json` (the
-//! Grad-CAM overlays and DifferNet maps of a few test images), `attention.json` (every
+//! Grad-CAM and DifferNet maps of a few test images), `attention.json` (every
 //! attention gate on good and defective images) and `eval.json` (a run rescored on other
 //! data). The runner writes these types and the report reads them, strictly, so each field
 //! is declared here once.
@@ -16,9 +16,12 @@ use crate::{CacheStats, RecordError, files, read_json};
 pub struct Explanation {
     /// The backbone layer Grad-CAM looked at.
     pub layer: String,
+    /// The largest Grad-CAM value over every image and run: the one scale at which every
+    /// `cams` file is stored (score units per activation position).
+    pub cam_max: f32,
     /// Test images (rows).
     pub images: Vec<ExplainedImage>,
-    /// Runs (columns): folder, attention, the overlay file of every image.
+    /// Runs (columns): folder, attention, the Grad-CAM and map files of every image.
     pub runs: Vec<ExplainedRun>,
     /// The resized inputs, one per image.
     pub inputs: Vec<String>,
@@ -47,8 +50,8 @@ pub struct ExplainedImage {
 pub struct ExplainedRun {
     pub run_dir: String,
     pub attention: String,
-    /// Grad-CAM overlays, each map scaled to its own maximum.
-    pub overlays: Vec<String>,
+    /// Grad-CAM of every image as a 16-bit gray PNG, `value / cam_max`.
+    pub cams: Vec<String>,
     /// DifferNet's map of every image as a 16-bit gray PNG, `value / map_max` of its row.
     pub maps: Vec<String>,
     /// Every image's anomaly score in the run's `scores.csv`, and the threshold with the
@@ -73,7 +76,7 @@ impl Explanation {
         }
         for r in &e.runs {
             for (what, len) in [
-                ("overlays", r.overlays.len()),
+                ("cams", r.cams.len()),
                 ("maps", r.maps.len()),
                 ("scores", r.scores.len()),
             ] {
@@ -260,6 +263,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = Explanation {
             layer: "relu5".into(),
+            cam_max: 1.0,
             images: vec![],
             runs: vec![],
             inputs: vec![],

@@ -279,15 +279,16 @@ fn write_explain_dir(dir: &Path, defect: &str, attentions: &[&str]) {
             maps.push(format!("\"{name}\""));
         }
         runs.push(format!(
-            r#"{{"run_dir": "elsewhere/{k}", "attention": "{a}", "overlays": ["input_0.png", "input_1.png"],
+            r#"{{"run_dir": "elsewhere/{k}", "attention": "{a}", "cams": [{}],
                 "maps": [{}], "scores": [2.0, 0.5], "threshold": 1.0}}"#,
+            maps.join(", "),
             maps.join(", ")
         ));
     }
     fs::write(
         dir.join("explain.json"),
         format!(
-            r#"{{"layer": "stage4", "map": "DifferNet's input gradient: |g|, averaged over 2",
+            r#"{{"layer": "stage4", "cam_max": 0.8, "map": "DifferNet's input gradient: |g|, averaged over 2",
                 "inputs": ["input_0.png", "input_1.png"],
                 "images": [{{"path": "a.png", "defect": "{defect}", "anomalous": true,
                              "why": "first of its type", "mask": "mask_0.png", "map_max": 1.5}},

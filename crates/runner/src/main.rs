@@ -49,7 +49,7 @@ enum Command {
     #[command(subcommand)]
     Weights(weights::Args),
     /// Grad-CAM of trained runs' anomaly scores on a few test images (the paper's
-    /// qualitative figure): overlays and explain.json in OUT.
+    /// qualitative figure): maps and explain.json in OUT.
     Explain(explain::Args),
     /// Measurements for `cargo xtask bench` (JSON on stdout), each the same work as the
     /// PyTorch reference's mode of the same name.

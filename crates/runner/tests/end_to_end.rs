@@ -53,7 +53,7 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
     let scores = std::fs::read_to_string(run.join("scores.csv")).unwrap();
     assert_eq!(scores.lines().count(), 41);
 
-    // The qualitative figure's input: Grad-CAM overlays of the trained run.
+    // The qualitative figure's input: Grad-CAM and DifferNet maps of the trained run.
     let explain = adn("explain")
         .args(["--images", "2", "--device", "cpu", "--out"])
         .arg(dir.path().join("explain"))
@@ -93,7 +93,7 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
     }
     assert!(images[0]["mask"].is_string() && images.last().unwrap()["mask"].is_null());
     let n = images.len();
-    for key in ["overlays", "maps"] {
+    for key in ["cams", "maps"] {
         let files = run0[key].as_array().unwrap();
         assert_eq!(files.len(), n, "{key}");
         let first = dir.path().join("explain").join(files[0].as_str().unwrap());
@@ -107,6 +107,20 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
         let top = map.pixels().map(|p| p[0]).max().unwrap();
         assert_eq!(top == 65535, images[i]["map_max"].as_f64().unwrap() > 0.0);
     }
+    // Grad-CAM is on one scale for every image and run: the largest map reaches it.
+    let cam_top = run0["cams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let cam = image::open(dir.path().join("explain").join(f.as_str().unwrap()))
+                .unwrap()
+                .into_luma16();
+            cam.pixels().map(|p| p[0]).max().unwrap()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(cam_top == 65535, e["cam_max"].as_f64().unwrap() > 0.0);
 
     // Same config, same seed, CPU: bit-identical scores.
     let again = run_smoke(dir.path(), "b", &[]);

@@ -12,7 +12,7 @@ use crate::gather::Experiment;
 use crate::tables::display_name;
 
 use super::grid::{Grid, GridPage, GridSpec, check_grid, write_grid};
-use super::maps::{CELL, resized_rgb};
+use super::maps::{CELL, blend_viridis, colour_bar, colour_bar_width, read_map, resized_rgb};
 use super::*;
 
 /// A run's column header: its variant in display form (`SE / joint`), found by its folder,
@@ -33,24 +33,23 @@ pub(super) fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
 }
 
 /// The Grad-CAM grid's rows, header and note (see [`grid`]): rows labelled with their
-/// defect type, nothing right of or below the cells.
+/// defect type, one colour bar right of the cells for the whole figure.
 pub(super) fn cam_spec(e: &Explanation) -> GridSpec {
     GridSpec {
         rows: e.images.iter().map(|i| vec![i.defect.clone()]).collect(),
         measure: e.images.iter().map(|i| i.defect.clone()).collect(),
         input: "input".into(),
         note: format!(
-            "Grad-CAM of the anomaly score at {}, laid over the input: blue low, red high, \
-             each image on its own scale.",
+            "Grad-CAM of the anomaly score at {}, laid over the input: which positions raise              the score. One colour scale for every image and run, 0 to the largest value              (score units per position).",
             e.layer
         ),
-        right: 0,
+        right: colour_bar_width(),
         below: 0,
     }
 }
 
 /// The cells of one page of the Grad-CAM grid: per row the input and the page's runs'
-/// overlays.
+/// Grad-CAM in viridis over it, and the figure's colour bar beside the rows.
 pub(super) fn draw_cam_cells<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     explain_dir: &Path,
@@ -58,10 +57,13 @@ pub(super) fn draw_cam_cells<DB: DrawingBackend>(
     page: &GridPage,
 ) -> Result<()> {
     for r in 0..e.images.len() {
-        let mut files = vec![&e.inputs[r]];
-        files.extend(e.runs[page.runs.clone()].iter().map(|run| &run.overlays[r]));
-        for (c, f) in files.into_iter().enumerate() {
-            let tile = resized_rgb(&explain_dir.join(f), CELL)?;
+        let input = resized_rgb(&explain_dir.join(&e.inputs[r]), CELL)?;
+        let mut tiles = vec![input.clone()];
+        for run in &e.runs[page.runs.clone()] {
+            let cam = read_map(&explain_dir.join(&run.cams[r]), CELL)?;
+            tiles.push(blend_viridis(&input, &cam, 0.6));
+        }
+        for (c, tile) in tiles.into_iter().enumerate() {
             let bitmap = BitMapElement::with_owned_buffer(
                 (page.cell_x(c), page.row_y(r)),
                 (CELL, CELL),
@@ -70,6 +72,15 @@ pub(super) fn draw_cam_cells<DB: DrawingBackend>(
             .context("image buffer of the wrong size")?;
             area.draw(&bitmap).map_err(err)?;
         }
+    }
+    if !e.images.is_empty() {
+        let height = (page.row_y(e.images.len() - 1) - page.row_y(0)) as u32 + CELL;
+        colour_bar(
+            area,
+            (page.cell_x(page.columns()), page.row_y(0)),
+            height,
+            e.cam_max,
+        )?;
     }
     Ok(())
 }

@@ -64,8 +64,8 @@ pub(super) fn draw_lines<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The map at `map_file` (16-bit, `value / row max`) in `[0, 1]`, resized to `side`.
-fn read_map(path: &Path, side: u32) -> Result<Vec<f32>> {
+/// The map at `path` (16-bit, `value / its scale`) in `[0, 1]`, resized to `side`.
+pub(super) fn read_map(path: &Path, side: u32) -> Result<Vec<f32>> {
     let img = image::open(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .into_luma16();
@@ -131,14 +131,7 @@ fn row_tiles(
     paint_edge(&mut tiles[0]);
     for run in &e.runs[runs] {
         let map = read_map(&explain_dir.join(&run.maps[r]), CELL)?;
-        let mut tile = input.clone();
-        for (k, v) in map.iter().enumerate() {
-            let c = ViridisRGB::get_color_normalized(*v, 0.0, 1.0);
-            for (ch, value) in [c.0, c.1, c.2].into_iter().enumerate() {
-                let p = &mut tile[3 * k + ch];
-                *p = (0.35 * *p as f32 + 0.65 * value as f32).round() as u8;
-            }
-        }
+        let mut tile = blend_viridis(&input, &map, 0.65);
         paint_edge(&mut tile);
         tiles.push(tile);
     }
@@ -280,7 +273,7 @@ pub(super) fn map_spec(e: &Explanation, exp: &Experiment) -> GridSpec {
             "{what}: {how}. Under each map: the image's score → the decision at the run's \
              F1-optimal threshold. One colour scale per row."
         ),
-        right: 16 + 2 * pad + text_width(TICK_PT, "0.000"),
+        right: colour_bar_width(),
         below: 2 * line_height(TICK_PT) + pad,
     }
 }
@@ -333,24 +326,55 @@ pub(super) fn draw_map_cells<DB: DrawingBackend>(
             }
         }
         // The row's colour bar: 0 at the foot, the row's largest map value at the top.
-        let bx = page.cell_x(page.columns());
-        let steps = 64;
-        for k in 0..steps {
-            let v = 1.0 - (k as f32 + 0.5) / steps as f32;
-            let y0 = y + (k * CELL as i32) / steps;
-            let y1 = y + ((k + 1) * CELL as i32) / steps;
-            area.draw(&Rectangle::new(
-                [(bx, y0), (bx + 16, y1)],
-                ViridisRGB::get_color_normalized(v, 0.0, 1.0).filled(),
-            ))
-            .map_err(err)?;
-        }
-        let tx = bx + 16 + pad as i32;
-        draw_lines(area, &[scale_label(image.map_max)], (tx, y), TICK_PT)?;
-        let foot = y + CELL as i32 - line_height(TICK_PT) as i32;
-        draw_lines(area, &["0".to_string()], (tx, foot), TICK_PT)?;
+        colour_bar(area, (page.cell_x(page.columns()), y), CELL, image.map_max)?;
     }
     Ok(())
+}
+
+/// The width a [`colour_bar`] takes right of the cells: the bar, a gap and its labels.
+pub(super) fn colour_bar_width() -> u32 {
+    BAR_PX + 2 * px(unit(), 4.0) + text_width(TICK_PT, "1.23e-4")
+}
+
+const BAR_PX: u32 = 16;
+
+/// A vertical viridis bar `height` pixels tall from `(x, y)` down: `top` (labelled) at the
+/// head, 0 at the foot.
+pub(super) fn colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (x, y): (i32, i32),
+    height: u32,
+    top: f32,
+) -> Result<()> {
+    let steps = 64;
+    for k in 0..steps {
+        let v = 1.0 - (k as f32 + 0.5) / steps as f32;
+        let y0 = y + (k * height as i32) / steps;
+        let y1 = y + ((k + 1) * height as i32) / steps;
+        area.draw(&Rectangle::new(
+            [(x, y0), (x + BAR_PX as i32, y1)],
+            ViridisRGB::get_color_normalized(v, 0.0, 1.0).filled(),
+        ))
+        .map_err(err)?;
+    }
+    let tx = x + (BAR_PX + px(unit(), 4.0)) as i32;
+    draw_lines(area, &[scale_label(top)], (tx, y), TICK_PT)?;
+    let foot = y + height as i32 - line_height(TICK_PT) as i32;
+    draw_lines(area, &["0".to_string()], (tx, foot), TICK_PT)
+}
+
+/// `input` with `values` (in `[0, 1]`, one per pixel) laid over it in viridis, `weight` of
+/// the colour against the picture.
+pub(super) fn blend_viridis(input: &[u8], values: &[f32], weight: f32) -> Vec<u8> {
+    let mut tile = input.to_vec();
+    for (k, v) in values.iter().enumerate() {
+        let c = ViridisRGB::get_color_normalized(*v, 0.0, 1.0);
+        for (ch, value) in [c.0, c.1, c.2].into_iter().enumerate() {
+            let p = &mut tile[3 * k + ch];
+            *p = ((1.0 - weight) * *p as f32 + weight * value as f32).round() as u8;
+        }
+    }
+    tile
 }
 
 /// Draws the qualitative figure from the `adn explain` folder `explain_dir`: `<stem>.png`,

@@ -1,7 +1,8 @@
 //! `adn explain`: the paper's qualitative figure, computed. For a few test images of one
 //! dataset, the Grad-CAM map of each given run's anomaly score (the flow's mean z² of the
-//! unrotated image) at a backbone layer, written as heat-map overlays beside the input,
-//! plus `explain.json` listing them; the report crate draws the grid. For runs with
+//! unrotated image) at a backbone layer, written unscaled as 16-bit maps on one scale for
+//! every image and run, beside the input, plus `explain.json` listing them; the report
+//! crate colours them and draws the grid. For runs with
 //! attention it also writes `attention.json`: every gate (SE and CBAM channel weights, CBAM
 //! spatial maps) at every position, on good and defective test images, from which the report
 //! draws the pictures of the attention itself.
@@ -19,8 +20,7 @@ use crate::config::Config;
 use crate::device::DeviceChoice;
 use crate::pipeline::data::load_data;
 use crate::pipeline::explain::{
-    Picks, attention_picks, default_layer, gate_values, grad_cam, overlay, qualitative_picks,
-    run_scores,
+    Picks, attention_picks, default_layer, gate_values, grad_cam, qualitative_picks, run_scores,
 };
 use crate::pipeline::localize::{differnet_maps, load_mask, map_angles, pixels, sigma_px};
 use crate::pipeline::model::{load_trained, require_complete};
@@ -49,7 +49,7 @@ pub struct Args {
     device: DeviceChoice,
 }
 
-/// `adn explain`: writes the overlays and prints one line.
+/// `adn explain`: writes the maps and prints one line.
 pub fn command(args: Args) -> Result<()> {
     let reproducible = crate::pipeline::reproducible::enter_for_runs(&args.runs)?;
     let e = explain(
@@ -73,7 +73,7 @@ pub fn command(args: Args) -> Result<()> {
 }
 
 /// Writes, for the qualitative figures' test images ([`qualitative_picks`]), every run's
-/// Grad-CAM overlay and DifferNet map, plus the attention gates, into the folder `out`. All
+/// Grad-CAM and DifferNet map, plus the attention gates, into the folder `out`. All
 /// runs must be on the same dataset; the first is the one whose misses are shown (vanilla,
 /// in the report's order). The folder is filled under a temporary name and appears whole
 /// (replacing an earlier one) or not at all: a full disk leaves no half-written pictures.
@@ -148,8 +148,9 @@ fn explain_into(
     let per = (size * size) as usize;
     let mut explained = Vec::new();
     let mut maps: Vec<Vec<f32>> = Vec::new();
+    let mut cams: Vec<Vec<f32>> = Vec::new();
     let mut gated = Vec::new();
-    for (k, run_dir) in runs.iter().enumerate() {
+    for run_dir in runs {
         let cfg = Config::load(&run_dir.join("config.toml"), &[])?;
         same_data(run_dir, &cfg, &cfg0)?;
         let mut model = load_trained(run_dir, &cfg, device, None)?;
@@ -158,7 +159,7 @@ fn explain_into(
             && !attention_resized.is_empty();
         let xs = pixels(&resized, &cfg, device);
         let flow = &model.flow;
-        let (gates, cams, map) =
+        let (gates, cam, map) =
             in_fp32_for_gradients(&mut model.features.extractor, |extractor| {
                 let gates = match with_gates {
                     true => Some(gate_values(
@@ -167,9 +168,9 @@ fn explain_into(
                     )?),
                     false => None,
                 };
-                let cams = grad_cam(extractor, flow, &xs, &layer)?;
+                let cam = grad_cam(extractor, flow, &xs, &layer)?;
                 let map = differnet_maps(extractor, flow, &xs, &angles, sigma)?;
-                Ok((gates, cams, map))
+                Ok((gates, cam, map))
             })?;
         if let Some(positions) = gates {
             gated.push(RunGates {
@@ -178,12 +179,7 @@ fn explain_into(
                 positions,
             });
         }
-        let overlays: Vec<String> = (0..resized.len())
-            .map(|i| format!("run{k}_{attention}_{i}.png"))
-            .collect();
-        for ((img, name), cam) in resized.iter().zip(&overlays).zip(cams.chunks(per)) {
-            save_png(&overlay(img, cam), out, name)?;
-        }
+        cams.push(cam);
         maps.push(Vec::<f32>::try_from(
             map.to_device(Device::Cpu).reshape([-1]),
         )?);
@@ -195,7 +191,7 @@ fn explain_into(
         explained.push(ExplainedRun {
             run_dir: run_dir.display().to_string(),
             attention,
-            overlays,
+            cams: Vec::new(),
             maps: Vec::new(),
             scores: picked.iter().map(|&(i, _)| scores[i]).collect(),
             threshold,
@@ -216,8 +212,23 @@ fn explain_into(
             run.maps.push(name);
         }
     }
+    // Grad-CAM on one scale for the whole figure: a good image's map then looks as weak
+    // as it is beside a defect's.
+    let cam_max = cams.iter().flatten().fold(0f32, |a, &v| a.max(v));
+    for (k, (run, c)) in explained.iter_mut().zip(&cams).enumerate() {
+        for i in 0..samples.len() {
+            let name = format!("cam{k}_{}_{i}.png", run.attention);
+            save_png(
+                &map_png(&c[i * per..(i + 1) * per], cam_max, size),
+                out,
+                &name,
+            )?;
+            run.cams.push(name);
+        }
+    }
     let explanation = Explanation {
         layer,
+        cam_max,
         images: picked
             .iter()
             .zip(&masks)
@@ -316,7 +327,7 @@ fn write_masks(
     Ok(masks)
 }
 
-/// A map as a 16-bit gray image, `value / max` of its row's scale.
+/// A map as a 16-bit gray image, `value / max` of its scale.
 fn map_png(values: &[f32], max: f32, size: u32) -> image::ImageBuffer<image::Luma<u16>, Vec<u16>> {
     let scale = if max > 0.0 { 65535.0 / max } else { 0.0 };
     image::ImageBuffer::from_fn(size, size, |x, y| {

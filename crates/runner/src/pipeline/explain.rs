@@ -9,7 +9,6 @@ use adn_backbones::FeatureExtractor;
 use adn_flows::DifferNetFlow;
 use adn_record::{GateValues, PositionGates};
 use anyhow::{Context, Result};
-use image::{Rgb, RgbImage};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::Config;
@@ -150,28 +149,9 @@ pub fn default_layer(cfg: &Config) -> &'static str {
     }
 }
 
-/// A blue → red colour map.
-fn heat(v: f32) -> [f32; 3] {
-    let v = v.clamp(0.0, 1.0);
-    let r = (1.5 - (4.0 * v - 3.0).abs()).clamp(0.0, 1.0);
-    let g = (1.5 - (4.0 * v - 2.0).abs()).clamp(0.0, 1.0);
-    let b = (1.5 - (4.0 * v - 1.0).abs()).clamp(0.0, 1.0);
-    [r, g, b]
-}
-
-pub fn overlay(input: &RgbImage, cam: &[f32]) -> RgbImage {
-    let (w, h) = input.dimensions();
-    RgbImage::from_fn(w, h, |x, y| {
-        let c = heat(cam[(y * w + x) as usize]);
-        let p = input.get_pixel(x, y).0;
-        Rgb(std::array::from_fn(|k| {
-            (0.5 * p[k] as f32 + 0.5 * 255.0 * c[k]).round() as u8
-        }))
-    })
-}
-
 /// Grad-CAM of the flow's score (mean z² of each unrotated image) at `layer`, one map per
-/// image of `xs` at the input size, row-major.
+/// image of `xs` at the input size, row-major, unscaled: in the score's units, so that the
+/// maps of every image and run can share one colour scale.
 pub fn grad_cam(
     extractor: &FeatureExtractor,
     flow: &DifferNetFlow,
@@ -183,7 +163,7 @@ pub fn grad_cam(
         z.pow_tensor_scalar(2)
             .mean_dim([1].as_slice(), false, Kind::Float)
     };
-    let cams = extractor.grad_cam(xs, layer, &score)?;
+    let cams = extractor.grad_cam_unscaled(xs, layer, &score)?;
     Ok(Vec::<f32>::try_from(
         cams.to_kind(Kind::Float)
             .to_device(Device::Cpu)
