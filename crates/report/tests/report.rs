@@ -319,16 +319,13 @@ fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
     let (w, h) = image::image_dimensions(&grid[0]).unwrap();
     assert!(w == 1861 && h > 2 * 240, "{w} × {h}");
     let categories = vec![("bottle".to_string(), a.clone()), ("screw".to_string(), b)];
-    let paper = adn_report::figures::write_category_maps(
-        &categories,
-        &exp,
-        "MVTec AD",
-        &tmp.path().join("maps_mvtec"),
-    )
-    .unwrap();
-    // Rows: input and the 2 variants; columns: the 2 categories.
-    let (w, h) = image::image_dimensions(&paper).unwrap();
-    assert!(w > 2 * 250 && w < 3 * 250 + 400, "{w}");
+    let paper =
+        adn_report::figures::write_category_maps(&categories, &exp, &tmp.path().join("maps_mvtec"))
+            .unwrap();
+    // Rows: input and the 2 variants; columns: the 2 categories; one page 7 in wide.
+    assert_eq!(paper, vec![tmp.path().join("maps_mvtec.png")]);
+    let (w, h) = image::image_dimensions(&paper[0]).unwrap();
+    assert_eq!(w, 1861);
     assert!(h > 3 * 250 && h < 4 * 250 + 300, "{h}");
     // Categories explaining other variants are refused, naming the category.
     let c = tmp.path().join("explain_c");
@@ -336,11 +333,143 @@ fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
     let e = adn_report::figures::write_category_maps(
         &[("bottle".to_string(), a), ("cable".to_string(), c)],
         &exp,
-        "MVTec AD",
         &tmp.path().join("maps_bad"),
     )
     .unwrap_err();
     assert!(e.to_string().contains("cable"), "{e}");
+}
+
+#[test]
+fn fifteen_categories_go_on_pages_that_keep_the_print_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_experiment(tmp.path());
+    let exp = gather(tmp.path()).unwrap();
+    let attentions = ["none", "se", "cbam", "cbam-official", "se", "cbam"];
+    let categories: Vec<(String, std::path::PathBuf)> = (0..15)
+        .map(|k| {
+            let dir = tmp.path().join(format!("explain_{k}"));
+            write_explain_dir(&dir, "combined-contamination-and-scratch", &attentions);
+            (format!("category-number-{k}"), dir)
+        })
+        .collect();
+    let stem = tmp.path().join("maps_many_categories");
+    let checked = adn_report::figures::check_category_maps(&categories, &exp, &stem).unwrap();
+    assert!(checked.len() >= 3, "{checked:?}");
+    for (name, v) in &checked {
+        assert!(v.is_empty(), "{name}: {v:#?}");
+    }
+    let pages = adn_report::figures::write_category_maps(&categories, &exp, &stem).unwrap();
+    assert_eq!(pages.len(), checked.len());
+}
+
+/// An `attention.json` beside an `adn explain` folder: `runs` runs with a channel gate at
+/// three positions and, for CBAM, a spatial gate; 3 good and 3 defective images.
+fn write_attention(dir: &Path, attentions: &[&str]) {
+    let images: Vec<String> = (0..6)
+        .map(|i| {
+            image::RgbImage::from_pixel(8, 8, image::Rgb([90, 90, 90]))
+                .save(dir.join(format!("attention_input_{i}.png")))
+                .unwrap();
+            let anomalous = i >= 3;
+            format!(
+                r#"{{"path": "{i}.png", "defect": "{}", "anomalous": {anomalous},
+                    "input": "attention_input_{i}.png"}}"#,
+                if anomalous {
+                    "polymer-insulator-broken-shell"
+                } else {
+                    "good"
+                }
+            )
+        })
+        .collect();
+    let values = |n: usize| {
+        (0..n)
+            .map(|k| format!("{:.3}", (k % 17) as f32 / 17.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let runs: Vec<String> = attentions
+        .iter()
+        .enumerate()
+        .map(|(k, a)| {
+            let positions: Vec<String> = ["stage2", "stage3", "stage4"]
+                .iter()
+                .map(|p| {
+                    let mut gates = vec![format!(
+                        r#"{{"gate": "channel", "shape": [6, 40], "values": [{}]}}"#,
+                        values(6 * 40)
+                    )];
+                    if a.starts_with("cbam") {
+                        gates.push(format!(
+                            r#"{{"gate": "spatial", "shape": [6, 5, 5], "values": [{}]}}"#,
+                            values(6 * 25)
+                        ));
+                    }
+                    format!(r#"{{"position": "{p}", "gates": [{}]}}"#, gates.join(", "))
+                })
+                .collect();
+            format!(
+                r#"{{"run_dir": "elsewhere/{k}", "attention": "{a}", "positions": [{}]}}"#,
+                positions.join(", ")
+            )
+        })
+        .collect();
+    fs::write(
+        dir.join("attention.json"),
+        format!(
+            r#"{{"images": [{}], "runs": [{}]}}"#,
+            images.join(", "),
+            runs.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn attention_pictures_of_many_runs_keep_the_print_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_experiment(tmp.path());
+    let exp = gather(tmp.path()).unwrap();
+    let dir = tmp.path().join("explain");
+    let attentions = [
+        "se",
+        "cbam",
+        "cbam-official",
+        "se",
+        "cbam",
+        "cbam-official",
+        "se",
+        "cbam",
+        "cbam-official",
+        "se",
+        "cbam",
+    ];
+    write_explain_dir(&dir, "crack", &attentions);
+    write_attention(&dir, &attentions);
+    let figures = tmp.path().join("figures");
+    fs::create_dir_all(&figures).unwrap();
+    let checked =
+        adn_report::figures::check_attention_pictures(&dir, &exp, &figures, "d_c").unwrap();
+    // 11 runs of 240 px rows do not fit one 9 in page; 8 CBAM runs × 3 positions do not
+    // fit across one.
+    let channels = checked
+        .iter()
+        .filter(|(n, _)| n.starts_with("attention_channels_d_c_"))
+        .count();
+    let spatial = checked
+        .iter()
+        .filter(|(n, _)| n.starts_with("attention_spatial_d_c_"))
+        .count();
+    assert!(channels >= 2 && spatial >= 4, "{checked:?}");
+    for (name, v) in &checked {
+        assert!(v.is_empty(), "{name}: {v:#?}");
+    }
+    let written =
+        adn_report::figures::write_attention_pictures(&dir, &exp, &figures, "d_c").unwrap();
+    assert_eq!(written.len(), checked.len());
+    for page in &written {
+        assert_eq!(image::image_dimensions(page).unwrap().0, 1861);
+    }
 }
 
 #[test]

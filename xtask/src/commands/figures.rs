@@ -9,10 +9,21 @@ use crate::commands::tables::experiment_dir;
 use crate::{adn, util};
 
 /// Checks the charts of `results/<experiment>` against the print rules; an error naming
-/// every breach when there is one.
+/// every breach when there is one. (The pictures from `adn explain` are checked whenever
+/// they are drawn.)
 pub fn check(experiment: &str) -> Result<()> {
     let exp = adn_report::gather(&experiment_dir(experiment))?;
     let checked = adn_report::figures::check_figures(&exp)?;
+    refuse_breaches(&checked)?;
+    util::step(&format!(
+        "figures: {} layouts keep the print rules",
+        checked.len()
+    ));
+    Ok(())
+}
+
+/// An error naming every layout of `checked` that breaks the print rules, and its breaches.
+fn refuse_breaches(checked: &[(String, Vec<String>)]) -> Result<()> {
     let broken: Vec<String> = checked
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -26,10 +37,6 @@ pub fn check(experiment: &str) -> Result<()> {
             broken.join("\n")
         );
     }
-    util::step(&format!(
-        "figures: {} layouts keep the print rules",
-        checked.len()
-    ));
     Ok(())
 }
 
@@ -61,20 +68,36 @@ pub fn run(experiment: &str) -> Result<()> {
                 .arg(&explain_dir)
                 .args(&group.runs),
         )?;
+        let gradcam = figures_dir.join(format!("gradcam_{}", group.slug));
+        let maps = figures_dir.join(format!("maps_{}", group.slug));
+        // Laid out and checked first: a figure that breaks the print rules does not replace
+        // the one already there.
+        let mut checked = adn_report::figures::check_gradcam_grid(&explain_dir, &exp, &gradcam)?;
+        checked.extend(adn_report::figures::check_map_grid(
+            &explain_dir,
+            &exp,
+            &maps,
+        )?);
+        checked.extend(adn_report::figures::check_attention_pictures(
+            &explain_dir,
+            &exp,
+            &figures_dir,
+            &group.slug,
+        )?);
+        refuse_breaches(&checked)?;
         files.extend(adn_report::figures::write_gradcam_grid(
             &explain_dir,
             &exp,
-            &figures_dir.join(format!("gradcam_{}", group.slug)),
+            &gradcam,
         )?);
         files.extend(adn_report::figures::write_map_grid(
             &explain_dir,
             &exp,
-            &figures_dir.join(format!("maps_{}", group.slug)),
+            &maps,
         )?);
         files.extend(adn_report::figures::write_attention_pictures(
             &explain_dir,
             &exp,
-            &group.title,
             &figures_dir,
             &group.slug,
         )?);
@@ -94,11 +117,16 @@ pub fn run(experiment: &str) -> Result<()> {
             .map(|(_, c, dir)| (c.clone(), dir.clone()))
             .collect();
         if categories.len() > 1 {
-            files.push(adn_report::figures::write_category_maps(
+            let stem = figures_dir.join(format!("maps_{}", adn_report::figures::slug(d)));
+            refuse_breaches(&adn_report::figures::check_category_maps(
                 &categories,
                 &exp,
-                d,
-                &figures_dir.join(format!("maps_{}", adn_report::figures::slug(d))),
+                &stem,
+            )?)?;
+            files.extend(adn_report::figures::write_category_maps(
+                &categories,
+                &exp,
+                &stem,
             )?);
         }
     }

@@ -1,25 +1,25 @@
 //! Pictures of the attention itself, drawn from the `attention.json` that `adn explain`
-//! writes: every run's channel gates per position as channels × images (good images left of
-//! the defective ones), and CBAM's spatial gates laid over the input images. Both PNG only:
-//! a panel is thousands of cells, which an SVG would carry as as many elements.
+//! writes: every run's channel gates per position (each cell channels × images, good images
+//! left of the defective ones), and CBAM's spatial gates laid over the input images. Both
+//! are grid figures (see [`grid`]): pages 7 in wide, one colour scale with its bar. PNG
+//! only: a cell is thousands of values.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use adn_record::AttentionPictures as Pictures;
+use adn_record::{AttentionPictures as Pictures, GateValues};
 
 use crate::gather::Experiment;
 
-use super::gradcam::{rgb, run_label};
-use super::print::*;
-use super::*;
+use super::gradcam::run_label;
+use super::grid::{Cells, GridPage, GridSpec, check_grid, write_grid};
+use super::maps::{CELL, blend_viridis, colour_bar, colour_bar_width, resized_rgb};
 
 /// The colour scale's top: 1 for sigmoid gates, 2 once an identity-started gate (in (0, 2))
-/// exceeds 1, so that every panel of a figure reads on the same scale.
+/// exceeds 1, so that every cell of a figure reads on the same scale.
 fn scale_top<'a>(values: impl Iterator<Item = &'a f32>) -> f32 {
     if values.fold(0.0f32, |m, v| m.max(*v)) > 1.0 {
         2.0
@@ -28,130 +28,160 @@ fn scale_top<'a>(values: impl Iterator<Item = &'a f32>) -> f32 {
     }
 }
 
-/// Draws a vertical colour bar from 0 to `top` into `area`, text at `u` pixels per point.
-fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, top: f32, u: f64) -> Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .margin_top(px(u, 20.0))
-        .margin_bottom(px(u, 20.0))
-        .margin_right(px(u, 3.0))
-        .y_label_area_size(px(u, 20.0))
-        .build_cartesian_2d(0.0..1.0, 0.0..top as f64)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_labels(5)
-        .label_style(font(u, TICK_PT))
-        .draw()
-        .map_err(err)?;
-    let steps = 100;
-    chart
-        .draw_series((0..steps).map(|k| {
-            let (a, b) = (k as f64 / steps as f64, (k + 1) as f64 / steps as f64);
-            let v = ((a + b) / 2.0) as f32 * top;
-            Rectangle::new(
-                [(0.0, a * top as f64), (1.0, b * top as f64)],
-                ViridisRGB::get_color_normalized(v, 0.0, top).filled(),
-            )
-        }))
-        .map_err(err)?;
-    Ok(())
+/// Draws `tiles` (CELL-sized RGB) at `(page column, figure row)` and the figure's colour bar
+/// beside the page's rows.
+fn draw_tiles<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    page: &GridPage,
+    tiles: Vec<(usize, usize, Vec<u8>)>,
+    top: f32,
+) -> Result<()> {
+    for (c, r, tile) in tiles {
+        let bitmap =
+            BitMapElement::with_owned_buffer((page.cell_x(c), page.row_y(r)), (CELL, CELL), tile)
+                .context("image buffer of the wrong size")?;
+        area.draw(&bitmap).map_err(super::err)?;
+    }
+    colour_bar(
+        area,
+        (page.cell_x(page.columns()), page.row_y(page.rows.start)),
+        page.cells_height(),
+        top,
+    )
 }
 
-/// Channel gates: one panel per run (row) and position (column), each channels (y) ×
-/// images (x), good | defective.
-struct ChannelGates<'a> {
-    title: String,
+/// Channel gates: one cell per run with a channel gate (row) and position (column), each
+/// channels (down) × images (across), good | defective.
+struct ChannelCells<'a> {
     pictures: &'a Pictures,
     labels: Vec<String>,
+    /// The runs shown (those with a channel gate somewhere) and the positions, in order.
+    runs: Vec<usize>,
+    positions: Vec<String>,
     top: f32,
 }
 
-const PANEL: (u32, u32) = (330, 240);
-const BAR: u32 = 80;
-
-impl Figure for ChannelGates<'_> {
-    fn size(&self, _u: f64) -> (u32, u32) {
-        let cols = self.columns() as u32;
-        let rows = self.pictures.runs.len() as u32;
-        (cols * PANEL.0 + BAR, 40 + rows * PANEL.1)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, _u: f64) -> Result<()> {
-        // A bitmap of many cells: its text is sized for the width it prints at.
-        let u = bitmap_unit(area.dim_in_pixel().0);
-        let area = titled(area, &self.title, u)?;
-        let (width, _) = area.dim_in_pixel();
-        let (main, bar) = area.split_horizontally(width.saturating_sub(BAR));
-        colour_bar(&bar, self.top, u)?;
-        let images = &self.pictures.images;
-        let good = images.iter().filter(|i| !i.anomalous).count();
-        // A blank column between the good and the defective images.
-        let column = |i: usize| if images[i].anomalous { i + 1 } else { i };
-        let width = (images.len() + 1) as f64;
-        let cells = main.split_evenly((self.pictures.runs.len(), self.columns()));
-        for (r, run) in self.pictures.runs.iter().enumerate() {
-            for (p, pos) in run.positions.iter().enumerate() {
-                let Some(g) = pos.gates.iter().find(|g| g.gate == "channel") else {
-                    continue;
-                };
-                let channels = g.shape[1];
-                let mut chart = ChartBuilder::on(&cells[r * self.columns() + p])
-                    .caption(
-                        format!("{} · {}", self.labels[r], pos.position),
-                        font(u, TICK_PT),
-                    )
-                    .margin(px(u, 3.0))
-                    .x_label_area_size(px(u, 12.0))
-                    .y_label_area_size(px(u, 30.0))
-                    .build_cartesian_2d(0.0..width, 0.0..channels as f64)
-                    .map_err(err)?;
-                chart
-                    .configure_mesh()
-                    .disable_mesh()
-                    .x_labels(0)
-                    .x_desc(format!(
-                        "{good} good | {} defective images",
-                        images.len() - good
-                    ))
-                    .y_labels(5)
-                    .y_label_formatter(&|y| format!("{y:.0}"))
-                    .y_desc("channel")
-                    .label_style(font(u, TICK_PT))
-                    .axis_desc_style(font(u, TICK_PT))
-                    .draw()
-                    .map_err(err)?;
-                chart
-                    .draw_series((0..images.len()).flat_map(|i| {
-                        let x = column(i) as f64;
-                        g.of_image(i)
-                            .iter()
-                            .enumerate()
-                            .map(move |(c, &v)| {
-                                Rectangle::new(
-                                    [(x, c as f64), (x + 1.0, c as f64 + 1.0)],
-                                    ViridisRGB::get_color_normalized(v, 0.0, self.top).filled(),
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                    }))
-                    .map_err(err)?;
+impl<'a> ChannelCells<'a> {
+    fn new(pictures: &'a Pictures, labels: &[String]) -> Self {
+        let channel = |g: &&GateValues| g.gate == "channel";
+        let runs: Vec<usize> = (0..pictures.runs.len())
+            .filter(|&r| {
+                pictures.runs[r]
+                    .positions
+                    .iter()
+                    .any(|p| p.gates.iter().any(|g| channel(&g)))
+            })
+            .collect();
+        let mut positions: Vec<String> = Vec::new();
+        for &r in &runs {
+            for p in &pictures.runs[r].positions {
+                if p.gates.iter().any(|g| channel(&g)) && !positions.contains(&p.position) {
+                    positions.push(p.position.clone());
+                }
             }
         }
-        Ok(())
+        let top = scale_top(
+            pictures
+                .runs
+                .iter()
+                .flat_map(|r| r.positions.iter())
+                .flat_map(|p| p.gates.iter())
+                .filter(channel)
+                .flat_map(|g| g.values.iter()),
+        );
+        ChannelCells {
+            pictures,
+            labels: runs.iter().map(|&r| labels[r].clone()).collect(),
+            runs,
+            positions,
+            top,
+        }
+    }
+
+    fn gate(&self, row: usize, position: &str) -> Option<&GateValues> {
+        self.pictures.runs[self.runs[row]]
+            .positions
+            .iter()
+            .find(|p| p.position == position)?
+            .gates
+            .iter()
+            .find(|g| g.gate == "channel")
     }
 }
 
-impl ChannelGates<'_> {
-    fn columns(&self) -> usize {
-        self.pictures
-            .runs
+/// One cell of the channel figure: channel `c` of image `i` at `(column, row)`, each image
+/// a column band (a white band between the good and the defective images), the channels
+/// averaged into the cell's rows when there are more than it has pixels.
+fn channel_tile(g: &GateValues, images: &[adn_record::PictureImage], top: f32) -> Vec<u8> {
+    let side = CELL as usize;
+    let good = images.iter().filter(|i| !i.anomalous).count();
+    let bands = images.len() + 1;
+    let channels = g.shape[1];
+    let mut tile = vec![255u8; 3 * side * side];
+    for x in 0..side {
+        let band = x * bands / side;
+        let i = match band.cmp(&good) {
+            std::cmp::Ordering::Less => band,
+            std::cmp::Ordering::Equal => continue,
+            std::cmp::Ordering::Greater => band - 1,
+        };
+        let values = g.of_image(i);
+        for y in 0..side {
+            let c0 = y * channels / side;
+            let c1 = ((y + 1) * channels / side).max(c0 + 1);
+            let v = values[c0..c1].iter().sum::<f32>() / (c1 - c0) as f32;
+            let c = ViridisRGB::get_color_normalized(v, 0.0, top);
+            tile[3 * (y * side + x)..3 * (y * side + x) + 3].copy_from_slice(&[c.0, c.1, c.2]);
+        }
+    }
+    tile
+}
+
+impl Cells for ChannelCells<'_> {
+    fn spec(&self) -> Result<GridSpec> {
+        let images = &self.pictures.images;
+        let good = images.iter().filter(|i| !i.anomalous).count();
+        let channels: Vec<String> = self
+            .positions
             .iter()
-            .map(|r| r.positions.len())
-            .max()
-            .unwrap_or(1)
-            .max(1)
+            .map(|p| {
+                let c = (0..self.runs.len())
+                    .find_map(|r| self.gate(r, p))
+                    .map_or(0, |g| g.shape[1]);
+                format!("{p} ({c} channels)")
+            })
+            .collect();
+        Ok(GridSpec {
+            rows: self.labels.iter().map(|l| vec![l.clone()]).collect(),
+            measure: self.labels.clone(),
+            input: None,
+            columns: channels,
+            note: format!(
+                "Channel gates of each run (rows) at each position (columns). In a cell: every \
+                 channel's gate (down, the first at the top) on {good} good | {} defective \
+                 test images (across, a white band between). One colour scale, 0 to {}.",
+                images.len() - good,
+                self.top
+            ),
+            right: colour_bar_width(),
+            below: 0,
+        })
+    }
+
+    fn draw_cells<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        page: &GridPage,
+    ) -> Result<()> {
+        let mut tiles = Vec::new();
+        for r in page.rows.clone() {
+            for (c, p) in self.positions[page.runs.clone()].iter().enumerate() {
+                if let Some(g) = self.gate(r, p) {
+                    tiles.push((c, r, channel_tile(g, &self.pictures.images, self.top)));
+                }
+            }
+        }
+        draw_tiles(area, page, tiles, self.top)
     }
 }
 
@@ -176,177 +206,196 @@ fn upsample(map: &[f32], h: usize, w: usize, side: usize) -> Vec<f32> {
     out
 }
 
-/// CBAM's spatial gates over the input: rows are the first `per_kind` good and defective
-/// images, columns the input, then each CBAM run at each position. PNG only.
-fn write_spatial(
-    explain_dir: &Path,
-    pictures: &Pictures,
-    labels: &[String],
-    title: &str,
-    stem: &Path,
-) -> Result<Option<PathBuf>> {
-    let per_kind = 2;
-    let mut rows: Vec<usize> = Vec::new();
-    for anomalous in [false, true] {
-        rows.extend(
-            (0..pictures.images.len())
-                .filter(|&i| pictures.images[i].anomalous == anomalous)
-                .take(per_kind),
-        );
-    }
-    let mut columns: Vec<(usize, usize)> = Vec::new();
-    for (r, run) in pictures.runs.iter().enumerate() {
-        for (p, pos) in run.positions.iter().enumerate() {
-            if pos.gates.iter().any(|g| g.gate == "spatial") {
-                columns.push((r, p));
+/// CBAM's spatial gates over the input: rows are the first `PER_KIND` good and defective
+/// images, columns the input, then each CBAM run at each position.
+struct SpatialCells<'a> {
+    dir: &'a Path,
+    pictures: &'a Pictures,
+    headers: Vec<String>,
+    images: Vec<usize>,
+    /// (run, position) of every spatial gate.
+    columns: Vec<(usize, usize)>,
+    top: f32,
+}
+
+const PER_KIND: usize = 2;
+
+impl<'a> SpatialCells<'a> {
+    /// `None` when no run has a spatial gate.
+    fn new(dir: &'a Path, pictures: &'a Pictures, labels: &[String]) -> Option<Self> {
+        let mut images: Vec<usize> = Vec::new();
+        for anomalous in [false, true] {
+            images.extend(
+                (0..pictures.images.len())
+                    .filter(|&i| pictures.images[i].anomalous == anomalous)
+                    .take(PER_KIND),
+            );
+        }
+        let mut columns = Vec::new();
+        let mut headers = Vec::new();
+        for (r, run) in pictures.runs.iter().enumerate() {
+            for (p, pos) in run.positions.iter().enumerate() {
+                if pos.gates.iter().any(|g| g.gate == "spatial") {
+                    columns.push((r, p));
+                    headers.push(format!("{} at {}", labels[r], pos.position));
+                }
             }
         }
+        if columns.is_empty() || images.is_empty() {
+            return None;
+        }
+        let mut cells = SpatialCells {
+            dir,
+            pictures,
+            headers,
+            images,
+            columns,
+            top: 1.0,
+        };
+        cells.top = scale_top((0..cells.columns.len()).flat_map(|c| cells.gate(c).values.iter()));
+        Some(cells)
     }
-    if columns.is_empty() || rows.is_empty() {
-        return Ok(None);
-    }
-    let spatial = |(r, p): (usize, usize)| {
-        pictures.runs[r].positions[p]
+
+    fn gate(&self, column: usize) -> &GateValues {
+        let (r, p) = self.columns[column];
+        self.pictures.runs[r].positions[p]
             .gates
             .iter()
             .find(|g| g.gate == "spatial")
             .expect("a spatial column")
-    };
-    let top = scale_top(columns.iter().flat_map(|&c| spatial(c).values.iter()));
-    register_font();
-    let (cell, _, _) = rgb(&explain_dir.join(&pictures.images[rows[0]].input))?;
-    let (left, gap, pitch) = (100u32, 6u32, cell + 22);
-    let width = left + (1 + columns.len() as u32) * pitch + BAR;
-    let u = bitmap_unit(width);
-    let line_h = px(u, TICK_PT * 1.35) as i32;
-    let header_lines = columns
-        .iter()
-        .map(|&(r, _)| labels[r].split(" / ").count() + 1)
-        .max()
-        .unwrap_or(1) as u32;
-    let head = px(u, TITLE_PT * 1.6) + header_lines * line_h as u32 + px(u, 4.0);
-    let size = (width, head + rows.len() as u32 * (cell + gap) + 10);
-    let path = stem.with_extension("png");
-    let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
-    {
-        let area = BitMapBackend::new(&tmp, size).into_drawing_area();
-        area.fill(&WHITE).map_err(err)?;
-        let style = |pt: f64| TextStyle::from(font(u, pt).into_font());
-        area.draw(&Text::new(
-            title.to_string(),
-            (10, px(u, 2.5) as i32),
-            style(TITLE_PT),
-        ))
-        .map_err(err)?;
-        let (_, bar) = area.split_horizontally(size.0 - BAR);
-        colour_bar(&bar, top, u)?;
-        let mut headers = vec![vec!["input".to_string()]];
-        for &(r, p) in &columns {
-            let mut lines: Vec<String> = labels[r].split(" / ").map(str::to_string).collect();
-            lines.push(pictures.runs[r].positions[p].position.clone());
-            headers.push(lines);
-        }
-        for (c, lines) in headers.iter().enumerate() {
-            let x = (left + c as u32 * pitch) as i32;
-            for (k, line) in lines.iter().enumerate() {
-                let y = head as i32 - line_h * (lines.len() - k) as i32 - px(u, 2.0) as i32;
-                area.draw(&Text::new(line.clone(), (x, y), style(TICK_PT)))
-                    .map_err(err)?;
-            }
-        }
-        for (row, &i) in rows.iter().enumerate() {
-            let image = &pictures.images[i];
-            let y = (head + row as u32 * (cell + gap)) as i32;
-            area.draw(&Text::new(
-                image.defect.clone(),
-                (8, y + cell as i32 / 2 - line_h / 2),
-                style(TICK_PT),
-            ))
-            .map_err(err)?;
-            let (w, h, input) = rgb(&explain_dir.join(&image.input))?;
-            if (w, h) != (cell, cell) {
-                bail!("{}: {w} × {h}, not {cell} × {cell}", image.input);
-            }
-            let mut tiles = vec![input.clone()];
-            for &col in &columns {
-                let g = spatial(col);
-                let map = upsample(g.of_image(i), g.shape[1], g.shape[2], cell as usize);
-                let mut tile = input.clone();
-                for (k, v) in map.iter().enumerate() {
-                    let c = ViridisRGB::get_color_normalized(*v, 0.0, top);
-                    for (ch, value) in [c.0, c.1, c.2].into_iter().enumerate() {
-                        let p = &mut tile[3 * k + ch];
-                        *p = (0.4 * *p as f32 + 0.6 * value as f32).round() as u8;
-                    }
-                }
-                tiles.push(tile);
-            }
-            for (c, tile) in tiles.into_iter().enumerate() {
-                let x = (left + c as u32 * pitch) as i32;
-                let bitmap = BitMapElement::with_owned_buffer((x, y), (cell, cell), tile)
-                    .context("image buffer of the wrong size")?;
-                area.draw(&bitmap).map_err(err)?;
-            }
-        }
-        area.present().map_err(err)?;
     }
-    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(Some(path))
 }
 
-/// Draws the attention pictures of an `adn explain` folder that holds `attention.json`:
-/// `<prefix>channels_<slug>.png` (SE and CBAM channel gates) and, with CBAM runs,
-/// `<prefix>spatial_<slug>.png`. Nothing when the folder has no `attention.json` (no run
-/// had attention).
-pub fn write_attention_pictures(
-    explain_dir: &Path,
+impl Cells for SpatialCells<'_> {
+    fn spec(&self) -> Result<GridSpec> {
+        let labels: Vec<String> = self
+            .images
+            .iter()
+            .map(|&i| self.pictures.images[i].defect.clone())
+            .collect();
+        Ok(GridSpec {
+            rows: labels.iter().map(|l| vec![l.clone()]).collect(),
+            measure: labels,
+            input: Some("input".into()),
+            columns: self.headers.clone(),
+            note: format!(
+                "CBAM's spatial gate of each run at each position (columns), upsampled to the \
+                 input and laid over it, on good and defective test images (rows). One \
+                 colour scale, 0 to {}.",
+                self.top
+            ),
+            right: colour_bar_width(),
+            below: 0,
+        })
+    }
+
+    fn draw_cells<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        page: &GridPage,
+    ) -> Result<()> {
+        let mut tiles = Vec::new();
+        for r in page.rows.clone() {
+            let i = self.images[r];
+            let input = resized_rgb(&self.dir.join(&self.pictures.images[i].input), CELL)?;
+            for (c, column) in page.runs.clone().enumerate() {
+                let g = self.gate(column);
+                let (h, w) = (g.shape[1], g.shape[2]);
+                if h == 0 || w == 0 {
+                    bail!("{}: an empty spatial gate", self.dir.display());
+                }
+                let map: Vec<f32> = upsample(g.of_image(i), h, w, CELL as usize)
+                    .into_iter()
+                    .map(|v| v / self.top)
+                    .collect();
+                tiles.push((c + 1, r, blend_viridis(&input, &map, 0.6)));
+            }
+            tiles.push((0, r, input));
+        }
+        draw_tiles(area, page, tiles, self.top)
+    }
+}
+
+/// The attention pictures of an `adn explain` folder: each figure's file stem with its
+/// cells, nothing when the folder has no `attention.json` (no run had attention).
+fn attention_figures<'a>(
+    explain_dir: &'a Path,
+    pictures: &'a Pictures,
     exp: &Experiment,
-    title: &str,
     figures: &Path,
     slug: &str,
-) -> Result<Vec<PathBuf>> {
-    if !explain_dir.join("attention.json").is_file() {
-        return Ok(Vec::new());
-    }
-    let pictures = Pictures::read(explain_dir)?;
+) -> (
+    ChannelCells<'a>,
+    PathBuf,
+    Option<(SpatialCells<'a>, PathBuf)>,
+) {
     let labels: Vec<String> = pictures
         .runs
         .iter()
         .map(|r| run_label(exp, &r.run_dir, &r.attention))
         .collect();
-    let mut sink = Sink::Files(Vec::new());
-    let channel_values = pictures
-        .runs
-        .iter()
-        .flat_map(|r| r.positions.iter())
-        .flat_map(|p| p.gates.iter())
-        .filter(|g| g.gate == "channel")
-        .flat_map(|g| g.values.iter());
-    let figure = ChannelGates {
-        title: format!("{title}: channel gates per position (columns: test images)"),
-        top: scale_top(channel_values),
-        pictures: &pictures,
-        labels: labels.clone(),
-    };
-    render_as(
-        &figure,
-        &figures.join(format!("attention_channels_{slug}")),
-        &["png"],
-        &mut sink,
-    )?;
-    let Sink::Files(mut written) = sink else {
-        unreachable!("drawn to files")
-    };
-    if let Some(p) = write_spatial(
-        explain_dir,
-        &pictures,
-        &labels,
-        &format!("{title}: CBAM spatial gates over the input"),
-        &figures.join(format!("attention_spatial_{slug}")),
-    )? {
-        written.push(p);
+    let channels = ChannelCells::new(pictures, &labels);
+    let spatial = SpatialCells::new(explain_dir, pictures, &labels)
+        .map(|s| (s, figures.join(format!("attention_spatial_{slug}"))));
+    (
+        channels,
+        figures.join(format!("attention_channels_{slug}")),
+        spatial,
+    )
+}
+
+/// Draws the attention pictures of an `adn explain` folder that holds `attention.json`:
+/// `attention_channels_<slug>.png` (SE and CBAM channel gates) and, with CBAM runs,
+/// `attention_spatial_<slug>.png`, each in pages (`_1`, `_2`, …) where it does not fit one.
+/// Nothing when the folder has no `attention.json` (no run had attention).
+pub fn write_attention_pictures(
+    explain_dir: &Path,
+    exp: &Experiment,
+    figures: &Path,
+    slug: &str,
+) -> Result<Vec<PathBuf>> {
+    if !explain_dir
+        .join(adn_record::files::ATTENTION_GATES)
+        .is_file()
+    {
+        return Ok(Vec::new());
+    }
+    let pictures = Pictures::read(explain_dir)?;
+    let (channels, stem, spatial) = attention_figures(explain_dir, &pictures, exp, figures, slug);
+    let mut written = Vec::new();
+    if !channels.runs.is_empty() {
+        written.extend(write_grid(&channels, &stem)?);
+    }
+    if let Some((cells, stem)) = spatial {
+        written.extend(write_grid(&cells, &stem)?);
     }
     Ok(written)
+}
+
+/// The attention pictures' pages laid out, not written: each page's file name with its
+/// breaches of the print rules.
+pub fn check_attention_pictures(
+    explain_dir: &Path,
+    exp: &Experiment,
+    figures: &Path,
+    slug: &str,
+) -> Result<Vec<(String, Vec<String>)>> {
+    if !explain_dir
+        .join(adn_record::files::ATTENTION_GATES)
+        .is_file()
+    {
+        return Ok(Vec::new());
+    }
+    let pictures = Pictures::read(explain_dir)?;
+    let (channels, stem, spatial) = attention_figures(explain_dir, &pictures, exp, figures, slug);
+    let mut checked = Vec::new();
+    if !channels.runs.is_empty() {
+        checked.extend(check_grid(&channels, &stem)?);
+    }
+    if let Some((cells, stem)) = spatial {
+        checked.extend(check_grid(&cells, &stem)?);
+    }
+    Ok(checked)
 }
 
 #[cfg(test)]

@@ -11,8 +11,10 @@ use adn_record::Explanation;
 use crate::gather::Experiment;
 use crate::tables::display_name;
 
-use super::grid::{Grid, GridPage, GridSpec, check_grid, write_grid};
-use super::maps::{CELL, blend_viridis, colour_bar, colour_bar_width, read_map, resized_rgb};
+use super::grid::{Cells, GridPage, GridSpec, check_grid, write_grid};
+use super::maps::{
+    CELL, Explained, blend_viridis, colour_bar, colour_bar_width, read_map, resized_rgb,
+};
 use super::*;
 
 /// A run's column header: its variant in display form (`SE / joint`), found by its folder,
@@ -34,11 +36,29 @@ pub(super) fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
 
 /// The Grad-CAM grid's rows, header and note (see [`grid`]): rows labelled with their
 /// defect type, one colour bar right of the cells for the whole figure.
-pub(super) fn cam_spec(e: &Explanation) -> GridSpec {
+struct CamCells<'a>(Explained<'a>);
+
+impl Cells for CamCells<'_> {
+    fn spec(&self) -> Result<GridSpec> {
+        Ok(cam_spec(&self.0))
+    }
+
+    fn draw_cells<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        page: &GridPage,
+    ) -> Result<()> {
+        draw_cam_cells(area, self.0.dir, &self.0.e, page)
+    }
+}
+
+fn cam_spec(x: &Explained) -> GridSpec {
+    let e = &x.e;
     GridSpec {
         rows: e.images.iter().map(|i| vec![i.defect.clone()]).collect(),
         measure: e.images.iter().map(|i| i.defect.clone()).collect(),
-        input: "input".into(),
+        input: Some("input".into()),
+        columns: x.run_labels(),
         note: format!(
             "Grad-CAM of the anomaly score at {}, laid over the input: which positions raise              the score. One colour scale for every image and run, 0 to the largest value              (score units per position).",
             e.layer
@@ -50,13 +70,13 @@ pub(super) fn cam_spec(e: &Explanation) -> GridSpec {
 
 /// The cells of one page of the Grad-CAM grid: per row the input and the page's runs'
 /// Grad-CAM in viridis over it, and the figure's colour bar beside the rows.
-pub(super) fn draw_cam_cells<DB: DrawingBackend>(
+fn draw_cam_cells<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     explain_dir: &Path,
     e: &Explanation,
     page: &GridPage,
 ) -> Result<()> {
-    for r in 0..e.images.len() {
+    for r in page.rows.clone() {
         let input = resized_rgb(&explain_dir.join(&e.inputs[r]), CELL)?;
         let mut tiles = vec![input.clone()];
         for run in &e.runs[page.runs.clone()] {
@@ -73,12 +93,11 @@ pub(super) fn draw_cam_cells<DB: DrawingBackend>(
             area.draw(&bitmap).map_err(err)?;
         }
     }
-    if !e.images.is_empty() {
-        let height = (page.row_y(e.images.len() - 1) - page.row_y(0)) as u32 + CELL;
+    if !page.rows.is_empty() {
         colour_bar(
             area,
-            (page.cell_x(page.columns()), page.row_y(0)),
-            height,
+            (page.cell_x(page.columns()), page.row_y(page.rows.start)),
+            page.cells_height(),
             e.cam_max,
         )?;
     }
@@ -94,7 +113,7 @@ pub fn write_gradcam_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<PathBuf>> {
-    write_grid(Grid::GradCam, explain_dir, exp, stem)
+    write_grid(&CamCells(Explained::read(explain_dir, exp)?), stem)
 }
 
 /// The Grad-CAM grid's pages laid out, not written: each page's file name with its
@@ -104,7 +123,7 @@ pub fn check_gradcam_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    check_grid(Grid::GradCam, explain_dir, exp, stem)
+    check_grid(&CamCells(Explained::read(explain_dir, exp)?), stem)
 }
 
 /// One `adn explain` call of the report: a dataset × category, the run folders of the first

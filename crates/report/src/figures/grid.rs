@@ -1,8 +1,9 @@
-//! Figures of test images (rows) × {the input, then each run} (columns) from an `adn
-//! explain` folder: the anomaly-map figure and the Grad-CAM grid. Both are laid out the
-//! same way: 240 px cells, pages exactly two paper columns (7 in) wide with as many runs
-//! as fit, headers and row labels wrapped, a note below; and written as PNG, or only laid
-//! out and checked against the print rules. What goes into the cells is each figure's own.
+//! Figures laid out as a grid of 240 px picture cells: rows (test images, or runs) ×
+//! columns (an optional input column, then runs or positions). The anomaly-map figure, the
+//! Grad-CAM grid and the attention pictures are all laid out this way: pages exactly two
+//! paper columns (7 in) wide and at most 9 in tall, with as many columns and rows as fit,
+//! headers and row labels wrapped, a note below; written as PNG, or only laid out and
+//! checked against the print rules. What goes into the cells is each figure's own.
 
 use std::fs;
 use std::ops::Range;
@@ -12,14 +13,12 @@ use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use adn_record::Explanation;
-
-use crate::gather::Experiment;
-
-use super::gradcam::{self, run_label};
-use super::maps::{self, CELL, GAP, draw_lines, line_height, text_width, unit};
+use super::maps::{CELL, GAP, draw_lines, line_height, text_width, unit};
 use super::print::*;
 use super::*;
+
+/// The tallest page, in points (a paper's text height is about 9 in).
+const PAGE_HEIGHT_PT: f64 = 9.0 * 72.0;
 
 /// What sets one grid figure's pages apart from another's.
 pub(super) struct GridSpec {
@@ -28,15 +27,21 @@ pub(super) struct GridSpec {
     /// The texts whose widths set the label column's (a fifth of the width at most, never
     /// less than the longest word).
     pub(super) measure: Vec<String>,
-    pub(super) input: String,
+    /// The first column's header on every page (the input), if the figure has one.
+    pub(super) input: Option<String>,
+    /// The headers of the other columns, split across pages as they fit.
+    pub(super) columns: Vec<String>,
     pub(super) note: String,
     /// Room right of the last cell (a colour bar) and below each cell (its caption).
     pub(super) right: u32,
     pub(super) below: u32,
 }
 
-/// One page: the runs it shows after the input, and where everything goes.
+/// One page: the rows and columns it shows, and where everything goes.
 pub(super) struct GridPage {
+    /// The rows on the page.
+    pub(super) rows: Range<usize>,
+    /// The columns on the page after the input.
     pub(super) runs: Range<usize>,
     pub(super) width: u32,
     pub(super) height: u32,
@@ -49,23 +54,29 @@ pub(super) struct GridPage {
 }
 
 impl GridPage {
-    /// The left edge of column `c` (0: the input).
+    /// The left edge of the page's column `c` (0: the input, where the figure has one).
     pub(super) fn cell_x(&self, c: usize) -> i32 {
         (self.left + c as u32 * (CELL + GAP)) as i32
     }
 
-    /// The top edge of row `r`.
+    /// The top edge of row `r` (a row of the figure, on this page).
     pub(super) fn row_y(&self, r: usize) -> i32 {
-        (self.top + r as u32 * self.pitch_y) as i32
+        (self.top + (r - self.rows.start) as u32 * self.pitch_y) as i32
     }
 
-    /// Columns on the page: the input and its runs.
+    /// Columns on the page: the input, if any, and its runs.
     pub(super) fn columns(&self) -> usize {
         self.headers.len()
     }
+
+    /// The height of the page's rows of cells, from the first row's top to the last's
+    /// foot.
+    pub(super) fn cells_height(&self) -> u32 {
+        self.rows.len().saturating_sub(1) as u32 * self.pitch_y + CELL
+    }
 }
 
-fn grid_pages(e: &Explanation, exp: &Experiment, spec: &GridSpec) -> Result<Vec<GridPage>> {
+pub(super) fn grid_pages(spec: &GridSpec) -> Result<Vec<GridPage>> {
     let u = unit();
     let pad = px(u, 4.0);
     let width = px(u, TWO_COLUMNS);
@@ -84,8 +95,9 @@ fn grid_pages(e: &Explanation, exp: &Experiment, spec: &GridSpec) -> Result<Vec<
         .max()
         .unwrap_or(0);
     let left = (widest + 2 * pad).min(width / 5).max(widest_word + 2 * pad);
+    let input = u32::from(spec.input.is_some());
     let per_page = ((width - left - spec.right) / (CELL + GAP))
-        .saturating_sub(1)
+        .saturating_sub(input)
         .max(1) as usize;
     let mut labels = Vec::new();
     for pieces in &spec.rows {
@@ -98,32 +110,47 @@ fn grid_pages(e: &Explanation, exp: &Experiment, spec: &GridSpec) -> Result<Vec<
     let notes = wrap(&spec.note, &font(u, TICK_PT).into_font(), width - 2 * pad)?;
     let notes_h = notes.len() as u32 * line_height(TICK_PT) + 2 * pad;
     let pitch_y = CELL + spec.below + GAP;
-    let mut pages = Vec::new();
+    let mut column_pages = Vec::new();
     let mut start = 0;
-    while start < e.runs.len().max(1) {
-        let runs = start..(start + per_page).min(e.runs.len());
-        let mut headers = vec![wrap(&spec.input, &label_font, CELL)?];
-        for r in &e.runs[runs.clone()] {
-            headers.push(wrap(
-                &run_label(exp, &r.run_dir, &r.attention),
-                &label_font,
-                CELL,
-            )?);
+    while start < spec.columns.len().max(1) {
+        let runs = start..(start + per_page).min(spec.columns.len());
+        let mut headers = Vec::new();
+        if let Some(input) = &spec.input {
+            headers.push(wrap(input, &label_font, CELL)?);
         }
-        let header_rows = headers.iter().map(Vec::len).max().unwrap_or(1) as u32;
-        let top = header_rows * line_height(LABEL_PT) + 2 * pad;
+        for h in &spec.columns[runs.clone()] {
+            headers.push(wrap(h, &label_font, CELL)?);
+        }
         start = runs.end.max(start + 1);
-        pages.push(GridPage {
-            runs,
-            width,
-            height: top + e.images.len() as u32 * pitch_y + notes_h,
-            left,
-            top,
-            pitch_y,
-            headers,
-            labels: labels.clone(),
-            notes: notes.clone(),
-        });
+        column_pages.push((runs, headers));
+    }
+    let header_rows = column_pages
+        .iter()
+        .flat_map(|(_, h)| h.iter().map(Vec::len))
+        .max()
+        .unwrap_or(1) as u32;
+    let top = header_rows * line_height(LABEL_PT) + 2 * pad;
+    let room = px(u, PAGE_HEIGHT_PT).saturating_sub(top + notes_h) + GAP;
+    let rows_per_page = ((room / pitch_y) as usize).max(1);
+    let mut pages = Vec::new();
+    let mut first = 0;
+    while first < spec.rows.len().max(1) {
+        let rows = first..(first + rows_per_page).min(spec.rows.len());
+        for (runs, headers) in &column_pages {
+            pages.push(GridPage {
+                rows: rows.clone(),
+                runs: runs.clone(),
+                width,
+                height: top + rows.len() as u32 * pitch_y + notes_h,
+                left,
+                top,
+                pitch_y,
+                headers: headers.clone(),
+                labels: labels[rows.clone()].to_vec(),
+                notes: notes.clone(),
+            });
+        }
+        first = rows.end.max(first + 1);
     }
     Ok(pages)
 }
@@ -135,7 +162,7 @@ fn draw_frame<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, page: &GridPage
         let y = (page.top - pad - lines.len() as u32 * line_height(LABEL_PT)) as i32;
         draw_lines(area, lines, (page.cell_x(c), y), LABEL_PT)?;
     }
-    for (r, lines) in page.labels.iter().enumerate() {
+    for (lines, r) in page.labels.iter().zip(page.rows.clone()) {
         let mid = page.row_y(r) + CELL as i32 / 2
             - (lines.len() as u32 * line_height(LABEL_PT) / 2) as i32;
         draw_lines(area, lines, (pad as i32, mid), LABEL_PT)?;
@@ -145,45 +172,33 @@ fn draw_frame<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, page: &GridPage
     draw_lines(area, &page.notes, (pad as i32, y), TICK_PT)
 }
 
-/// Which grid figure.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Grid {
-    Maps,
-    GradCam,
+/// What fills the cells of a grid figure's pages.
+pub(super) trait Cells {
+    fn spec(&self) -> Result<GridSpec>;
+    fn draw_cells<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        page: &GridPage,
+    ) -> Result<()>;
 }
 
-/// A grid figure of one `adn explain` folder, laid out in pages.
-struct GridFigure<'a> {
-    grid: Grid,
-    dir: &'a Path,
-    e: Explanation,
+/// A grid figure laid out in pages.
+struct GridFigure<'a, C: Cells> {
+    cells: &'a C,
     pages: Vec<GridPage>,
 }
 
-impl<'a> GridFigure<'a> {
-    fn read(grid: Grid, dir: &'a Path, exp: &Experiment) -> Result<GridFigure<'a>> {
+impl<'a, C: Cells> GridFigure<'a, C> {
+    fn new(cells: &'a C) -> Result<Self> {
         register_font();
-        let e = Explanation::read(dir)?;
-        let spec = match grid {
-            Grid::Maps => maps::map_spec(&e, exp),
-            Grid::GradCam => gradcam::cam_spec(&e),
-        };
-        let pages = grid_pages(&e, exp, &spec)?;
-        Ok(GridFigure {
-            grid,
-            dir,
-            e,
-            pages,
-        })
+        let pages = grid_pages(&cells.spec()?)?;
+        Ok(GridFigure { cells, pages })
     }
 
     fn draw_page<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, k: usize) -> Result<()> {
         let page = &self.pages[k];
         draw_frame(area, page)?;
-        match self.grid {
-            Grid::Maps => maps::draw_map_cells(area, self.dir, &self.e, page),
-            Grid::GradCam => gradcam::draw_cam_cells(area, self.dir, &self.e, page),
-        }
+        self.cells.draw_cells(area, page)
     }
 }
 
@@ -197,17 +212,12 @@ fn page_stem(stem: &Path, k: usize, pages: usize) -> PathBuf {
     }
 }
 
-/// Draws the `grid` figure of the `adn explain` folder `explain_dir`: `<stem>.png`, or
-/// `<stem>_1.png`, … when its runs do not fit across two columns; each page under a
-/// temporary name first. Then, and only then, the files of an earlier drawing that this
-/// one did not replace (pages of a drawing with more runs) are removed.
-pub(super) fn write_grid(
-    grid: Grid,
-    explain_dir: &Path,
-    exp: &Experiment,
-    stem: &Path,
-) -> Result<Vec<PathBuf>> {
-    let fig = GridFigure::read(grid, explain_dir, exp)?;
+/// Draws the grid figure `cells` as `<stem>.png`, or `<stem>_1.png`, … when it does not
+/// fit one page; each page under a temporary name first. Then, and only then, the files of
+/// an earlier drawing that this one did not replace (pages of a drawing with more runs) are
+/// removed.
+pub(super) fn write_grid(cells: &impl Cells, stem: &Path) -> Result<Vec<PathBuf>> {
+    let fig = GridFigure::new(cells)?;
     let mut written = Vec::new();
     for (k, page) in fig.pages.iter().enumerate() {
         let stem = page_stem(stem, k, fig.pages.len());
@@ -230,16 +240,11 @@ pub(super) fn write_grid(
     Ok(written)
 }
 
-/// The `grid` figure's pages laid out, not written: each page's file name with its
+/// The grid figure `cells` laid out in pages, not written: each page's file name with its
 /// breaches of the print rules (a page prints two columns wide: `bitmap_unit` pixels per
 /// point).
-pub(super) fn check_grid(
-    grid: Grid,
-    explain_dir: &Path,
-    exp: &Experiment,
-    stem: &Path,
-) -> Result<Vec<(String, Vec<String>)>> {
-    let fig = GridFigure::read(grid, explain_dir, exp)?;
+pub(super) fn check_grid(cells: &impl Cells, stem: &Path) -> Result<Vec<(String, Vec<String>)>> {
+    let fig = GridFigure::new(cells)?;
     let mut out = Vec::new();
     for (k, page) in fig.pages.iter().enumerate() {
         let (w, h) = (page.width, page.height);

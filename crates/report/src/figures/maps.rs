@@ -4,7 +4,6 @@
 //! image's score and decision at the run's F1-optimal threshold under each map, one colour
 //! scale per row with its bar. PNG only (bitmaps).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +14,7 @@ use crate::gather::Experiment;
 use adn_record::Explanation;
 
 use super::gradcam::{rgb, run_label};
-use super::grid::{Grid, GridPage, GridSpec, check_grid, write_grid};
+use super::grid::{Cells, GridPage, GridSpec, check_grid, write_grid};
 use super::print::*;
 use super::*;
 
@@ -138,99 +137,127 @@ fn row_tiles(
     Ok(tiles)
 }
 
-/// The paper's layout for a dataset of many categories: variants as rows (the input first),
-/// one image per category as columns (the first defective test image each `adn explain`
-/// folder shows), each column on its own colour scale. `categories` pairs each category
-/// with its `adn explain` folder; all must explain the same variants in the same order.
-pub fn write_category_maps(
-    categories: &[(String, PathBuf)],
-    exp: &Experiment,
-    title: &str,
-    stem: &Path,
-) -> Result<PathBuf> {
-    register_font();
-    let explained: Vec<Explanation> = categories
-        .iter()
-        .map(|(_, d)| Ok(Explanation::read(d)?))
-        .collect::<Result<_>>()?;
-    let Some(first) = explained.first() else {
-        bail!("no category to draw");
-    };
-    let labels: Vec<String> = first
-        .runs
-        .iter()
-        .map(|r| run_label(exp, &r.run_dir, &r.attention))
-        .collect();
-    for ((c, _), e) in categories.iter().zip(&explained) {
-        let these: Vec<String> = e
-            .runs
-            .iter()
-            .map(|r| run_label(exp, &r.run_dir, &r.attention))
-            .collect();
-        if these != labels {
-            bail!("category {c} explains {these:?}, not the first one's {labels:?}");
+/// The paper's layout for a dataset of many categories: the input and then the variants as
+/// rows, one image per category as columns (the first defective test image each `adn
+/// explain` folder shows), each column on its own colour scale.
+struct CategoryCells<'a> {
+    categories: Vec<(String, Explained<'a>)>,
+    /// The row of each category's image in its explanation.
+    images: Vec<usize>,
+    labels: Vec<String>,
+}
+
+impl<'a> CategoryCells<'a> {
+    /// `categories` pairs each category with its `adn explain` folder; all must explain the
+    /// same variants in the same order.
+    fn read(categories: &'a [(String, PathBuf)], exp: &'a Experiment) -> Result<Self> {
+        let mut explained = Vec::new();
+        let mut images = Vec::new();
+        let mut labels: Option<Vec<String>> = None;
+        for (c, dir) in categories {
+            let x = Explained::read(dir, exp)?;
+            let these = x.run_labels();
+            match &labels {
+                Some(first) if *first != these => {
+                    bail!("category {c} explains {these:?}, not the first one's {first:?}")
+                }
+                Some(_) => {}
+                None => labels = Some(these),
+            }
+            // A category without a defective image shown is left out.
+            if let Some(r) = x.e.images.iter().position(|i| i.anomalous) {
+                images.push(r);
+                explained.push((c.clone(), x));
+            }
         }
+        if explained.is_empty() {
+            bail!("no category with a defective image to draw");
+        }
+        Ok(CategoryCells {
+            categories: explained,
+            images,
+            labels: labels.unwrap_or_default(),
+        })
     }
-    let gap = 10u32;
-    let pad = px(unit(), 4.0);
-    let title_lines = vec![
-        format!("{title}:"),
-        "DifferNet's anomaly map, one colour scale per column".to_string(),
-    ];
-    let mut row_labels = vec!["input".to_string()];
-    row_labels.extend(labels.iter().cloned());
-    let left = row_labels
-        .iter()
-        .map(|l| text_width(LABEL_PT, l))
-        .max()
-        .unwrap_or(0)
-        + 2 * pad;
-    let head = 2 * line_height(TITLE_PT) + 2 * line_height(TICK_PT) + 2 * pad;
-    let note = "Masks outlined in red; each column scaled to its largest map value.";
-    let cols = categories.len() as u32;
-    let rows = row_labels.len() as u32;
-    let size = (
-        (left + cols * (CELL + gap)).max(text_width(TICK_PT, note) + 2 * pad),
-        head + rows * (CELL + gap) + line_height(TICK_PT) + 2 * pad,
-    );
-    let path = stem.with_extension("png");
-    let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
-    {
-        let area = BitMapBackend::new(&tmp, size).into_drawing_area();
-        area.fill(&WHITE).map_err(err)?;
-        draw_lines(&area, &title_lines, (pad as i32, pad as i32), TITLE_PT)?;
-        for (r, l) in row_labels.iter().enumerate() {
-            let y = (head + r as u32 * (CELL + gap) + CELL / 2) as i32;
-            draw_lines(&area, std::slice::from_ref(l), (pad as i32, y), LABEL_PT)?;
-        }
-        for (c, ((name, dir), e)) in categories.iter().zip(&explained).enumerate() {
-            let x = (left + c as u32 * (CELL + gap)) as i32;
-            let Some(r) = e.images.iter().position(|i| i.anomalous) else {
-                continue;
-            };
-            let y = (head - 2 * line_height(TICK_PT) - pad / 2) as i32;
-            draw_lines(
-                &area,
-                &[name.clone(), e.images[r].defect.clone()],
-                (x, y),
-                TICK_PT,
-            )?;
-            for (k, tile) in row_tiles(dir, e, r, 0..e.runs.len())?
-                .into_iter()
-                .enumerate()
-            {
-                let y = (head + k as u32 * (CELL + gap)) as i32;
-                let bitmap = BitMapElement::with_owned_buffer((x, y), (CELL, CELL), tile)
-                    .context("image buffer of the wrong size")?;
+}
+
+impl Cells for CategoryCells<'_> {
+    fn spec(&self) -> Result<GridSpec> {
+        let mut rows = vec![vec!["input (mask in red)".to_string()]];
+        rows.extend(self.labels.iter().map(|l| vec![l.clone()]));
+        let columns = self
+            .categories
+            .iter()
+            .zip(&self.images)
+            .map(|((c, x), &r)| {
+                let image = &x.e.images[r];
+                format!("{c}: {}, max {}", image.defect, scale_label(image.map_max))
+            })
+            .collect();
+        Ok(GridSpec {
+            measure: rows.iter().flatten().cloned().collect(),
+            rows,
+            input: None,
+            columns,
+            note: "DifferNet's anomaly map of each variant (rows) laid over one defective test \
+                   image per category (columns). Each column on its own colour scale, 0 to \
+                   the largest value in its header."
+                .into(),
+            right: colour_bar_width(),
+            below: 0,
+        })
+    }
+
+    fn draw_cells<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        page: &GridPage,
+    ) -> Result<()> {
+        for (c, k) in page.runs.clone().enumerate() {
+            let (_, x) = &self.categories[k];
+            let tiles = row_tiles(x.dir, &x.e, self.images[k], 0..x.e.runs.len())?;
+            for (r, tile) in tiles.into_iter().enumerate() {
+                if !page.rows.contains(&r) {
+                    continue;
+                }
+                let bitmap = BitMapElement::with_owned_buffer(
+                    (page.cell_x(c), page.row_y(r)),
+                    (CELL, CELL),
+                    tile,
+                )
+                .context("image buffer of the wrong size")?;
                 area.draw(&bitmap).map_err(err)?;
             }
         }
-        let y = (size.1 - line_height(TICK_PT) - pad) as i32;
-        draw_lines(&area, &[note.to_string()], (pad as i32, y), TICK_PT)?;
-        area.present().map_err(err)?;
+        colour_bar(
+            area,
+            (page.cell_x(page.columns()), page.row_y(page.rows.start)),
+            page.cells_height(),
+            1.0,
+        )
     }
-    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+}
+
+/// The paper's layout for a dataset of many categories (see `CategoryCells`) as
+/// `<stem>.png`, or in pages where the categories do not fit across 7 in. `categories`
+/// pairs each category with its `adn explain` folder; all must explain the same variants in
+/// the same order.
+pub fn write_category_maps(
+    categories: &[(String, PathBuf)],
+    exp: &Experiment,
+    stem: &Path,
+) -> Result<Vec<PathBuf>> {
+    write_grid(&CategoryCells::read(categories, exp)?, stem)
+}
+
+/// The category maps' pages laid out, not written: each page's file name with its breaches
+/// of the print rules.
+pub fn check_category_maps(
+    categories: &[(String, PathBuf)],
+    exp: &Experiment,
+    stem: &Path,
+) -> Result<Vec<(String, Vec<String>)>> {
+    check_grid(&CategoryCells::read(categories, exp)?, stem)
 }
 
 /// The gap between cells, in pixels.
@@ -239,7 +266,52 @@ pub(super) const GAP: u32 = 10;
 /// The map figure's rows, header and note (see [`grid`]): each row labelled with its defect
 /// type (and the run that missed it), a colour bar right of the cells, a score and decision
 /// below each map.
-pub(super) fn map_spec(e: &Explanation, exp: &Experiment) -> GridSpec {
+/// The explanation of an `adn explain` folder, read once, with the experiment that names
+/// its runs: the cells of the map figure and of the Grad-CAM grid.
+pub(super) struct Explained<'a> {
+    pub(super) dir: &'a Path,
+    pub(super) e: Explanation,
+    pub(super) exp: &'a Experiment,
+}
+
+impl<'a> Explained<'a> {
+    pub(super) fn read(dir: &'a Path, exp: &'a Experiment) -> Result<Self> {
+        Ok(Explained {
+            dir,
+            e: Explanation::read(dir)?,
+            exp,
+        })
+    }
+
+    /// Each run's column header.
+    pub(super) fn run_labels(&self) -> Vec<String> {
+        self.e
+            .runs
+            .iter()
+            .map(|r| run_label(self.exp, &r.run_dir, &r.attention))
+            .collect()
+    }
+}
+
+/// The map figure's cells.
+struct MapCells<'a>(Explained<'a>);
+
+impl Cells for MapCells<'_> {
+    fn spec(&self) -> Result<GridSpec> {
+        Ok(map_spec(&self.0))
+    }
+
+    fn draw_cells<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        page: &GridPage,
+    ) -> Result<()> {
+        draw_map_cells(area, self.0.dir, &self.0.e, page)
+    }
+}
+
+fn map_spec(x: &Explained) -> GridSpec {
+    let (e, exp) = (&x.e, x.exp);
     let pad = px(unit(), 4.0);
     let first = e.runs.first().map_or("the first run".to_string(), |r| {
         run_label(exp, &r.run_dir, &r.attention)
@@ -268,7 +340,8 @@ pub(super) fn map_spec(e: &Explanation, exp: &Experiment) -> GridSpec {
     GridSpec {
         rows,
         measure,
-        input: input.to_string(),
+        input: Some(input.to_string()),
+        columns: x.run_labels(),
         note: format!(
             "{what}: {how}. Under each map: the image's score → the decision at the run's \
              F1-optimal threshold. One colour scale per row."
@@ -280,14 +353,15 @@ pub(super) fn map_spec(e: &Explanation, exp: &Experiment) -> GridSpec {
 
 /// The cells of one page of the map figure: per row the input and the page's runs' maps,
 /// each map's score and decision below it, the row's colour bar at the right.
-pub(super) fn draw_map_cells<DB: DrawingBackend>(
+fn draw_map_cells<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     explain_dir: &Path,
     e: &Explanation,
     page: &GridPage,
 ) -> Result<()> {
     let pad = px(unit(), 4.0);
-    for (r, image) in e.images.iter().enumerate() {
+    for r in page.rows.clone() {
+        let image = &e.images[r];
         let y = page.row_y(r);
         let tiles = row_tiles(explain_dir, e, r, page.runs.clone())?;
         let runs = std::iter::once(None).chain(page.runs.clone().map(Some));
@@ -380,7 +454,7 @@ pub(super) fn blend_viridis(input: &[u8], values: &[f32], weight: f32) -> Vec<u8
 /// Draws the qualitative figure from the `adn explain` folder `explain_dir`: `<stem>.png`,
 /// or one page per few runs (`<stem>_1.png`, …) where they do not fit across two columns.
 pub fn write_map_grid(explain_dir: &Path, exp: &Experiment, stem: &Path) -> Result<Vec<PathBuf>> {
-    write_grid(Grid::Maps, explain_dir, exp, stem)
+    write_grid(&MapCells(Explained::read(explain_dir, exp)?), stem)
 }
 
 /// The qualitative figure's pages laid out, not written: each page's file name with its
@@ -390,7 +464,7 @@ pub fn check_map_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    check_grid(Grid::Maps, explain_dir, exp, stem)
+    check_grid(&MapCells(Explained::read(explain_dir, exp)?), stem)
 }
 
 /// A colour bar's top value: three significant digits, in scientific form only when small.

@@ -26,13 +26,13 @@ use plotters::prelude::*;
 use crate::gather::{Experiment, Run, Scores, read_scores};
 use crate::tables::{Metric, metrics_of};
 
-pub use attention::write_attention_pictures;
+pub use attention::{check_attention_pictures, write_attention_pictures};
 use bars::Bars;
 use diagnostics::DiagnosticsFigure;
 pub use gradcam::{ExplainGroup, check_gradcam_grid, explain_groups, write_gradcam_grid};
 pub use grid::stale_pages;
 use hist::Histograms;
-pub use maps::{check_map_grid, write_category_maps, write_map_grid};
+pub use maps::{check_category_maps, check_map_grid, write_category_maps, write_map_grid};
 use roc::Rocs;
 use training::Training;
 /// The embedded DejaVu Sans (see `fonts/LICENSE-DejaVu.txt`): PNGs render the same on any

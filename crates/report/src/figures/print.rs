@@ -20,7 +20,6 @@ pub(super) const TWO_COLUMNS: f64 = 7.0 * 72.0;
 /// Text sizes at print size, in points.
 pub(super) const TICK_PT: f64 = 8.0;
 pub(super) const LABEL_PT: f64 = 8.5;
-pub(super) const TITLE_PT: f64 = 9.5;
 
 /// Pixels per point of the SVG and of the PNG.
 pub(super) const SVG_UNIT: f64 = 2.0;
@@ -259,7 +258,8 @@ pub(super) fn text_width(text: &str, font: &FontDesc) -> Result<u32> {
 }
 
 /// `text` broken at spaces into lines no wider than `width` pixels in `font`; a word wider
-/// than that is broken after its hyphens, when it has them.
+/// than that is broken after its hyphens, when it has them, and between letters (with a
+/// hyphen) when that is not enough.
 pub(super) fn wrap(text: &str, font: &FontDesc, width: u32) -> Result<Vec<String>> {
     let fits = |t: &str| -> Result<bool> { Ok(text_width(t, font)? <= width) };
     // Pieces, each marked with whether a space or nothing (after a hyphen) joins it to the
@@ -281,6 +281,26 @@ pub(super) fn wrap(text: &str, font: &FontDesc, width: u32) -> Result<Vec<String
         }
         pieces.push((first, piece));
     }
+    // A piece still too wide is broken between letters, each break marked with a hyphen.
+    let mut fitted: Vec<(bool, String)> = Vec::new();
+    for (spaced, piece) in pieces {
+        if fits(&piece)? {
+            fitted.push((spaced, piece));
+            continue;
+        }
+        let mut part = String::new();
+        let mut first = spaced;
+        for c in piece.chars() {
+            if !part.is_empty() && !fits(&format!("{part}{c}-"))? {
+                fitted.push((first, format!("{part}-")));
+                first = false;
+                part.clear();
+            }
+            part.push(c);
+        }
+        fitted.push((first, part));
+    }
+    let pieces = fitted;
     let mut lines: Vec<String> = Vec::new();
     for (spaced, piece) in pieces {
         match lines.last_mut() {
@@ -300,35 +320,6 @@ pub(super) fn wrap(text: &str, font: &FontDesc, width: u32) -> Result<Vec<String
         }
     }
     Ok(lines)
-}
-
-/// Draws `title` at the top of `area`, wrapped onto as many lines as the width needs, and
-/// returns the area below it.
-pub(super) fn titled<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    title: &str,
-    u: f64,
-) -> Result<DrawingArea<DB, Shift>> {
-    let style = TextStyle::from(font(u, TITLE_PT).into_font());
-    let (width, _) = area.dim_in_pixel();
-    let lines = wrap(
-        title,
-        &font(u, TITLE_PT).into_font(),
-        width.saturating_sub(2 * px(u, 1.0)),
-    )?;
-    let line_h = px(u, TITLE_PT * 1.35) as i32;
-    // Text is placed by its baseline's ascent: a little room above the first line.
-    let top = px(u, 2.5) as i32;
-    for (k, line) in lines.iter().enumerate() {
-        area.draw(&Text::new(
-            line.clone(),
-            (px(u, 1.0) as i32, top + k as i32 * line_h),
-            style.clone(),
-        ))
-        .map_err(err)?;
-    }
-    let used = (top + lines.len() as i32 * line_h) as u32 + px(u, 2.0);
-    Ok(area.split_vertically(used).1)
 }
 
 /// Draws the legend of `items` in a band across the top of `area` and returns the area
@@ -435,6 +426,16 @@ mod tests {
         assert!(lines.len() >= 2 && lines.concat() == long, "{lines:?}");
         assert!(lines.iter().all(|l| text_width(l, &f).unwrap() <= w));
         assert_eq!(wrap("a b", &f, 1000).unwrap(), vec!["a b"]);
+        // A word wider than the line even after its hyphens: broken between letters.
+        let narrow = text_width("contami", &f).unwrap();
+        let lines = wrap("x contamination-and", &f, narrow).unwrap();
+        assert!(lines.iter().all(|l| text_width(l, &f).unwrap() <= narrow));
+        assert!(lines.len() >= 3, "{lines:?}");
+        assert_eq!(
+            lines.concat().replace(['-', ' '], ""),
+            "xcontaminationand",
+            "{lines:?}"
+        );
     }
 
     #[test]

@@ -255,8 +255,8 @@ fn caption_of_one(exp: &Experiment, stem: &str) -> Option<String> {
         ),
         ("gradcam_", Some(_)) => format!(
             "Grad-CAM on {on}: test images (rows) and, beside each input, the Grad-CAM of the \
-             first complete seed of every variant ({}) laid over it. Blue is low and red \
-             high, each image on its own scale: compare where a map is hot, not how hot.",
+             first complete seed of every variant ({}) laid over it in viridis, on one colour \
+             scale for every image and run, so that a weak map looks weak.",
             variants(exp)
         ),
         ("maps_", Some(_)) => format!(
@@ -274,13 +274,14 @@ fn caption_of_one(exp: &Experiment, stem: &str) -> Option<String> {
         ("maps_", None) => format!(
             "Anomaly maps on {on}: variants ({}) as rows below the input row, one column per \
              category showing its first defective test image, the map of each variant's \
-             first complete seed laid over it; each column on its own colour scale.",
+             first complete seed laid over it; each column on its own colour scale, its \
+             largest value in its header.",
             variants(exp)
         ),
         ("attention_channels_", Some(_)) => format!(
-            "The channel attention gates on {on}: one panel per run with attention (rows) and \
-             position (columns), each channels (vertical) × test images (horizontal, the good \
-             images left of the defective ones), the gate's value as colour on one scale."
+            "The channel attention gates on {on}: one cell per run with attention (rows) and \
+             position (columns), each channels (down) × test images (across, the good images \
+             left of the defective ones), the gate's value as colour on one scale."
         ),
         ("attention_spatial_", Some(_)) => format!(
             "CBAM's spatial attention gates on {on}, laid over test images: rows are good and \
