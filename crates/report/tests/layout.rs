@@ -90,9 +90,9 @@ fn every_chart_keeps_the_print_rules_with_long_names_and_many_variants() {
     let exp = gather(tmp.path()).unwrap();
     assert_eq!(exp.variants().len(), 10);
     let checked = adn_report::figures::check_figures(&exp).unwrap();
-    // Bars of 3 metrics, a heat map per dataset, then ROC, scores, training and
-    // diagnostics per dataset × category; each as PNG and SVG.
-    assert_eq!(checked.len(), 2 * (3 + 2 + 4 * 4), "{checked:#?}");
+    // Bars of 3 metrics, Δ plots of 2, a heat map per dataset, then ROC, scores, training
+    // and diagnostics per dataset × category; each as PNG and SVG.
+    assert_eq!(checked.len(), 2 * (3 + 2 + 2 + 4 * 4), "{checked:#?}");
     let broken: Vec<String> = checked
         .iter()
         .filter(|(_, v)| !v.is_empty())

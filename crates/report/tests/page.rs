@@ -44,7 +44,8 @@ fn the_page_shows_every_table_figure_and_run_and_links_only_files_beside_it() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".png"))
         .collect();
-    assert_eq!(pngs.len(), 9, "{pngs:?}");
+    // Bars of 3 metrics, the Δ plot, then ROC, scores and training of 2 datasets.
+    assert_eq!(pngs.len(), 10, "{pngs:?}");
     for png in &pngs {
         assert!(
             local_links(&html).contains(&format!("figures/{png}")),
@@ -208,7 +209,7 @@ fn the_page_opens_in_headless_chromium_with_no_error_every_image_loads_and_table
     let check: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(check["errors"], serde_json::json!([]), "{check}");
     assert_eq!(check["broken"], serde_json::json!([]), "{check}");
-    assert_eq!(check["images"], 9, "{check}");
+    assert_eq!(check["images"], 10, "{check}");
     assert_eq!(check["sorted"], true, "{check}");
     assert_eq!(check["detail"], true, "{check}");
     // The page itself, as a reader first sees it: a picture with something on it. Kept

@@ -163,9 +163,10 @@ fn figures_are_written_as_png_and_svg() {
     write_experiment(tmp.path());
     let exp = gather(tmp.path()).unwrap();
     let files = adn_report::figures::write_figures(&exp).unwrap();
-    // Three bar charts (image AUROC last and best, pixel AUROC where there are masks), and
+    // Three bar charts (image AUROC last and best, pixel AUROC where there are masks), the
+    // Δ plot of SE against DifferNet (one dataset has two seeds: a pixel Δ needs them), and
     // ROC, scores and training per dataset × category, each twice.
-    assert_eq!(files.len(), (3 + 2 * 3) * 2, "{files:?}");
+    assert_eq!(files.len(), (3 + 1 + 2 * 3) * 2, "{files:?}");
     for f in &files {
         let bytes = fs::read(f).unwrap();
         match f.extension().unwrap().to_str().unwrap() {
@@ -181,6 +182,12 @@ fn figures_are_written_as_png_and_svg() {
     assert!(
         svg.contains("DifferNet") && svg.contains("SE"),
         "legend missing"
+    );
+    // The Δ plot names its row and its comparison, and draws a dot and an interval.
+    let delta = fs::read_to_string(tmp.path().join("figures/auroc_last_delta.svg")).unwrap();
+    assert!(
+        delta.contains("SE") && delta.contains("vs DifferNet") && delta.contains("<circle"),
+        "{delta}"
     );
 }
 

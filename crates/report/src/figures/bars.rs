@@ -54,7 +54,7 @@ impl Figure for Bars<'_> {
         let mut items: Vec<(String, Swatch)> = variants
             .iter()
             .zip(&labels)
-            .map(|(v, l)| (l.clone(), Swatch::Box(variant_colour(exp, v))))
+            .map(|(v, l)| (l.clone(), Swatch::Filled(variant_fill(exp, v))))
             .collect();
         if chance {
             items.push(("chance".to_string(), Swatch::Chance));
@@ -161,14 +161,11 @@ impl Figure for Bars<'_> {
         );
         let gap_above = (100.0 - lo) * 0.015;
         for (gi, vi, x) in &cells {
-            let col = variant_colour(exp, &variants[*vi]);
+            let fill = variant_fill(exp, &variants[*vi]);
             let x0 = *gi as f64 + 0.08 + *vi as f64 * width;
             let (mean, sd) = (100.0 * x.mean, 100.0 * x.sd);
             chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x0, lo), (x0 + width * 0.9, mean)],
-                    col.filled(),
-                )))
+                .draw_series(fill.rectangles((x0, lo), (x0 + width * 0.9, mean), u))
                 .map_err(err)?;
             let xm = x0 + width * 0.45;
             let cap = (mean + sd).min(100.0);

@@ -4,6 +4,7 @@
 
 mod attention;
 mod bars;
+mod delta;
 mod diagnostics;
 mod gradcam;
 mod grid;
@@ -28,6 +29,7 @@ use crate::tables::{Metric, metrics_of};
 
 pub use attention::{check_attention_pictures, write_attention_pictures};
 use bars::Bars;
+use delta::Deltas;
 use diagnostics::DiagnosticsFigure;
 pub use gradcam::{ExplainGroup, check_gradcam_grid, explain_groups, write_gradcam_grid};
 pub use grid::stale_pages;
@@ -48,15 +50,17 @@ fn register_font() {
     });
 }
 
-/// Variant colours: vanilla blue, SE orange, CBAM green, official CBAM red, then others.
+/// Variant colours, Okabe and Ito's (distinct under the common colour-vision deficiencies):
+/// DifferNet blue, SE orange, CBAM lab bluish green, CBAM official vermillion, then reddish
+/// purple, sky blue and black for other variants.
 const PALETTE: [RGBColor; 7] = [
-    RGBColor(76, 114, 176),
-    RGBColor(221, 132, 82),
-    RGBColor(85, 168, 104),
-    RGBColor(196, 78, 82),
-    RGBColor(129, 114, 179),
-    RGBColor(147, 120, 96),
-    RGBColor(218, 139, 195),
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(213, 94, 0),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
 ];
 
 /// For a variant that names a regime (`se / joint`): its attention and the regime's index
@@ -84,8 +88,9 @@ fn darker(c: RGBColor, f: f64) -> RGBColor {
     RGBColor(m(c.0), m(c.1), m(c.2))
 }
 
-/// A variant's fill or line colour where regimes share an attention's hue: the first regime
-/// in the attention's colour, the next lighter, the next darker, and so on.
+/// A variant's line colour where regimes share an attention's hue: the first regime in the
+/// attention's colour, the next darker, the next darker still (never paler: pale tints
+/// vanish in grey print; the lines also differ in dash and marker).
 fn variant_colour(exp: &Experiment, variant: &str) -> RGBColor {
     let Some((attention, k)) = regime_of(exp, variant) else {
         return colour(exp, variant);
@@ -93,8 +98,23 @@ fn variant_colour(exp: &Experiment, variant: &str) -> RGBColor {
     let base = colour(exp, attention);
     match k % 3 {
         0 => base,
-        1 => print::lighten(base, 0.5),
-        _ => darker(base, 0.6),
+        1 => darker(base, 0.7),
+        _ => darker(base, 0.45),
+    }
+}
+
+/// How a variant's bar is filled: regimes of one attention share its hue and differ in
+/// more than shade (solid, hollow with a thick outline, solid darker), so that they stay
+/// apart in grey print.
+fn variant_fill(exp: &Experiment, variant: &str) -> print::Fill {
+    let Some((attention, k)) = regime_of(exp, variant) else {
+        return print::Fill::Solid(colour(exp, variant));
+    };
+    let base = colour(exp, attention);
+    match k % 3 {
+        0 => print::Fill::Solid(base),
+        1 => print::Fill::Hollow(base),
+        _ => print::Fill::Solid(darker(base, 0.55)),
     }
 }
 
@@ -284,6 +304,17 @@ fn draw_figures(exp: &Experiment, dir: &Path, written: &mut Sink) -> Result<()> 
             &dir.join(format!("{}_bars", metric.key())),
             written,
         )?;
+    }
+    // The effects themselves, where there is a baseline to compare with.
+    for metric in [Metric::Last, Metric::PixelAuroc] {
+        let deltas = Deltas { exp, metric };
+        if deltas.has_data() {
+            render(
+                &deltas,
+                &dir.join(format!("{}_delta", metric.key())),
+                written,
+            )?;
+        }
     }
     // Datasets with many categories: the category × variant heat map.
     for d in exp.datasets() {

@@ -153,10 +153,33 @@ fn draw_marker<DB: DrawingBackend>(
     .map_err(err)
 }
 
+/// How a bar (or a legend box) is filled.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Fill {
+    Solid(RGBColor),
+    /// White inside a thick outline of the colour.
+    Hollow(RGBColor),
+}
+
+impl Fill {
+    /// The rectangles that draw a box of this fill from `a` to `b` (either corner order),
+    /// the outline `u` pixels per point wide.
+    pub(super) fn rectangles<C: Copy>(self, a: C, b: C, u: f64) -> Vec<Rectangle<C>> {
+        match self {
+            Fill::Solid(c) => vec![Rectangle::new([a, b], c.filled())],
+            Fill::Hollow(c) => vec![
+                Rectangle::new([a, b], WHITE.filled()),
+                Rectangle::new([a, b], c.stroke_width(px(u, 1.3).max(2))),
+            ],
+        }
+    }
+}
+
 /// One legend entry: a label and how its sample is drawn.
 pub(super) enum Swatch {
     Line(LineLook),
     Box(RGBColor),
+    Filled(Fill),
     /// The dashed grey line of chance.
     Chance,
     /// A hollow ring: a marked point (e.g. the best epoch).
@@ -236,6 +259,12 @@ pub(super) fn top_legend<DB: DrawingBackend>(
                     colour.filled(),
                 ))
                 .map_err(err)?;
+            }
+            Swatch::Filled(fill) => {
+                let h = px(u, 3.0) as i32;
+                for r in fill.rectangles((x, y - h), (x + sample, y + h), u) {
+                    area.draw(&r).map_err(err)?;
+                }
             }
         }
         let text_style = style.pos(plotters::style::text_anchor::Pos::new(

@@ -137,7 +137,8 @@ pub fn caption(exp: &Experiment, stem: &str) -> Option<String> {
     let k: usize = k.parse().ok()?;
     let text = caption_of_one(exp, base)?;
     Some(format!(
-        "{text} Page {k}: the runs that do not fit across two columns go on further pages."
+        "{text} Page {k}: what does not fit one page (7 in wide, at most 9 in tall) goes on \
+         further pages."
     ))
 }
 
@@ -183,6 +184,21 @@ fn caption_of_one(exp: &Experiment, stem: &str) -> Option<String> {
                 "Pixel AUROC (%) of each run's anomaly map after the last meta-epoch, on the \
                  datasets whose test images have ground-truth masks",
                 datasets_with_pixels(),
+            ));
+        }
+        "auroc_last_delta" | "pixel_auroc_delta" => {
+            let what = if stem == "auroc_last_delta" {
+                "image AUROC after the last meta-epoch"
+            } else {
+                "pixel AUROC"
+            };
+            return Some(format!(
+                "The effect of attention on {what}: per dataset (a panel; the mean over its \
+                 categories where it has several) and attention variant (a row), the mean \
+                 difference from the same setting without attention in percentage points \
+                 (dot) with its 95 % interval (line; paired t over seeds, or DeLong on one \
+                 seed), the dashed line at no difference. Each panel has its own axis. The \
+                 tables give the raw and Holm-corrected p-values."
             ));
         }
         _ => {}
