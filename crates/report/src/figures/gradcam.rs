@@ -60,7 +60,9 @@ fn cam_spec(x: &Explained) -> GridSpec {
         input: Some("input".into()),
         columns: x.run_labels(),
         note: format!(
-            "Grad-CAM of the anomaly score at {}, laid over the input: which positions raise              the score. One colour scale for every image and run, 0 to the largest value              (score units per position).",
+            "Grad-CAM of the anomaly score at {}, laid over the input: which positions raise \
+             the score. One colour scale for every image and run, 0 to the largest value \
+             (score units per position).",
             e.layer
         ),
         right: colour_bar_width(),

@@ -224,7 +224,8 @@ pub(super) fn write_grid(cells: &impl Cells, stem: &Path) -> Result<Vec<PathBuf>
         let path = stem.with_extension("png");
         let tmp = stem.with_extension(format!("tmp{}.png", std::process::id()));
         {
-            let area = BitMapBackend::new(&tmp, (page.width, page.height)).into_drawing_area();
+            let area = super::glyphs::Glyphs(BitMapBackend::new(&tmp, (page.width, page.height)))
+                .into_drawing_area();
             area.fill(&WHITE).map_err(err)?;
             fig.draw_page(&area, k)?;
             area.present().map_err(err)?;

@@ -6,6 +6,7 @@ mod attention;
 mod bars;
 mod delta;
 mod diagnostics;
+mod glyphs;
 mod gradcam;
 mod grid;
 mod heatmap;
@@ -206,7 +207,8 @@ fn render_as(fig: &impl Figure, stem: &Path, exts: &[&str], sink: &mut Sink) -> 
         let tmp = stem.with_extension(format!("tmp{pid}.{ext}"));
         {
             if ext == "png" {
-                let area = BitMapBackend::new(&tmp, fig.size(u)).into_drawing_area();
+                let area =
+                    glyphs::Glyphs(BitMapBackend::new(&tmp, fig.size(u))).into_drawing_area();
                 area.fill(&WHITE).map_err(err)?;
                 fig.draw(&area, u)?;
                 area.present().map_err(err)?;
