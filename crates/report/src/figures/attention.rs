@@ -109,23 +109,27 @@ impl<'a> ChannelCells<'a> {
     }
 }
 
-/// One cell of the channel figure: channel `c` of image `i` at `(column, row)`, each image
-/// a column band (a white band between the good and the defective images), the channels
-/// averaged into the cell's rows when there are more than it has pixels.
+/// One cell of the channel figure: each image a band of columns, the good images left of
+/// a thin white gap and the defective ones right of it; down, the channels, averaged into
+/// the cell's rows when there are more than it has pixels.
 fn channel_tile(g: &GateValues, images: &[adn_record::PictureImage], top: f32) -> Vec<u8> {
     let side = CELL as usize;
+    let n = images.len().max(1);
     let good = images.iter().filter(|i| !i.anomalous).count();
-    let bands = images.len() + 1;
+    let gap = if good == 0 || good == n { 0 } else { 4 };
+    let room = side - gap;
+    let good_w = room * good / n;
     let channels = g.shape[1];
     let mut tile = vec![255u8; 3 * side * side];
     for x in 0..side {
-        let band = x * bands / side;
-        let i = match band.cmp(&good) {
-            std::cmp::Ordering::Less => band,
-            std::cmp::Ordering::Equal => continue,
-            std::cmp::Ordering::Greater => band - 1,
+        let i = if x < good_w {
+            x * good / good_w.max(1)
+        } else if x < good_w + gap {
+            continue;
+        } else {
+            good + (x - good_w - gap) * (n - good) / (room - good_w).max(1)
         };
-        let values = g.of_image(i);
+        let values = g.of_image(i.min(n - 1));
         for y in 0..side {
             let c0 = y * channels / side;
             let c1 = ((y + 1) * channels / side).max(c0 + 1);
@@ -159,7 +163,7 @@ impl Cells for ChannelCells<'_> {
             note: format!(
                 "Channel gates of each run (rows) at each position (columns). In a cell: every \
                  channel's gate (down, the first at the top) on {good} good | {} defective \
-                 test images (across, a white band between). One colour scale, 0 to {}.",
+                 test images (across, a thin white gap between). One colour scale, 0 to {}.",
                 images.len() - good,
                 self.top
             ),
@@ -413,6 +417,36 @@ mod tests {
         let row = upsample(&[0.0, 1.0, 0.0, 1.0], 2, 2, 4);
         assert_eq!(&row[..4], &[0.0, 0.25, 0.75, 1.0]);
         assert_eq!(&row[..4], &row[12..]);
+    }
+
+    #[test]
+    fn a_channel_cell_puts_good_images_left_of_a_gap_and_defective_ones_right() {
+        let image = |anomalous| adn_record::PictureImage {
+            path: String::new(),
+            defect: String::new(),
+            anomalous,
+            input: String::new(),
+        };
+        let images = [image(false), image(false), image(true), image(true)];
+        // Image k's gates are all k / 4: one colour per image band.
+        let g = GateValues {
+            gate: "channel".into(),
+            shape: vec![4, 3],
+            values: (0..12).map(|v| (v / 3) as f32 / 4.0).collect(),
+        };
+        let tile = channel_tile(&g, &images, 1.0);
+        let side = CELL as usize;
+        let at = |x: usize| &tile[3 * (side * side / 2 + x)..3 * (side * side / 2 + x) + 3];
+        let colour = |v: f32| {
+            let c = ViridisRGB::get_color_normalized(v, 0.0, 1.0);
+            vec![c.0, c.1, c.2]
+        };
+        let half = (side - 4) / 2;
+        assert_eq!(at(0), colour(0.0).as_slice());
+        assert_eq!(at(half - 1), colour(0.25).as_slice());
+        assert_eq!(at(half + 1), &[255, 255, 255]);
+        assert_eq!(at(half + 4), colour(0.5).as_slice());
+        assert_eq!(at(side - 1), colour(0.75).as_slice());
     }
 
     #[test]
