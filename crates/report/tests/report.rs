@@ -505,6 +505,24 @@ fn many_runs_go_on_pages_of_the_map_and_grad_cam_figures_that_keep_the_print_rul
         assert!(v.is_empty(), "{name}: {v:#?}");
     }
     let pages = adn_report::figures::write_map_grid(&dir, &exp, &stem).unwrap();
+    // Where each run's column went, page by page, for the HTML page to cut out: every run
+    // once, inside its page.
+    let places = adn_report::figures::ColumnPlaces::read(&stem).unwrap();
+    assert_eq!(places.pages.len(), pages.len());
+    let mut keys: Vec<String> = Vec::new();
+    for p in &places.pages {
+        assert!(
+            p.top >= 0 && p.bottom <= p.height as i32 && p.top < p.bottom,
+            "{p:?}"
+        );
+        assert!(p.input_x.is_some());
+        for (k, x) in &p.columns {
+            assert!(*x > p.input_x.unwrap() && *x + p.cell as i32 <= p.width as i32);
+            keys.push(k.clone());
+        }
+    }
+    let expected: Vec<String> = (0..attentions.len()).map(|k| k.to_string()).collect();
+    assert_eq!(keys, expected);
     let names: Vec<String> = checked.iter().map(|(n, _)| n.clone()).collect();
     assert_eq!(names[0], "maps_many_1.png");
     for (page, name) in pages.iter().zip(&names) {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::maps::{CELL, GAP, draw_lines, line_height, text_width, unit};
 use super::print::*;
@@ -175,6 +176,12 @@ fn draw_frame<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, page: &GridPage
 /// What fills the cells of a grid figure's pages.
 pub(super) trait Cells {
     fn spec(&self) -> Result<GridSpec>;
+    /// A key per column after the input (a run's folder name), for figures whose columns a
+    /// page shows one by one: the figure then records where each column is drawn
+    /// ([`ColumnPlaces`]).
+    fn column_keys(&self) -> Option<Vec<String>> {
+        None
+    }
     fn draw_cells<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
@@ -199,6 +206,38 @@ impl<'a, C: Cells> GridFigure<'a, C> {
         let page = &self.pages[k];
         draw_frame(area, page)?;
         self.cells.draw_cells(area, page)
+    }
+}
+
+/// Where a grid figure drew each column, page by page: `<stem>.json` beside its PNGs, so
+/// that the HTML page can show one run's column (and the input beside it) cut from the
+/// figure without a second picture.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColumnPlaces {
+    pub pages: Vec<PagePlaces>,
+}
+
+/// One page's columns in pixels of its PNG: the band from `top` to `bottom` holds its rows
+/// (cells and what is under them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PagePlaces {
+    pub file: String,
+    pub width: u32,
+    pub height: u32,
+    pub top: i32,
+    pub bottom: i32,
+    pub cell: u32,
+    /// The input column's left edge, when the figure has one.
+    pub input_x: Option<i32>,
+    /// Each column's key and left edge.
+    pub columns: Vec<(String, i32)>,
+}
+
+impl ColumnPlaces {
+    /// `<stem>.json` of a figure drawn with column keys, if there is one.
+    pub fn read(stem: &Path) -> Option<ColumnPlaces> {
+        let text = fs::read_to_string(stem.with_extension("json")).ok()?;
+        serde_json::from_str(&text).ok()
     }
 }
 
@@ -232,6 +271,50 @@ pub(super) fn write_grid(cells: &impl Cells, stem: &Path) -> Result<Vec<PathBuf>
         }
         fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
+    }
+    let places = stem.with_extension("json");
+    match cells.column_keys() {
+        Some(keys) => {
+            let pages = fig
+                .pages
+                .iter()
+                .zip(&written)
+                .map(|(page, path)| {
+                    let input = u32::from(page.columns() > page.runs.len()) as usize;
+                    PagePlaces {
+                        file: path
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned(),
+                        width: page.width,
+                        height: page.height,
+                        top: page.row_y(page.rows.start),
+                        bottom: page.row_y(page.rows.start)
+                            + page.rows.len() as i32 * page.pitch_y as i32,
+                        cell: CELL,
+                        input_x: (input == 1).then(|| page.cell_x(0)),
+                        columns: page
+                            .runs
+                            .clone()
+                            .enumerate()
+                            .map(|(c, k)| (keys[k].clone(), page.cell_x(c + input)))
+                            .collect(),
+                    }
+                })
+                .collect();
+            let json = serde_json::to_string_pretty(&ColumnPlaces { pages })?;
+            let tmp = stem.with_extension(format!("tmp{}.json", std::process::id()));
+            fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
+            fs::rename(&tmp, &places)
+                .with_context(|| format!("cannot write {}", places.display()))?;
+        }
+        None => {
+            if places.is_file() {
+                fs::remove_file(&places)
+                    .with_context(|| format!("cannot remove {}", places.display()))?;
+            }
+        }
     }
     for old in stale_pages(stem) {
         if !written.contains(&old) {

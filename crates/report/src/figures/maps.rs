@@ -293,12 +293,30 @@ impl<'a> Explained<'a> {
     }
 }
 
+/// A run folder's last component: how a figure's columns name their runs.
+pub fn run_folder_name(run_dir: &str) -> String {
+    Path::new(run_dir)
+        .file_name()
+        .map_or(run_dir.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 /// The map figure's cells.
 struct MapCells<'a>(Explained<'a>);
 
 impl Cells for MapCells<'_> {
     fn spec(&self) -> Result<GridSpec> {
         Ok(map_spec(&self.0))
+    }
+
+    fn column_keys(&self) -> Option<Vec<String>> {
+        Some(
+            self.0
+                .e
+                .runs
+                .iter()
+                .map(|r| run_folder_name(&r.run_dir))
+                .collect(),
+        )
     }
 
     fn draw_cells<DB: DrawingBackend>(

@@ -33,9 +33,11 @@ use bars::Bars;
 use delta::Deltas;
 use diagnostics::DiagnosticsFigure;
 pub use gradcam::{ExplainGroup, check_gradcam_grid, explain_groups, write_gradcam_grid};
-pub use grid::stale_pages;
+pub use grid::{ColumnPlaces, PagePlaces, stale_pages};
 use hist::Histograms;
-pub use maps::{check_category_maps, check_map_grid, write_category_maps, write_map_grid};
+pub use maps::{
+    check_category_maps, check_map_grid, run_folder_name, write_category_maps, write_map_grid,
+};
 use roc::Rocs;
 use training::Training;
 /// The embedded DejaVu Sans (see `fonts/LICENSE-DejaVu.txt`): PNGs render the same on any

@@ -122,6 +122,55 @@ struct RunDetail {
     thresholds: Vec<(String, String, String)>,
     charts: Vec<String>,
     maps: Option<(String, String)>,
+    /// This run's column of the anomaly-map figure and the input column beside it, cut
+    /// from the figure's pages.
+    crops: Vec<MapCrop>,
+}
+
+/// A column cut from a figure's PNG at half its pixel size, as CSS draws it: a box `w` × `h`
+/// showing the picture `size` wide, shifted by `x`, `y`.
+#[derive(Serialize, Debug, PartialEq)]
+struct MapCrop {
+    label: String,
+    file: String,
+    size: f64,
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+}
+
+/// The crops of `run`'s map column (with the input beside it) from the places a map
+/// figure recorded, page by page; none when the run is not one of its columns.
+fn map_crops(places: &crate::figures::ColumnPlaces, run: &Run) -> Vec<MapCrop> {
+    let key = run
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let scale = 0.5;
+    let mut crops = Vec::new();
+    for p in &places.pages {
+        let Some((_, x)) = p.columns.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        let crop = |label: &str, x: i32, w: u32| MapCrop {
+            label: label.to_string(),
+            file: p.file.clone(),
+            size: p.width as f64 * scale,
+            x: x as f64 * scale,
+            y: p.top as f64 * scale,
+            w: w as f64 * scale,
+            h: (p.bottom - p.top) as f64 * scale,
+        };
+        if let Some(input) = p.input_x {
+            // The row labels left of the input (what each row shows), then the input.
+            crops.push(crop("the rows' defect types", 0, input.max(0) as u32));
+            crops.push(crop("the input, masks in red", input, p.cell));
+        }
+        crops.push(crop("this run's anomaly maps", *x, p.cell));
+    }
+    crops
 }
 
 /// The columns of the runs table after its identifying ones.
@@ -350,6 +399,9 @@ fn run_detail(exp: &Experiment, run: &Run, figures: &[PageFigure]) -> Option<Run
             };
             (format!("#{}", fig.id), note)
         });
+    let crops = crate::figures::ColumnPlaces::read(&exp.dir.join("figures").join(&stem))
+        .map(|places| map_crops(&places, run))
+        .unwrap_or_default();
     Some(RunDetail {
         config,
         facts,
@@ -357,6 +409,7 @@ fn run_detail(exp: &Experiment, run: &Run, figures: &[PageFigure]) -> Option<Run
         thresholds,
         charts,
         maps,
+        crops,
     })
 }
 
@@ -599,5 +652,51 @@ mod tests {
     fn local_links_skip_anchors_and_data() {
         let html = r##"<img src="figures&#x2f;a.png"><a href="#x">x</a><a href="runs.csv">r</a><img src="data:x">"##;
         assert_eq!(local_links(html), vec!["figures/a.png", "runs.csv"]);
+    }
+    #[test]
+    fn a_run_s_map_column_is_cut_from_every_page_that_shows_it() {
+        use crate::figures::{ColumnPlaces, PagePlaces};
+        let page = |file: &str, columns: Vec<(String, i32)>| PagePlaces {
+            file: file.into(),
+            width: 1000,
+            height: 800,
+            top: 100,
+            bottom: 700,
+            cell: 240,
+            input_x: Some(50),
+            columns,
+        };
+        let places = ColumnPlaces {
+            pages: vec![
+                page("maps_1.png", vec![("a".into(), 300), ("b".into(), 550)]),
+                page("maps_2.png", vec![("c".into(), 300)]),
+            ],
+        };
+        let run = |dir: &str| Run {
+            run_id: "r".into(),
+            dir: std::path::PathBuf::from(dir),
+            dataset: "d".into(),
+            category: "c".into(),
+            variant: "se".into(),
+            attention: "se".into(),
+            context: String::new(),
+            seed: 0,
+            axes: Default::default(),
+            status: crate::gather::Status::Complete,
+            error: None,
+            metrics: None,
+            manifest: None,
+        };
+        let crops = map_crops(&places, &run("results/x/runs/b"));
+        // The row labels, the input and the run's column, at half size.
+        assert_eq!(crops.len(), 3);
+        assert_eq!((crops[0].x, crops[0].w), (0.0, 25.0));
+        assert_eq!((crops[1].x, crops[2].x), (25.0, 275.0));
+        assert_eq!((crops[2].w, crops[2].h, crops[2].y), (120.0, 300.0, 50.0));
+        assert_eq!(
+            (crops[2].file.as_str(), crops[2].size),
+            ("maps_1.png", 500.0)
+        );
+        assert!(map_crops(&places, &run("results/x/runs/z")).is_empty());
     }
 }
