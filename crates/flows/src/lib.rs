@@ -1,4 +1,5 @@
-//! DifferNet's normalizing flow, exactly as its official code builds it.
+//! The normalizing flows: DifferNet's, exactly as its official code builds it, and the
+//! flow families beside it ([`fastflow`]).
 //!
 //! Eight blocks of [fixed permutation, GLOW affine coupling with a soft `atan` clamp] map a
 //! feature vector to a latent `z` with a tractable log-determinant; the loss is the negative
@@ -7,10 +8,12 @@
 //! trained here and one trained by the Python code see the same channel order.
 
 pub mod coupling;
+pub mod fastflow;
 pub mod flow;
 mod init;
 pub mod numpy_rng;
 pub mod optim;
 
+pub use fastflow::{FastFlow, FastFlowConfig, fastflow_loss, fastflow_map, fastflow_score};
 pub use flow::{DifferNetFlow, FlowConfig, Param, nll_loss, nll_parts, volume_charge};
 pub use optim::{Adam, AdamConfig};

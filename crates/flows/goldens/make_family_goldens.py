@@ -1,0 +1,85 @@
+"""Goldens for the flow families' parity tests, made with anomalib's own modules.
+
+    .venv/bin/pip install -c crates/flows/goldens/constraints.txt anomalib==2.7.0
+    .venv/bin/python crates/flows/goldens/make_family_goldens.py
+
+- fastflow.safetensors: FastFlow's per-scale flows and layer norms as anomalib builds them
+  (`create_fast_flow_block`, `nn.LayerNorm`), on three small feature maps standing in for a
+  backbone's (odd channel counts included), 4 steps per scale. The parameters are moved off
+  their initial values so every term counts. Stored: every parameter (`param.<name>`,
+  anomalib's names), the inputs, z and log|det J| per scale, the loss (`FastflowLoss`), the
+  anomaly map (`AnomalyMapGenerator`) and image score (its maximum), and every trained
+  parameter after one Adam step with FastFlow's settings (`after.<name>`).
+"""
+import pathlib
+
+import anomalib
+import torch
+from anomalib.models.image.fastflow.anomaly_map import AnomalyMapGenerator
+from anomalib.models.image.fastflow.loss import FastflowLoss
+from anomalib.models.image.fastflow.torch_model import create_fast_flow_block
+from safetensors.torch import save_file
+from torch import nn
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+DIMS = [(6, 8, 8), (9, 4, 4), (12, 2, 2)]
+INPUT = (32, 32)
+STEPS = 4
+N = 3
+
+
+class FastFlowHead(nn.Module):
+    """The flows and norms of anomalib's FastflowModel, without its backbone."""
+
+    def __init__(self):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm([c, h, w], elementwise_affine=True) for c, h, w in DIMS)
+        self.fast_flow_blocks = nn.ModuleList(
+            create_fast_flow_block([c, h, w], conv3x3_only=False, hidden_ratio=1.0, flow_steps=STEPS)
+            for c, h, w in DIMS
+        )
+
+    def forward(self, features):
+        hidden, jacobians = [], []
+        for feature, norm, flow in zip(features, self.norms, self.fast_flow_blocks):
+            z, log_det = flow(norm(feature))
+            hidden.append(z)
+            jacobians.append(log_det)
+        return hidden, jacobians
+
+
+def fastflow():
+    torch.manual_seed(7)
+    head = FastFlowHead()
+    with torch.no_grad():
+        for name, p in head.named_parameters():
+            if name.endswith("global_scale"):
+                p.add_(0.4 * torch.randn_like(p))
+            elif name.endswith("global_offset") or name.startswith("norms"):
+                p.add_(0.1 * torch.randn_like(p))
+    features = [1.5 * torch.randn(N, c, h, w) + 0.3 for c, h, w in DIMS]
+    out = {f"param.{k}": v.detach().clone() for k, v in head.state_dict().items()}
+    out.update({f"input.{i}": f for i, f in enumerate(features)})
+    hidden, jacobians = head(features)
+    loss = FastflowLoss()(hidden, jacobians)
+    anomaly_map = AnomalyMapGenerator(input_size=INPUT)(hidden_variables=[z.detach() for z in hidden])
+    score = torch.amax(anomaly_map, dim=(1, 2, 3))
+    for i, (z, j) in enumerate(zip(hidden, jacobians)):
+        out[f"z.{i}"] = z.detach().clone()
+        out[f"ldj.{i}"] = j.detach().clone()
+    out["loss"] = loss.detach().reshape(1)
+    out["map"] = anomaly_map
+    out["score"] = score
+    trained = [(k, p) for k, p in head.named_parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam([p for _, p in trained], lr=1e-3, weight_decay=1e-5)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    out.update({f"after.{k}": p.detach().clone() for k, p in trained})
+    out = {k: v.contiguous() for k, v in out.items()}
+    save_file(out, FIXTURES / "fastflow.safetensors", metadata={"anomalib": anomalib.__version__})
+    print(f"fastflow.safetensors: {len(out)} tensors, loss {loss.item():.6f}, anomalib {anomalib.__version__}")
+
+
+if __name__ == "__main__":
+    fastflow()
