@@ -15,7 +15,7 @@ use adn_record::{AttentionPictures as Pictures, GateValues};
 use crate::gather::Experiment;
 
 use super::gradcam::run_label;
-use super::grid::{Cells, GridPage, GridSpec, check_grid, write_grid};
+use super::grid::{Cells, GridPage, GridSink, GridSpec};
 use super::maps::{CELL, blend_viridis, colour_bar, colour_bar_width, resized_rgb};
 
 /// The colour scale's top: 1 for sigmoid gates, 2 once an identity-started gate (in (0, 2))
@@ -348,6 +348,32 @@ fn attention_figures<'a>(
     )
 }
 
+/// Draws the attention pictures of an `adn explain` folder into `sink`; nothing when the
+/// folder has no `attention.json` (no run had attention).
+fn draw_attention(
+    explain_dir: &Path,
+    exp: &Experiment,
+    figures: &Path,
+    slug: &str,
+    sink: &mut GridSink,
+) -> Result<()> {
+    if !explain_dir
+        .join(adn_record::files::ATTENTION_GATES)
+        .is_file()
+    {
+        return Ok(());
+    }
+    let pictures = Pictures::read(explain_dir)?;
+    let (channels, stem, spatial) = attention_figures(explain_dir, &pictures, exp, figures, slug);
+    if !channels.runs.is_empty() {
+        sink.put(&channels, &stem)?;
+    }
+    if let Some((cells, stem)) = spatial {
+        sink.put(&cells, &stem)?;
+    }
+    Ok(())
+}
+
 /// Draws the attention pictures of an `adn explain` folder that holds `attention.json`:
 /// `attention_channels_<slug>.png` (SE and CBAM channel gates) and, with CBAM runs,
 /// `attention_spatial_<slug>.png`, each in pages (`_1`, `_2`, …) where it does not fit one.
@@ -358,22 +384,9 @@ pub fn write_attention_pictures(
     figures: &Path,
     slug: &str,
 ) -> Result<Vec<PathBuf>> {
-    if !explain_dir
-        .join(adn_record::files::ATTENTION_GATES)
-        .is_file()
-    {
-        return Ok(Vec::new());
-    }
-    let pictures = Pictures::read(explain_dir)?;
-    let (channels, stem, spatial) = attention_figures(explain_dir, &pictures, exp, figures, slug);
-    let mut written = Vec::new();
-    if !channels.runs.is_empty() {
-        written.extend(write_grid(&channels, &stem)?);
-    }
-    if let Some((cells, stem)) = spatial {
-        written.extend(write_grid(&cells, &stem)?);
-    }
-    Ok(written)
+    let mut sink = GridSink::Files(Vec::new());
+    draw_attention(explain_dir, exp, figures, slug, &mut sink)?;
+    Ok(sink.into_files())
 }
 
 /// The attention pictures' pages laid out, not written: each page's file name with its
@@ -384,22 +397,9 @@ pub fn check_attention_pictures(
     figures: &Path,
     slug: &str,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    if !explain_dir
-        .join(adn_record::files::ATTENTION_GATES)
-        .is_file()
-    {
-        return Ok(Vec::new());
-    }
-    let pictures = Pictures::read(explain_dir)?;
-    let (channels, stem, spatial) = attention_figures(explain_dir, &pictures, exp, figures, slug);
-    let mut checked = Vec::new();
-    if !channels.runs.is_empty() {
-        checked.extend(check_grid(&channels, &stem)?);
-    }
-    if let Some((cells, stem)) = spatial {
-        checked.extend(check_grid(&cells, &stem)?);
-    }
-    Ok(checked)
+    let mut sink = GridSink::Check(Vec::new());
+    draw_attention(explain_dir, exp, figures, slug, &mut sink)?;
+    Ok(sink.into_checked())
 }
 
 #[cfg(test)]

@@ -347,6 +347,37 @@ pub(super) fn check_grid(cells: &impl Cells, stem: &Path) -> Result<Vec<(String,
     Ok(out)
 }
 
+/// Where grid figures go: drawn to files, or laid out and checked (like [`Sink`] for the
+/// charts).
+pub(super) enum GridSink {
+    Files(Vec<PathBuf>),
+    Check(Vec<(String, Vec<String>)>),
+}
+
+impl GridSink {
+    pub(super) fn put(&mut self, cells: &impl Cells, stem: &Path) -> Result<()> {
+        match self {
+            GridSink::Files(written) => written.extend(write_grid(cells, stem)?),
+            GridSink::Check(checked) => checked.extend(check_grid(cells, stem)?),
+        }
+        Ok(())
+    }
+
+    pub(super) fn into_files(self) -> Vec<PathBuf> {
+        match self {
+            GridSink::Files(written) => written,
+            GridSink::Check(_) => Vec::new(),
+        }
+    }
+
+    pub(super) fn into_checked(self) -> Vec<(String, Vec<String>)> {
+        match self {
+            GridSink::Check(checked) => checked,
+            GridSink::Files(_) => Vec::new(),
+        }
+    }
+}
+
 /// The files of an earlier drawing of `stem` (the single page and numbered pages) of a
 /// figure drawn in pages, for the caller to remove before drawing it again.
 pub fn stale_pages(stem: &Path) -> Vec<PathBuf> {
