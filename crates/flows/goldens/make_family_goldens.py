@@ -10,10 +10,21 @@
   anomalib's names), the inputs, z and log|det J| per scale, the loss (`FastflowLoss`), the
   anomaly map (`AnomalyMapGenerator`) and image score (its maximum), and every trained
   parameter after one Adam step with FastFlow's settings (`after.<name>`).
+- csflow.safetensors: CS-Flow's cross-scale flow from anomalib's own `ParallelPermute` and
+  `ParallelGlowCouplingLayer` nodes in a FrEIA graph as `CrossScaleFlow` wires them (its
+  304 channels made 9, so the goldens stay small), 3 blocks (3 × 3, 3 × 3, 5 × 5
+  kernels), the gammas and all weights moved off their initial values. Stored as above:
+  parameters (`param.<name>` by the graph's names), inputs, z per scale, log|det J|, the
+  loss (`CsFlowLoss`), the anomaly map (`AnomalyMapGenerator`, mode all) and score, and one
+  Adam step with CS-Flow's settings after gradient-norm clipping at 1 (`after.<name>`).
+- csflow_permutations.json: `numpy.random.default_rng(seed).permutation(n)`, the permutation
+  CS-Flow's blocks draw, for seeds 0–7 and a few lengths.
 """
+import json
 import pathlib
 
 import anomalib
+import numpy as np
 import torch
 from anomalib.models.image.fastflow.anomaly_map import AnomalyMapGenerator
 from anomalib.models.image.fastflow.loss import FastflowLoss
@@ -81,5 +92,78 @@ def fastflow():
     print(f"fastflow.safetensors: {len(out)} tensors, loss {loss.item():.6f}, anomalib {anomalib.__version__}")
 
 
+CS_DIMS = [(9, 8, 8), (9, 4, 4), (9, 2, 2)]
+CS_HIDDEN = 5
+CS_BLOCKS = 3
+CS_INPUT = (64, 64)
+
+
+def csflow_graph():
+    from anomalib.models.image.csflow.torch_model import ParallelGlowCouplingLayer, ParallelPermute
+    from FrEIA.framework import GraphINN, InputNode, Node, OutputNode
+
+    kernels = [3] * (CS_BLOCKS - 1) + [5]
+    nodes = [InputNode(c, h, w, name=f"input{i}") for i, (c, h, w) in enumerate(CS_DIMS)]
+    previous = [n.out0 for n in nodes]
+    for b in range(CS_BLOCKS):
+        permute = Node(previous, ParallelPermute, {"seed": b}, name=f"permute_{b}")
+        coupling = Node(
+            [permute.out0, permute.out1, permute.out2],
+            ParallelGlowCouplingLayer,
+            {"clamp": 3, "subnet_args": {"channels_hidden": CS_HIDDEN, "kernel_size": kernels[b]}},
+            name=f"fc1_{b}",
+        )
+        nodes += [permute, coupling]
+        previous = [coupling.out0, coupling.out1, coupling.out2]
+    nodes += [OutputNode([p], name=f"output_end{i}") for i, p in enumerate(previous)]
+    return GraphINN(nodes)
+
+
+def csflow():
+    from anomalib.models.image.csflow.anomaly_map import AnomalyMapGenerator as CsMap
+    from anomalib.models.image.csflow.loss import CsFlowLoss
+    from anomalib.models.image.csflow.torch_model import CsFlowModel
+
+    torch.manual_seed(11)
+    graph = csflow_graph()
+    with torch.no_grad():
+        for name, p in graph.named_parameters():
+            if "gamma" in name:
+                p.copy_(0.5 + 0.3 * torch.randn_like(p))
+            else:
+                p.add_(0.05 * torch.randn_like(p))
+    features = [1.2 * torch.randn(N, c, h, w) - 0.2 for c, h, w in CS_DIMS]
+    out = {f"param.{k}": v.detach().clone() for k, v in graph.state_dict().items()}
+    out.update({f"input.{i}": f for i, f in enumerate(features)})
+    z, jac = graph(features)
+    loss = CsFlowLoss()(list(z), jac)
+    zd = [t.detach() for t in z]
+    anomaly_map = CsMap(input_dims=(3, *CS_INPUT))(zd)
+    score = CsFlowModel._compute_anomaly_scores(zd)
+    for i, t in enumerate(zd):
+        out[f"z.{i}"] = t.clone()
+    out["ldj"] = jac.detach().clone()
+    out["loss"] = loss.detach().reshape(1)
+    out["map"] = anomaly_map
+    out["score"] = score
+    trained = [(k, p) for k, p in graph.named_parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam([p for _, p in trained], lr=2e-4, betas=(0.5, 0.9), eps=1e-4, weight_decay=1e-5)
+    optimiser.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for _, p in trained], max_norm=1.0)
+    optimiser.step()
+    out.update({f"after.{k}": p.detach().clone() for k, p in trained})
+    out = {k: v.contiguous() for k, v in out.items()}
+    save_file(out, FIXTURES / "csflow.safetensors", metadata={"anomalib": anomalib.__version__})
+    perms = {
+        f"{seed}/{n}": np.random.default_rng(seed).permutation(n).tolist()
+        for seed in range(8)
+        for n in [1, 2, 5, 9, 64, 152, 304]
+    }
+    (FIXTURES / "csflow_permutations.json").write_text(json.dumps(perms, sort_keys=True))
+    print(f"csflow.safetensors: {len(out)} tensors, loss {loss.item():.6f}; {len(perms)} permutations")
+
+
 if __name__ == "__main__":
     fastflow()
+    csflow()

@@ -120,11 +120,11 @@ impl FlowBlock {
         let s = a.narrow(1, 0, c2).tanh() * self.clamp;
         let t = a.narrow(1, c2, c2);
         let y2 = x2 * s.exp() + t;
-        let log_det = s.sum_dim_intlist([1, 2, 3].as_slice(), false, Kind::Float);
+        let log_det = s.sum_dim_intlist([1, 2, 3].as_slice(), false, s.kind());
         let u = Tensor::cat(&[x1, y2], 1);
         // softplus with β = ½ (threshold 20 on β·g, as PyTorch's): softplus(g/2)·2.
         let scale = (&self.global_scale * 0.5).softplus() * 2.0 * 0.1;
-        let scale_log_det = scale.log().sum(Kind::Float) * (h * w) as f64;
+        let scale_log_det = scale.log().sum(scale.kind()) * (h * w) as f64;
         let v = u * &scale + &self.global_offset;
         // The one-hot permutation as the gather it is: output channel i is input order[i].
         let order = self
@@ -146,7 +146,7 @@ impl ScaleFlow {
     /// `(z, log|det J|)` of the backbone's map at this scale.
     pub fn forward(&self, features: &Tensor) -> (Tensor, Tensor) {
         let mut x = self.norm.forward(features);
-        let mut log_det = Tensor::zeros([features.size()[0]], (Kind::Float, features.device()));
+        let mut log_det = Tensor::zeros([features.size()[0]], (features.kind(), features.device()));
         for block in &self.blocks {
             let (y, j) = block.forward(&x);
             x = y;

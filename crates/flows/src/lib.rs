@@ -1,5 +1,5 @@
 //! The normalizing flows: DifferNet's, exactly as its official code builds it, and the
-//! flow families beside it ([`fastflow`]).
+//! flow families beside it ([`fastflow`], [`csflow`]).
 //!
 //! Eight blocks of [fixed permutation, GLOW affine coupling with a soft `atan` clamp] map a
 //! feature vector to a latent `z` with a tractable log-determinant; the loss is the negative
@@ -8,12 +8,14 @@
 //! trained here and one trained by the Python code see the same channel order.
 
 pub mod coupling;
+pub mod csflow;
 pub mod fastflow;
 pub mod flow;
 mod init;
 pub mod numpy_rng;
 pub mod optim;
 
+pub use csflow::{CsFlow, CsFlowConfig, csflow_loss, csflow_map, csflow_score};
 pub use fastflow::{FastFlow, FastFlowConfig, fastflow_loss, fastflow_map, fastflow_score};
 pub use flow::{DifferNetFlow, FlowConfig, Param, nll_loss, nll_parts, volume_charge};
 pub use optim::{Adam, AdamConfig};

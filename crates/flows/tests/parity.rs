@@ -97,3 +97,22 @@ fn forward_loss_and_one_adam_step_match_pytorch() {
         assert!(e < 1e-5, "{name} after one Adam step differs by {e}");
     }
 }
+
+#[test]
+fn default_rng_permutations_equal_numpys() {
+    let text = std::fs::read_to_string(fixtures().join("csflow_permutations.json")).unwrap();
+    let golden: std::collections::BTreeMap<String, Vec<usize>> =
+        serde_json::from_str(&text).unwrap();
+    assert_eq!(golden.len(), 56);
+    for (key, expected) in golden {
+        let (seed, n) = key.split_once('/').unwrap();
+        let got = adn_flows::numpy_rng::default_rng_permutation(
+            seed.parse().unwrap(),
+            n.parse().unwrap(),
+        );
+        assert_eq!(
+            got, expected,
+            "numpy.random.default_rng({seed}).permutation({n})"
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! CS-Flow against anomalib 2.7.0 on goldens written by goldens/make_family_goldens.py:
+//! the same weights in (anomalib's names), the same three feature maps; z, log|det J|, the
+//! loss, the anomaly map, the image score and one clipped Adam step with CS-Flow's settings
+//! must agree.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use adn_flows::{
+    Adam, AdamConfig, CsFlow, CsFlowConfig, Param, csflow_loss, csflow_map, csflow_score,
+};
+use tch::nn;
+use tch::{Device, Tensor};
+
+fn goldens() -> HashMap<String, Tensor> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csflow.safetensors");
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// max |a − b| / max |b|.
+fn relative(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    let d = f64::try_from((a - b).abs().max()).unwrap();
+    d / f64::try_from(b.abs().max()).unwrap().max(1e-30)
+}
+
+/// The flow with anomalib's weights: 9 channels, hidden 5, 3 blocks.
+fn loaded(g: &HashMap<String, Tensor>) -> (nn::VarStore, CsFlow) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let config = CsFlowConfig {
+        blocks: 3,
+        hidden: 5,
+        clamp: 3.0,
+    };
+    let flow = CsFlow::new(&vs.root(), 9, &config);
+    let mut loaded = 0;
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            let golden = g
+                .get(&format!("param.{name}"))
+                .unwrap_or_else(|| panic!("anomalib has no parameter {name}"));
+            var.copy_(golden);
+            loaded += 1;
+        }
+    });
+    let theirs = g.keys().filter(|k| k.starts_with("param.")).count();
+    assert_eq!(loaded, theirs, "anomalib has parameters this flow lacks");
+    (vs, flow)
+}
+
+fn inputs(g: &HashMap<String, Tensor>) -> [Tensor; 3] {
+    [0, 1, 2].map(|i| g[&format!("input.{i}")].shallow_clone())
+}
+
+#[test]
+fn forward_loss_map_and_score_match_anomalib() {
+    let g = goldens();
+    let (_vs, flow) = loaded(&g);
+    let (z, log_det) = flow.forward(&inputs(&g));
+    for (i, z) in z.iter().enumerate() {
+        let e = relative(z, &g[&format!("z.{i}")]);
+        assert!(e <= 1e-5, "scale {i}: z differs by {e:e}");
+    }
+    let checks = [
+        ("log|det J|", log_det.shallow_clone(), "ldj"),
+        ("loss", csflow_loss(&z, &log_det).reshape([1]), "loss"),
+        ("map", csflow_map(&z, (64, 64)), "map"),
+        ("score", csflow_score(&z), "score"),
+    ];
+    for (what, ours, key) in checks {
+        let e = relative(&ours, &g[key]);
+        assert!(e <= 1e-5, "{what} differs by {e:e}");
+    }
+}
+
+#[test]
+fn one_clipped_adam_step_matches_anomalibs() {
+    let g = goldens();
+    let (vs, flow) = loaded(&g);
+    let mut trained: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    trained.sort_by(|a, b| a.0.cmp(&b.0));
+    let leaves: Vec<&Tensor> = trained.iter().map(|(_, t)| t).collect();
+    let (z, log_det) = flow.forward(&inputs(&g));
+    let loss = csflow_loss(&z, &log_det);
+    let grads = Tensor::run_backward(&[loss], &leaves, false, false);
+    // Lightning's gradient_clip_val = 1: the gradients' joint 2-norm at most 1.
+    let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+    let total = f64::try_from(Tensor::stack(&norms, 0).norm()).unwrap();
+    let coefficient = (1.0 / (total + 1e-6)).min(1.0);
+    let grads: Vec<Tensor> = grads.iter().map(|g| g * coefficient).collect();
+    // CS-Flow's optimiser: Adam, lr 2e-4, betas (0.5, 0.9), eps 1e-4, weight decay 1e-5.
+    let mut adam = Adam::new(
+        trained.iter().map(|(_, t)| Param::plain(t)).collect(),
+        AdamConfig {
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.9,
+            eps: 1e-4,
+            weight_decay: 1e-5,
+        },
+    );
+    adam.step(&grads);
+    for (name, t) in &trained {
+        let expected = &g[&format!("after.{name}")];
+        let before = &g[&format!("param.{name}")];
+        let moved = f64::try_from((expected - before).abs().max()).unwrap();
+        let diff = f64::try_from((t - expected).abs().max()).unwrap();
+        // A tenth of a per mille of the step, or the weight's own rounding (a few ulps).
+        let ulps = 4.0 * f32::EPSILON as f64 * f64::try_from(expected.abs().max()).unwrap();
+        assert!(
+            diff <= 1e-4 * moved + ulps,
+            "{name}: {diff:e} off after one step (the step moved it {moved:e})"
+        );
+    }
+}
