@@ -276,8 +276,9 @@ mod tests {
     fn the_log_determinant_is_the_jacobian_s() {
         // A 3-channel, 2 × 1 map: 6 inputs, the full Jacobian by autograd, in float64.
         let (vs, b) = block(3, 3);
+        // Move the trained weights off their start (the permutation stays one).
         tch::no_grad(|| {
-            for (_, mut v) in vs.variables() {
+            for mut v in vs.trainable_variables() {
                 let moved = &v + v.randn_like() * 0.3;
                 v.copy_(&moved);
             }
