@@ -17,6 +17,14 @@
   parameters (`param.<name>` by the graph's names), inputs, z per scale, log|det J|, the
   loss (`CsFlowLoss`), the anomaly map (`AnomalyMapGenerator`, mode all) and score, and one
   Adam step with CS-Flow's settings after gradient-norm clipping at 1 (`after.<name>`).
+- cflow.safetensors: CFlow-AD's decoders as anomalib builds them (`cflow_head`, its
+  `AllInOneBlock` with the positional condition) for two feature layers of 6 and 10
+  channels, condition length 8, 3 blocks, weights moved off their start. Stored: the
+  parameters, the layers' maps, the positional encodings (`positional_encoding_2d`), each
+  layer's log-likelihood per dimension at every position, scored as `CflowModel` scores
+  (chunks of 64 fibers, `get_logp`), the anomaly map (`AnomalyMapGenerator`) and score;
+  and one training step of layer 0 on its first 64 fibers in a fixed shuffled order
+  (`train.order`): z, log|det J|, the loss and every weight after Adam (lr 1e-4).
 - csflow_permutations.json: `numpy.random.default_rng(seed).permutation(n)`, the permutation
   CS-Flow's blocks draw, for seeds 0–7 and a few lengths.
 """
@@ -164,6 +172,84 @@ def csflow():
     print(f"csflow.safetensors: {len(out)} tensors, loss {loss.item():.6f}; {len(perms)} permutations")
 
 
+CF_CHANNELS = [6, 10]
+CF_SIZES = [(8, 8), (4, 4)]
+CF_CONDITION = 8
+CF_BLOCKS = 3
+CF_IMAGE = (32, 32)
+
+
+def cflow():
+    from anomalib.models.image.cflow.anomaly_map import AnomalyMapGenerator as CfMap
+    from anomalib.models.image.cflow.utils import cflow_head, get_logp, positional_encoding_2d
+
+    torch.manual_seed(13)
+    decoders = nn.ModuleList(
+        cflow_head(CF_CONDITION, CF_BLOCKS, 1.9, c, permute_soft=False) for c in CF_CHANNELS
+    )
+    with torch.no_grad():
+        for name, p in decoders.named_parameters():
+            if name.endswith("global_scale"):
+                p.add_(0.4 * torch.randn_like(p))
+            elif name.endswith("global_offset"):
+                p.add_(0.1 * torch.randn_like(p))
+            elif p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    maps = [1.3 * torch.randn(N, c, h, w) + 0.1 for c, (h, w) in zip(CF_CHANNELS, CF_SIZES)]
+    out = {f"param.decoders.{k}": v.detach().clone() for k, v in decoders.state_dict().items()}
+    distributions = []
+    for l, (decoder, feature) in enumerate(zip(decoders, maps)):
+        b, c, h, w = feature.shape
+        encoding = positional_encoding_2d(CF_CONDITION, h, w)
+        out[f"input.{l}"] = feature
+        out[f"encoding.{l}"] = encoding
+        c_r = encoding.unsqueeze(0).repeat(b, 1, 1, 1).permute(0, 2, 3, 1).reshape(b * h * w, CF_CONDITION)
+        e_r = feature.permute(0, 2, 3, 1).reshape(b * h * w, c)
+        chunks = []
+        for start in range(0, b * h * w, 64):
+            idx = torch.arange(start, min(start + 64, b * h * w))
+            with torch.no_grad():
+                z, log_det = decoder(e_r[idx], [c_r[idx]])
+            chunks.append(get_logp(c, z, log_det) / c)
+        distribution = torch.cat(chunks)
+        out[f"log_prob.{l}"] = distribution
+        distributions.append(distribution)
+    generator = CfMap(pool_layers=[f"layer{l}" for l in range(len(CF_CHANNELS))])
+    anomaly_map = generator(
+        distribution=distributions,
+        height=[h for h, _ in CF_SIZES],
+        width=[w for _, w in CF_SIZES],
+        image_size=CF_IMAGE,
+    )
+    out["map"] = anomaly_map
+    out["score"] = torch.amax(anomaly_map, dim=(-2, -1))
+    # One training step of layer 0 on a fixed shuffle of its fibers.
+    feature = maps[0]
+    b, c, h, w = feature.shape
+    encoding = positional_encoding_2d(CF_CONDITION, h, w)
+    c_r = encoding.unsqueeze(0).repeat(b, 1, 1, 1).permute(0, 2, 3, 1).reshape(b * h * w, CF_CONDITION)
+    e_r = feature.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    order = torch.randperm(b * h * w)[:64]
+    out["train.order"] = order
+    optimiser = torch.optim.Adam(decoders.parameters(), lr=1e-4)
+    optimiser.zero_grad()
+    z, log_det = decoders[0](e_r[order], [c_r[order]])
+    log_prob = get_logp(c, z, log_det) / c
+    loss = -torch.nn.functional.logsigmoid(log_prob)
+    loss.mean().backward()
+    optimiser.step()
+    out["train.z"] = z.detach().clone()
+    out["train.ldj"] = log_det.detach().clone()
+    out["train.loss"] = loss.mean().detach().reshape(1)
+    out.update(
+        {f"after.decoders.{k}": p.detach().clone() for k, p in decoders.named_parameters() if p.requires_grad}
+    )
+    out = {k: v.contiguous() for k, v in out.items()}
+    save_file(out, FIXTURES / "cflow.safetensors", metadata={"anomalib": anomalib.__version__})
+    print(f"cflow.safetensors: {len(out)} tensors, loss {loss.mean().item():.6f}")
+
+
 if __name__ == "__main__":
     fastflow()
     csflow()
+    cflow()

@@ -22,6 +22,8 @@
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
+use crate::all_in_one::AffinePermute;
+
 /// FastFlow's settings (anomalib's defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FastFlowConfig {
@@ -69,10 +71,7 @@ pub struct FlowBlock {
     /// Named `subnet.0` and `subnet.2`, as anomalib 2.7.0's `nn.Sequential` numbers them.
     conv1: nn::Conv2D,
     conv2: nn::Conv2D,
-    global_scale: Tensor,
-    global_offset: Tensor,
-    /// The permutation as anomalib stores it, a one-hot `[C, C, 1, 1]` (not trained).
-    w_perm: Tensor,
+    affine: AffinePermute,
     split: (i64, i64),
     clamp: f64,
 }
@@ -82,29 +81,12 @@ impl FlowBlock {
         let c1 = channels - channels / 2;
         let c2 = channels / 2;
         let hidden = (c1 as f64 * config.hidden_ratio) as i64;
-        // softplus₀.₅⁻¹(10) in float32, as anomalib computes it: the affine starts at 1.
-        let g0 = f64::try_from((Tensor::from(5.0f32).exp() - 1.0).log() * 2.0).expect("a scalar");
-        let global_scale = p.var("global_scale", &[1, channels, 1, 1], Init::Const(g0));
-        let global_offset = p.var("global_offset", &[1, channels, 1, 1], Init::Const(0.0));
-        let order = Tensor::randperm(channels, (Kind::Int64, p.device()));
-        let w_perm = p.zeros_no_train("w_perm", &[channels, channels, 1, 1]);
-        let w_perm_inv = p.zeros_no_train("w_perm_inv", &[channels, channels, 1, 1]);
-        tch::no_grad(|| {
-            let one_hot = Tensor::eye(channels, (Kind::Float, p.device())).index_select(0, &order);
-            w_perm
-                .shallow_clone()
-                .copy_(&one_hot.view([channels, channels, 1, 1]));
-            w_perm_inv
-                .shallow_clone()
-                .copy_(&one_hot.tr().view([channels, channels, 1, 1]));
-        });
+        let affine = AffinePermute::new(p, channels, 2);
         let subnet = p / "subnet";
         FlowBlock {
             conv1: conv(&subnet / "0", c1, hidden, kernel),
             conv2: conv(&subnet / "2", hidden, 2 * c2, kernel),
-            global_scale,
-            global_offset,
-            w_perm,
+            affine,
             split: (c1, c2),
             clamp: config.clamp,
         }
@@ -121,17 +103,8 @@ impl FlowBlock {
         let t = a.narrow(1, c2, c2);
         let y2 = x2 * s.exp() + t;
         let log_det = s.sum_dim_intlist([1, 2, 3].as_slice(), false, s.kind());
-        let u = Tensor::cat(&[x1, y2], 1);
-        // softplus with β = ½ (threshold 20 on β·g, as PyTorch's): softplus(g/2)·2.
-        let scale = (&self.global_scale * 0.5).softplus() * 2.0 * 0.1;
-        let scale_log_det = scale.log().sum(scale.kind()) * (h * w) as f64;
-        let v = u * &scale + &self.global_offset;
-        // The one-hot permutation as the gather it is: output channel i is input order[i].
-        let order = self
-            .w_perm
-            .view([self.w_perm.size()[0], -1])
-            .argmax(1, false);
-        (v.index_select(1, &order), log_det + scale_log_det)
+        let (out, affine_log_det) = self.affine.forward(&Tensor::cat(&[x1, y2], 1));
+        (out, log_det + affine_log_det * (h * w) as f64)
     }
 }
 
@@ -262,10 +235,11 @@ mod tests {
     #[test]
     fn the_global_affine_starts_at_one_and_the_permutation_is_one() {
         let (_vs, b) = block(5, 3);
-        let scale = (&b.global_scale * 0.5).softplus() * 2.0 * 0.1;
+        let (global_scale, w_perm) = b.affine.parts();
+        let scale = (global_scale * 0.5).softplus() * 2.0 * 0.1;
         let e = f64::try_from((scale - 1.0).abs().max()).unwrap();
         assert!(e < 1e-6, "{e:e}");
-        let w = b.w_perm.view([5, 5]);
+        let w = w_perm.view([5, 5]);
         for dim in [0, 1] {
             let sums = w.sum_dim_intlist([dim].as_slice(), false, Kind::Double);
             assert_eq!(f64::try_from((sums - 1.0).abs().max()).unwrap(), 0.0);
