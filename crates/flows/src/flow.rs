@@ -7,10 +7,37 @@ use tch::{Device, Kind, Tensor};
 use crate::coupling::GlowCoupling;
 use crate::numpy_rng::seeded_permutation;
 
+/// Which flow a run trains.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowKind {
+    /// DifferNet's flow on globally pooled features; anomaly maps are its input gradients.
+    #[default]
+    Differnet,
+    /// FastFlow's 2D flows on the feature maps of `model.feature_layers` (one flow per
+    /// layer, anomalib's recipe), with native anomaly maps.
+    Fastflow,
+}
+
+impl FlowKind {
+    pub fn is_differnet(&self) -> bool {
+        *self == FlowKind::Differnet
+    }
+}
+
 /// Shape of the flow. Defaults are DifferNet's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowConfig {
+    /// Which flow: `differnet` (DifferNet's, on pooled features) or `fastflow` (FastFlow's,
+    /// on feature maps; `coupling_blocks` is its number of steps per layer, and `hidden`,
+    /// `clamp` and `standardize` do not apply). Left out of the resolved config at
+    /// `differnet`, so run ids from before this setting are unchanged.
+    #[serde(skip_serializing_if = "FlowKind::is_differnet")]
+    #[schemars(extend("default" = "differnet"))]
+    pub kind: FlowKind,
     /// Number of [permutation, coupling] blocks.
     pub coupling_blocks: usize,
     /// Width of the subnets' hidden layers.
@@ -33,6 +60,7 @@ fn is_false(b: &bool) -> bool {
 impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
+            kind: FlowKind::Differnet,
             coupling_blocks: 8,
             hidden: 2048,
             clamp: 3.0,
@@ -295,6 +323,7 @@ mod tests {
             hidden: 16,
             clamp: 3.0,
             standardize: false,
+            ..FlowConfig::default()
         };
         let flow = DifferNetFlow::new(&vs.root(), dim, &cfg);
         (vs, flow)
@@ -384,6 +413,7 @@ mod tests {
             hidden: 16,
             clamp: 3.0,
             standardize: true,
+            ..FlowConfig::default()
         };
         let flow = DifferNetFlow::new(&vs.root(), 6, &cfg);
         let x = Tensor::randn([32, 6], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;

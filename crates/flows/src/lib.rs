@@ -22,5 +22,5 @@ pub use cflow::{
 };
 pub use csflow::{CsFlow, CsFlowConfig, csflow_loss, csflow_map, csflow_score};
 pub use fastflow::{FastFlow, FastFlowConfig, fastflow_loss, fastflow_map, fastflow_score};
-pub use flow::{DifferNetFlow, FlowConfig, Param, nll_loss, nll_parts, volume_charge};
+pub use flow::{DifferNetFlow, FlowConfig, FlowKind, Param, nll_loss, nll_parts, volume_charge};
 pub use optim::{Adam, AdamConfig};

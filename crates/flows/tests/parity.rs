@@ -60,6 +60,7 @@ fn forward_loss_and_one_adam_step_match_pytorch() {
         hidden: 16,
         clamp: 3.0,
         standardize: false,
+        ..FlowConfig::default()
     };
     let flow = DifferNetFlow::new(&vs.root(), 12, &config);
     set_formula(&vs);

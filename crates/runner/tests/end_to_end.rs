@@ -728,3 +728,56 @@ fn concurrent_runs_share_a_generated_dataset_and_never_a_run_folder() {
         "complete"
     );
 }
+
+#[test]
+fn a_fastflow_run_trains_on_feature_maps_localises_natively_and_is_refused_where_not_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "--set",
+        "train.meta_epochs=1",
+        "--set",
+        "flow.kind=fastflow",
+        "--set",
+        "model.scales=1",
+        "--set",
+        "model.feature_layers=[\"relu1\",\"relu2\",\"relu5\"]",
+        "--set",
+        "train.rotation_pool=1",
+        "--set",
+        "train.train_transforms=1",
+        "--set",
+        "test.test_transforms=1",
+        "--set",
+        "train.lr=1e-3",
+    ];
+    let out = run_smoke(dir.path(), "ff", &extra);
+    assert_ok(&out);
+    let run = dir.path().join("ff");
+    let metrics = json(&run.join("metrics.json"));
+    // The smoke set's squares and circles: FastFlow separates them after 4 sub-epochs.
+    let auroc = metrics["auroc_last"].as_f64().unwrap();
+    assert!(auroc > 0.9, "auroc_last {auroc}");
+    // Its own map, of the unrotated image, against the masks.
+    let pixel = &metrics["pixel"];
+    assert_eq!(pixel["rotations"], 1, "{pixel}");
+    assert!(pixel["map"].as_str().unwrap().starts_with("FastFlow's map"));
+    assert!(pixel["auroc"].as_f64().unwrap() > 0.5, "{pixel}");
+    // The model holds anomalib's names.
+    let model = tch::Tensor::read_safetensors(run.join("model.safetensors")).unwrap();
+    assert!(model.iter().any(|(n, _)| n == "norms.0.weight"));
+    assert!(
+        model
+            .iter()
+            .any(|(n, _)| n == "fast_flow_blocks.2.module_list.7.subnet.2.weight")
+    );
+    // Commands built for DifferNet's runs refuse it by name, before any work.
+    for command in ["eval", "export"] {
+        let refused = adn(command).arg(&run).output().unwrap();
+        assert!(
+            !refused.status.success(),
+            "adn {command} accepted a FastFlow run"
+        );
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(err.contains("fastflow"), "adn {command}: {err}");
+    }
+}

@@ -164,6 +164,7 @@ pub fn extract(cfg: &Config, images: usize, views: usize, device: Device) -> Res
 
 /// Test-time scoring with `views` rotations per image: features and flow, images/s.
 pub fn score(cfg: &Config, images: usize, views: usize, device: Device) -> Result<Value> {
+    crate::pipeline::model::require_differnet(cfg, "adn bench score")?;
     let (source, feats, feature_seconds) = test_features(cfg, images, views, device)?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);

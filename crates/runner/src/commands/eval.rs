@@ -105,6 +105,7 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     // Under --any-model the files were not checked: eval.json says whether they match.
     let model_matches_record = model_matches_record(run_dir);
     let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
+    crate::pipeline::model::require_differnet(&cfg, "adn eval")?;
     let device: Device = opts.device.resolve_for(cfg.compute.reproducible)?;
     let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
 

@@ -107,6 +107,7 @@ fn explain_into(
         require_complete(r, false)?;
     }
     let cfg0 = Config::load(&first.join("config.toml"), &[])?;
+    crate::pipeline::model::require_differnet(&cfg0, "adn explain")?;
     let layer = layer.unwrap_or_else(|| default_layer(&cfg0)).to_string();
     let data = load_data(&cfg0)?;
     // The first run's misses pick a row; its scores are read once, here.

@@ -32,6 +32,7 @@ fn count(vs: &nn::VarStore) -> i64 {
 
 /// Parameters and MACs of the model a config builds.
 pub fn model_summary(cfg: &Config) -> Result<String> {
+    crate::pipeline::model::require_differnet(cfg, "adn model summary")?;
     let extractor =
         FeatureSource::new(cfg, &Settings::on_device(cfg, Device::Cpu)?, None)?.extractor;
     let flow_vs = nn::VarStore::new(Device::Cpu);

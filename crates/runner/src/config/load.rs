@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use adn_backbones::{AttentionKind, AttentionTraining};
 use anyhow::{Context, Result, bail};
 
+use adn_flows::FlowKind;
+
 use super::{Config, ModelConfig, PrecisionChoice, TrainConfig};
 
 impl Config {
@@ -22,6 +24,7 @@ impl Config {
             format!("invalid config {} (after --set overrides)", path.display())
         })?;
         config.without_absent_attention();
+        config.without_unused_flow_keys();
         config.validate()?;
         Ok(config)
     }
@@ -36,6 +39,18 @@ impl Config {
             self.model.attention_init = model.attention_init;
             self.train.attention_lr_scale = train.attention_lr_scale;
             self.train.volume_charge = train.volume_charge;
+        }
+    }
+
+    /// A flow other than DifferNet's has no use for DifferNet's flow keys: they are reset to
+    /// their defaults, so that a grid crossing them with families resolves each family's
+    /// runs to one config.
+    fn without_unused_flow_keys(&mut self) {
+        if self.flow.kind != FlowKind::Differnet {
+            let d = adn_flows::FlowConfig::default();
+            self.flow.hidden = d.hidden;
+            self.flow.clamp = d.clamp;
+            self.flow.standardize = d.standardize;
         }
     }
 
@@ -131,6 +146,28 @@ impl Config {
                  inputs already make the loss blind to a rescale, so the charge would only pay \
                  attention for growing the features; choose one"
             );
+        }
+        if self.flow.kind == FlowKind::Fastflow {
+            let refuse = |what: &str| {
+                anyhow::anyhow!("flow.kind = \"fastflow\" {what} (docs/flow-families.md)")
+            };
+            if self.model.attention_training == AttentionTraining::Joint {
+                return Err(refuse(
+                    "trains on fixed feature maps: jointly trained attention is not built \
+                     for it yet; set model.attention_training = \"frozen\"",
+                ));
+            }
+            if self.model.scales != 1 {
+                return Err(refuse(
+                    "takes its scales from model.feature_layers at one input size; set \
+                     model.scales = 1",
+                ));
+            }
+            if self.train.precision == PrecisionChoice::Bf16 {
+                return Err(refuse(
+                    "trains in float32; set train.precision = \"fp32\" or \"auto\"",
+                ));
+            }
         }
         if self.flow.hidden < 1 {
             bail!("flow.hidden must be at least 1");
@@ -238,6 +275,57 @@ mod tests {
         assert_eq!((c.model.image_size, c.model.scales), (448, 3));
         assert_eq!((c.flow.coupling_blocks, c.flow.hidden), (8, 2048));
         assert_eq!(c.test.test_transforms, 64);
+    }
+
+    #[test]
+    fn fastflow_is_its_own_config_and_differnets_ids_do_not_change() {
+        let differnet = load(MINIMAL, &[]).unwrap();
+        assert!(!differnet.to_toml().contains("kind = \"differnet\""));
+        let explicit = load(MINIMAL, &["flow.kind=differnet"]).unwrap();
+        assert_eq!(explicit.run_id(), differnet.run_id());
+        let fast = load(MINIMAL, &["flow.kind=fastflow", "model.scales=1"]).unwrap();
+        assert_ne!(fast.run_id(), differnet.run_id());
+        assert!(fast.to_toml().contains("kind = \"fastflow\""));
+        // DifferNet's keys do not apply: a grid crossing them gives one FastFlow config.
+        let other = load(
+            MINIMAL,
+            &[
+                "flow.kind=fastflow",
+                "model.scales=1",
+                "flow.hidden=64",
+                "flow.clamp=1.5",
+                "flow.standardize=true",
+            ],
+        )
+        .unwrap();
+        assert_eq!(other.run_id(), fast.run_id());
+        // What is not built for it yet is refused by name.
+        for (overrides, key) in [
+            (vec!["flow.kind=fastflow"], "model.scales"),
+            (
+                vec![
+                    "flow.kind=fastflow",
+                    "model.scales=1",
+                    "model.attention=se",
+                    "model.attention_training=joint",
+                ],
+                "model.attention_training",
+            ),
+            (
+                vec![
+                    "flow.kind=fastflow",
+                    "model.scales=1",
+                    "train.precision=bf16",
+                ],
+                "train.precision",
+            ),
+        ] {
+            let e = load(MINIMAL, &overrides).unwrap_err().to_string();
+            assert!(
+                e.contains("fastflow") && e.contains(key),
+                "{overrides:?}: {e}"
+            );
+        }
     }
 
     #[test]

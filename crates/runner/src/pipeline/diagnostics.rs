@@ -72,6 +72,18 @@ pub fn measure(
                 .collect();
             (train, test, gates)
         }
+        // The maps pooled as DifferNet pools them (the mean over positions, the layers side
+        // by side; one scale), so the same measures describe them.
+        Inputs::Maps { train, test, .. } => {
+            let pooled = |maps: &[Tensor]| {
+                let means: Vec<Tensor> = maps
+                    .iter()
+                    .map(|m| m.mean_dim([2, 3].as_slice(), false, Kind::Float))
+                    .collect();
+                Tensor::cat(&means, 1)
+            };
+            (pooled(train), pooled(test), Vec::new())
+        }
     };
     let (norm_train, train_blocks) = norms(&train, &blocks);
     let (norm_test, test_blocks) = norms(&test, &blocks);

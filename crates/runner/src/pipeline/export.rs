@@ -50,6 +50,7 @@ pub fn export(run_dir: &Path, opts: &ExportOptions) -> Result<(PathBuf, ExportRe
     let manifest = adn_record::read_manifest(run_dir)?;
     let metrics = adn_record::read_metrics(run_dir)?;
     let cfg = Config::load(&run_dir.join(files::CONFIG), &[])?;
+    crate::pipeline::model::require_differnet(&cfg, "adn export")?;
     // Traced on the CPU: a CUDA trace would hold CUDA tensors and run nowhere else.
     let mut model = load_trained(run_dir, &cfg, Device::Cpu, None)?;
     // A trace keeps the weights as constants, which must not require gradients: the

@@ -14,6 +14,8 @@ use std::time::Instant;
 use adn_backbones::FeatureExtractor;
 use adn_datasets::{CategoryData, Sample};
 use adn_flows::DifferNetFlow;
+
+use crate::pipeline::train::FlowModel;
 use adn_flows::flow::anomaly_scores;
 use adn_metrics::pixel::{PixelImage, aupro, pixel_auroc};
 use adn_record::PixelMetrics;
@@ -258,7 +260,7 @@ pub fn evaluate(
     images: &CategoryData,
     test_angles: &[Vec<f64>],
     extractor: &FeatureExtractor,
-    flow: &DifferNetFlow,
+    flow: &FlowModel,
     device: Device,
 ) -> Result<Option<PixelMetrics>> {
     if !wanted(cfg, images)? {
@@ -284,10 +286,26 @@ pub fn evaluate(
                 Ok(adn_datasets::transforms::resize_square(&img, size as u32))
             })
             .collect::<Result<Vec<_>>>()?;
-        let angles: Vec<Vec<f64>> = angles.iter().map(|a| map_angles(cfg, a)).collect();
-        rotations = angles.first().map_or(0, Vec::len);
         let input = pixels(&resized, cfg, device);
-        let m = differnet_maps(extractor, flow, &input, &angles, sigma)?;
+        let m = match flow {
+            FlowModel::Differnet(flow) => {
+                let angles: Vec<Vec<f64>> = angles.iter().map(|a| map_angles(cfg, a)).collect();
+                rotations = angles.first().map_or(0, Vec::len);
+                differnet_maps(extractor, flow, &input, &angles, sigma)?
+            }
+            // The family's own map, of the unrotated image.
+            FlowModel::FastFlow(flow) => {
+                rotations = 1;
+                tch::no_grad(|| {
+                    let features: Vec<Tensor> = extractor
+                        .feature_maps(&input, false)
+                        .into_iter()
+                        .map(|m| m.to_kind(Kind::Float))
+                        .collect();
+                    adn_flows::fastflow_map(&flow.forward(&features), (size, size)).squeeze_dim(1)
+                })
+            }
+        };
         let m = Vec::<f32>::try_from(m.to_device(Device::Cpu).reshape([-1]))?;
         for (i, s) in chunk.iter().enumerate() {
             let map = &m[i * plane..(i + 1) * plane];
@@ -318,11 +336,25 @@ pub fn evaluate(
         .collect();
     let auroc = pixel_auroc(&pixel_images).context("pixel AUROC")?;
     let aupro = aupro(&pixel_images, AUPRO_MAX_FPR).context("AUPRO")?;
-    Ok(Some(PixelMetrics {
-        map: format!(
-            "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, averaged \
-             over {rotations} test rotations (each rotated back), Gaussian σ = {sigma:.2} px"
+    let (map, sigma) = match flow {
+        FlowModel::Differnet(_) => (
+            format!(
+                "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, \
+                 averaged over {rotations} test rotations (each rotated back), Gaussian σ = \
+                 {sigma:.2} px"
+            ),
+            sigma,
         ),
+        FlowModel::FastFlow(_) => (
+            "FastFlow's map: −exp(−½·mean over channels of z²) per position of each feature \
+             layer, upsampled bilinearly to the input and averaged over the layers; the \
+             unrotated image, no blur"
+                .to_string(),
+            0.0,
+        ),
+    };
+    Ok(Some(PixelMetrics {
+        map,
         auroc,
         aupro,
         aupro_max_fpr: AUPRO_MAX_FPR,

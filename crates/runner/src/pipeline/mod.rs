@@ -30,6 +30,7 @@ pub mod reproducible;
 pub mod score;
 pub mod settings;
 pub mod train;
+pub mod train_fastflow;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -119,7 +120,14 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
     let mut features = features::compute(cfg, &data, &settings, opts)?;
     let wall_features = t.elapsed().as_secs_f64();
 
-    let trained = train::train(cfg, &data, &features, opts.quiet, &mut rng)?;
+    let trained = match cfg.flow.kind {
+        adn_flows::FlowKind::Differnet => {
+            train::train(cfg, &data, &features, opts.quiet, &mut rng)?
+        }
+        adn_flows::FlowKind::Fastflow => {
+            train_fastflow::train(cfg, &data, &features, opts.quiet, &mut rng)?
+        }
+    };
 
     // 5. The last model's anomaly maps against the masks, where the test set has them.
     let pixel = match trained.failure {

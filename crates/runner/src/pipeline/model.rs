@@ -89,6 +89,19 @@ impl TrainedModel {
     }
 }
 
+/// Refuses a run whose flow is not DifferNet's for `what` (a command), which is built for
+/// DifferNet's alone so far: the run's own `scores.csv` and `metrics.json` hold its results.
+pub fn require_differnet(cfg: &Config, what: &str) -> Result<()> {
+    if cfg.flow.kind != adn_flows::FlowKind::Differnet {
+        bail!(
+            "{what} works on DifferNet runs only so far; this run has flow.kind = {:?} (its \
+             scores.csv and metrics.json hold its results; docs/flow-families.md)",
+            format!("{:?}", cfg.flow.kind).to_lowercase()
+        );
+    }
+    Ok(())
+}
+
 /// Loads the model of the complete run in `run_dir`; `cache_root` serves its features when
 /// its extractor is frozen.
 pub fn load_trained(
@@ -97,6 +110,7 @@ pub fn load_trained(
     device: Device,
     cache_root: Option<&Path>,
 ) -> Result<TrainedModel> {
+    require_differnet(cfg, "loading a trained model")?;
     // `auto` precisions resolve by machine: a run trained with bf16 units and scored on a
     // machine without them would silently score in another precision. The run's record
     // says what it used (a precision name this build does not know is refused there).

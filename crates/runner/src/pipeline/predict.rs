@@ -82,6 +82,7 @@ pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<P
     require_complete(run_dir, opts.any_model)?;
     let model_matches_record = model_matches_record(run_dir);
     let cfg = Config::load(&run_dir.join(files::CONFIG), &[])?;
+    crate::pipeline::model::require_differnet(&cfg, "adn predict")?;
     let threshold = choose_threshold(run_dir, &opts.threshold)?;
     let images = list_images(folder)?;
     let device: Device = opts.device.resolve_for(cfg.compute.reproducible)?;

@@ -55,7 +55,13 @@ impl Settings {
                 device,
                 cfg.model.attention_training,
             ),
-            flow_precision: flow_precision(asked(cfg.train.precision), device),
+            // Only DifferNet's flow has bfloat16 weight copies.
+            flow_precision: match cfg.flow.kind {
+                adn_flows::FlowKind::Differnet => {
+                    flow_precision(asked(cfg.train.precision), device)
+                }
+                _ => Precision::Fp32,
+            },
             memory_format: memory_format()?,
             cuda_autocast: device.is_cuda() && cfg.model.mixed_precision,
             threads: tch::get_num_threads(),

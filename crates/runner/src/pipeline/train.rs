@@ -43,10 +43,16 @@ pub fn build_flow(cfg: &Config, settings: &Settings, vs: &nn::VarStore, dim: i64
     }
 }
 
+/// A trained flow of any family.
+pub enum FlowModel {
+    Differnet(DifferNetFlow),
+    FastFlow(adn_flows::FastFlow),
+}
+
 /// The trained flow and what training saw.
 pub struct Trained {
     pub flow_vs: nn::VarStore,
-    pub flow: DifferNetFlow,
+    pub flow: FlowModel,
     /// One evaluation per finished meta-epoch.
     pub trajectory: Vec<EvalPoint>,
     /// The model before training, then after every evaluated meta-epoch.
@@ -191,7 +197,7 @@ pub fn train(
     bar.finish_and_clear();
     Ok(Trained {
         flow_vs,
-        flow,
+        flow: FlowModel::Differnet(flow),
         trajectory,
         diagnostics,
         last_scores,

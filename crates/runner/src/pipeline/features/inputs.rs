@@ -18,7 +18,30 @@ use super::{Inputs, RunFeatures};
 /// Rows forwarded together when a joint run's features are recomputed without autograd.
 const EVAL_CHUNK: i64 = 64;
 
+/// A flow on maps' inputs: per feature layer `[rows, C, H, W]`.
+pub struct MapRows<'a> {
+    pub train: &'a [Tensor],
+    pub test: &'a [Tensor],
+    pub validation: Option<&'a [Tensor]>,
+}
+
 impl RunFeatures {
+    /// The feature maps of a flow on maps, per layer.
+    pub fn maps(&self) -> Option<MapRows<'_>> {
+        match &self.inputs {
+            Inputs::Maps {
+                train,
+                test,
+                validation,
+            } => Some(MapRows {
+                train,
+                test,
+                validation: validation.as_deref(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether the attention trains with the flow.
     pub fn is_joint(&self) -> bool {
         matches!(self.inputs, Inputs::Joint { .. })
@@ -28,7 +51,7 @@ impl RunFeatures {
     pub fn fixed_train(&self) -> Option<&Tensor> {
         match &self.inputs {
             Inputs::Fixed { train, .. } => Some(train),
-            Inputs::Joint { .. } => None,
+            Inputs::Joint { .. } | Inputs::Maps { .. } => None,
         }
     }
 
@@ -62,6 +85,7 @@ impl RunFeatures {
                 let picked: Vec<Tensor> = train.iter().map(|p| p.index_select(0, rows)).collect();
                 self.source.extractor.pooled_from_prefix(&picked, true)
             }
+            Inputs::Maps { .. } => unreachable!("pooled rows are DifferNet's"),
         }
     }
 
@@ -72,6 +96,7 @@ impl RunFeatures {
             Inputs::Joint { test, .. } => in_chunks(test, |picked| {
                 self.source.extractor.pooled_from_prefix(picked, false)
             }),
+            Inputs::Maps { .. } => unreachable!("pooled rows are DifferNet's"),
         }
     }
 
@@ -85,6 +110,7 @@ impl RunFeatures {
                     self.source.extractor.pooled_from_prefix(picked, false)
                 })
             }),
+            Inputs::Maps { .. } => unreachable!("pooled rows are DifferNet's"),
         }
     }
 
@@ -93,7 +119,7 @@ impl RunFeatures {
     /// compares each batch with. `None` for fixed features.
     pub fn train_without_attention(&self) -> Option<Tensor> {
         match &self.inputs {
-            Inputs::Fixed { .. } => None,
+            Inputs::Fixed { .. } | Inputs::Maps { .. } => None,
             Inputs::Joint { train, .. } => Some(in_chunks(train, |picked| {
                 self.source
                     .extractor

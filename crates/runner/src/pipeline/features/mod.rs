@@ -32,6 +32,13 @@ pub enum Inputs {
         test: Vec<Tensor>,
         validation: Option<Vec<Tensor>>,
     },
+    /// The feature maps a flow on maps trains on (`flow.kind = "fastflow"`): per feature
+    /// layer `[images · views, C, H, W]`, rows as above.
+    Maps {
+        train: Vec<Tensor>,
+        test: Vec<Tensor>,
+        validation: Option<Vec<Tensor>>,
+    },
 }
 
 /// The extractor with what it produced for this run.
@@ -66,7 +73,17 @@ pub fn compute(
         (images.train.len() + images.test.len() + data.validation.len()) as u64,
         "features",
     );
-    let inputs = if extractor.is_frozen() {
+    let inputs = if cfg.flow.kind != adn_flows::FlowKind::Differnet {
+        let validation = match data.validation.is_empty() {
+            true => None,
+            false => Some(source.maps(&data.validation, &data.validation_angles, &bar)?),
+        };
+        Inputs::Maps {
+            train: source.maps(&images.train, &data.train_angles, &bar)?,
+            test: source.maps(&images.test, &data.test_angles, &bar)?,
+            validation,
+        }
+    } else if extractor.is_frozen() {
         let train = source.pooled(&images.train, &data.train_angles, &bar, &mut cache_stats)?;
         let test = source.pooled(&images.test, &data.test_angles, &bar, &mut cache_stats)?;
         tracing::info!(

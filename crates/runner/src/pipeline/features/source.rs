@@ -147,6 +147,60 @@ impl FeatureSource {
     }
 }
 
+impl FeatureSource {
+    /// The feature maps of `samples` under `angles` at the extractor's feature layers (a
+    /// flow on maps, e.g. FastFlow), one float32 tensor `[rows, C, H, W]` per layer, row
+    /// `i·T + t` being image `i` under rotation `angles[i][t]`, held in memory. Refused
+    /// before any work when they cannot fit.
+    pub fn maps(
+        &self,
+        samples: &[Sample],
+        angles: &[Vec<f64>],
+        progress: &ProgressBar,
+    ) -> Result<Vec<Tensor>> {
+        let extractor = &self.extractor;
+        let size = extractor.config().image_size;
+        let rows: usize = angles.iter().map(Vec::len).sum();
+        let probe = Tensor::zeros([1, 3, size, size], (Kind::Float, self.device()));
+        let per_row: i64 = tch::no_grad(|| extractor.feature_maps(&probe, false))
+            .iter()
+            .map(|m| m.numel() as i64)
+            .sum();
+        let need = rows as f64 * per_row as f64 * 4.0;
+        if let Some(available) = crate::memory::available_bytes()
+            && need > 0.5 * available as f64
+        {
+            bail!(
+                "the feature maps of {rows} views need {} of memory, more than half of the {} \
+                 available; use fewer views (train.rotation_pool, test.test_transforms), a \
+                 smaller model.image_size or shallower model.feature_layers",
+                crate::memory::human(need),
+                crate::memory::human(available as f64)
+            );
+        }
+        let paths = samples.iter().map(|s| s.path.clone()).collect();
+        let (mean, std) = extractor.config().kind.normalization();
+        let norm = Normalization { mean, std };
+        let mut per_layer: Vec<Vec<Tensor>> = Vec::new();
+        for batch in loader::batches(paths, angles.to_vec(), size as u32, norm, 16, 2) {
+            let batch = batch?;
+            let n = (batch.images * batch.views) as i64;
+            let pixels = Tensor::from_slice(&batch.data)
+                .reshape([n, 3, size, size])
+                .to_device(self.device());
+            let maps = tch::no_grad(|| extractor.feature_maps(&pixels, false));
+            per_layer.resize_with(maps.len(), Vec::new);
+            for (l, m) in maps.into_iter().enumerate() {
+                per_layer[l].push(m.to_kind(Kind::Float).contiguous());
+            }
+            progress.inc(batch.images as u64);
+        }
+        let maps: Vec<Tensor> = per_layer.iter().map(|v| Tensor::cat(v, 0)).collect();
+        tracing::info!(rows, megabytes = need / 1e6, "feature maps held in memory");
+        Ok(maps)
+    }
+}
+
 /// Refuses, before any work, an extraction whose batches cannot fit in memory (a typo like
 /// `model.image_size = 20000`): libtorch would abort the process on the failed allocation.
 /// The estimate is a lower bound (input pixels in the loader's queue and the backbone's

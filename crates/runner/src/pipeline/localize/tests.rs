@@ -61,6 +61,7 @@ fn tiny_model(size: i64) -> (FeatureExtractor, tch::nn::VarStore, DifferNetFlow)
         hidden: 8,
         clamp: 3.0,
         standardize: false,
+        ..adn_flows::FlowConfig::default()
     };
     let flow = DifferNetFlow::new(&vs.root(), fx.feature_dim(), &flow_cfg);
     (fx, vs, flow)
