@@ -19,6 +19,9 @@ pub enum FlowKind {
     /// FastFlow's 2D flows on the feature maps of `model.feature_layers` (one flow per
     /// layer, anomalib's recipe), with native anomaly maps.
     Fastflow,
+    /// CS-Flow's cross-scale flow on one feature layer's maps at the three input scales
+    /// (`model.scales = 3`), with native anomaly maps.
+    Csflow,
 }
 
 impl FlowKind {
@@ -31,10 +34,12 @@ impl FlowKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowConfig {
-    /// Which flow: `differnet` (DifferNet's, on pooled features) or `fastflow` (FastFlow's,
-    /// on feature maps; `coupling_blocks` is its number of steps per layer, and `hidden`,
-    /// `clamp` and `standardize` do not apply). Left out of the resolved config at
-    /// `differnet`, so run ids from before this setting are unchanged.
+    /// Which flow: `differnet` (DifferNet's, on pooled features), `fastflow` (FastFlow's, on
+    /// feature maps; `coupling_blocks` is its number of steps per layer, and `hidden`,
+    /// `clamp` and `standardize` do not apply) or `csflow` (CS-Flow's; `coupling_blocks`
+    /// blocks, anomalib's 4; `hidden` channels of its cross-scale convolutions, anomalib's
+    /// 1024; `clamp` its α, 3; `standardize` does not apply). Left out of the resolved
+    /// config at `differnet`, so run ids from before this setting are unchanged.
     #[serde(skip_serializing_if = "FlowKind::is_differnet")]
     #[schemars(extend("default" = "differnet"))]
     pub kind: FlowKind,

@@ -781,3 +781,65 @@ fn a_fastflow_run_trains_on_feature_maps_localises_natively_and_is_refused_where
         assert!(err.contains("fastflow"), "adn {command}: {err}");
     }
 }
+
+#[test]
+fn a_csflow_run_trains_on_one_layer_at_three_scales_and_localises_natively() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "--set",
+        "train.meta_epochs=2",
+        "--set",
+        "train.lr=1e-3",
+        "--set",
+        "flow.kind=csflow",
+        "--set",
+        "model.backbone=efficientnet-lite0",
+        "--set",
+        "model.scales=3",
+        "--set",
+        "model.feature_layers=[\"stage4\"]",
+        "--set",
+        "flow.coupling_blocks=4",
+        "--set",
+        "flow.hidden=32",
+        "--set",
+        "train.rotation_pool=1",
+        "--set",
+        "train.train_transforms=1",
+        "--set",
+        "test.test_transforms=1",
+    ];
+    let out = run_smoke(dir.path(), "cs", &extra);
+    assert_ok(&out);
+    let run = dir.path().join("cs");
+    let metrics = json(&run.join("metrics.json"));
+    // With random backbone weights and 8 sub-epochs the image score (the mean z² of every
+    // position) is near chance on the smoke shapes; the loss falls and the map localises.
+    let trajectory = metrics["trajectory"].as_array().unwrap();
+    let loss = |k: usize| trajectory[k]["train_loss"].as_f64().unwrap();
+    assert!(loss(1) < loss(0), "{trajectory:?}");
+    let pixel = &metrics["pixel"];
+    assert!(
+        pixel["map"].as_str().unwrap().starts_with("CS-Flow's map"),
+        "{pixel}"
+    );
+    assert!(pixel["auroc"].as_f64().unwrap() > 0.7, "{pixel}");
+    let model = tch::Tensor::read_safetensors(run.join("model.safetensors")).unwrap();
+    assert!(
+        model
+            .iter()
+            .any(|(n, _)| n == "module_list.7.cross_convolution2.down_conv12.weight")
+    );
+    // A size whose maps do not halve exactly is refused by name.
+    let odd = run_smoke(
+        dir.path(),
+        "odd",
+        &[extra.as_slice(), &["--set", "model.image_size=144"]].concat(),
+    );
+    assert!(!odd.status.success());
+    let err = String::from_utf8_lossy(&odd.stderr);
+    assert!(
+        err.contains("halve") && err.contains("model.image_size"),
+        "{err}"
+    );
+}

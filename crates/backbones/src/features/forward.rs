@@ -24,6 +24,14 @@ impl FeatureExtractor {
         self.feature_maps_with(xs, train, &mut |_, x| x)
     }
 
+    /// The feature layers' maps at every scale, scale after scale (a flow on maps' inputs:
+    /// FastFlow's layers at one scale, CS-Flow's one layer at three).
+    pub fn feature_maps_per_scale(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        (0..self.config.scales)
+            .flat_map(|s| self.feature_maps(&Self::at_scale(xs, s), train))
+            .collect()
+    }
+
     /// [`FeatureExtractor::feature_maps`] with a hook after each position (after its
     /// attention) that may replace the tensor that continues.
     pub(super) fn feature_maps_with(&self, xs: &Tensor, train: bool, hook: Tap<'_>) -> Vec<Tensor> {

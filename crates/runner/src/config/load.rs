@@ -46,11 +46,15 @@ impl Config {
     /// their defaults, so that a grid crossing them with families resolves each family's
     /// runs to one config.
     fn without_unused_flow_keys(&mut self) {
-        if self.flow.kind != FlowKind::Differnet {
-            let d = adn_flows::FlowConfig::default();
-            self.flow.hidden = d.hidden;
-            self.flow.clamp = d.clamp;
-            self.flow.standardize = d.standardize;
+        let d = adn_flows::FlowConfig::default();
+        match self.flow.kind {
+            FlowKind::Differnet => {}
+            FlowKind::Fastflow => {
+                self.flow.hidden = d.hidden;
+                self.flow.clamp = d.clamp;
+                self.flow.standardize = d.standardize;
+            }
+            FlowKind::Csflow => self.flow.standardize = d.standardize,
         }
     }
 
@@ -147,9 +151,10 @@ impl Config {
                  attention for growing the features; choose one"
             );
         }
-        if self.flow.kind == FlowKind::Fastflow {
+        if self.flow.kind != FlowKind::Differnet {
+            let kind = format!("{:?}", self.flow.kind).to_lowercase();
             let refuse = |what: &str| {
-                anyhow::anyhow!("flow.kind = \"fastflow\" {what} (docs/flow-families.md)")
+                anyhow::anyhow!("flow.kind = \"{kind}\" {what} (docs/flow-families.md)")
             };
             if self.model.attention_training == AttentionTraining::Joint {
                 return Err(refuse(
@@ -157,10 +162,19 @@ impl Config {
                      for it yet; set model.attention_training = \"frozen\"",
                 ));
             }
-            if self.model.scales != 1 {
+            if self.flow.kind == FlowKind::Fastflow && self.model.scales != 1 {
                 return Err(refuse(
                     "takes its scales from model.feature_layers at one input size; set \
                      model.scales = 1",
+                ));
+            }
+            if self.flow.kind == FlowKind::Csflow
+                && (self.model.scales != 3
+                    || self.model.backbone_config().feature_layers.len() != 1)
+            {
+                return Err(refuse(
+                    "takes one feature layer at three input scales; set model.scales = 3 \
+                     and one model.feature_layers entry",
                 ));
             }
             if self.train.precision == PrecisionChoice::Bf16 {
@@ -299,6 +313,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(other.run_id(), fast.run_id());
+        // CS-Flow keeps DifferNet's coupling_blocks, hidden and clamp keys (its blocks, its
+        // cross-scale convolutions' width, its α).
+        let cs = load(
+            MINIMAL,
+            &[
+                "flow.kind=csflow",
+                "model.feature_layers=[\"pool5\"]",
+                "flow.hidden=64",
+            ],
+        )
+        .unwrap();
+        assert_eq!(cs.flow.hidden, 64);
         // What is not built for it yet is refused by name.
         for (overrides, key) in [
             (vec!["flow.kind=fastflow"], "model.scales"),
@@ -319,10 +345,21 @@ mod tests {
                 ],
                 "train.precision",
             ),
+            (
+                vec!["flow.kind=csflow", "model.scales=1"],
+                "model.scales = 3",
+            ),
+            (
+                vec![
+                    "flow.kind=csflow",
+                    "model.feature_layers=[\"pool2\", \"pool5\"]",
+                ],
+                "one model.feature_layers",
+            ),
         ] {
             let e = load(MINIMAL, &overrides).unwrap_err().to_string();
             assert!(
-                e.contains("fastflow") && e.contains(key),
+                e.contains("flow.kind") && e.contains(key),
                 "{overrides:?}: {e}"
             );
         }

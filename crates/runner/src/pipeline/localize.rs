@@ -294,15 +294,15 @@ pub fn evaluate(
                 differnet_maps(extractor, flow, &input, &angles, sigma)?
             }
             // The family's own map, of the unrotated image.
-            FlowModel::FastFlow(flow) => {
+            FlowModel::Maps(flow) => {
                 rotations = 1;
                 tch::no_grad(|| {
                     let features: Vec<Tensor> = extractor
-                        .feature_maps(&input, false)
+                        .feature_maps_per_scale(&input, false)
                         .into_iter()
                         .map(|m| m.to_kind(Kind::Float))
                         .collect();
-                    adn_flows::fastflow_map(&flow.forward(&features), (size, size)).squeeze_dim(1)
+                    flow.map_and_score(&features, size).0
                 })
             }
         };
@@ -345,13 +345,7 @@ pub fn evaluate(
             ),
             sigma,
         ),
-        FlowModel::FastFlow(_) => (
-            "FastFlow's map: −exp(−½·mean over channels of z²) per position of each feature \
-             layer, upsampled bilinearly to the input and averaged over the layers; the \
-             unrotated image, no blur"
-                .to_string(),
-            0.0,
-        ),
+        FlowModel::Maps(flow) => (flow.describe().to_string(), 0.0),
     };
     Ok(Some(PixelMetrics {
         map,

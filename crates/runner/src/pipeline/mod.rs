@@ -30,7 +30,7 @@ pub mod reproducible;
 pub mod score;
 pub mod settings;
 pub mod train;
-pub mod train_fastflow;
+pub mod train_maps;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -124,8 +124,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         adn_flows::FlowKind::Differnet => {
             train::train(cfg, &data, &features, opts.quiet, &mut rng)?
         }
-        adn_flows::FlowKind::Fastflow => {
-            train_fastflow::train(cfg, &data, &features, opts.quiet, &mut rng)?
+        adn_flows::FlowKind::Fastflow | adn_flows::FlowKind::Csflow => {
+            train_maps::train(cfg, &data, &features, opts.quiet, &mut rng)?
         }
     };
 

@@ -48,35 +48,3 @@ pub fn score(flow: &DifferNetFlow, feats: &Tensor, transforms: i64) -> Vec<f64> 
     });
     out
 }
-
-/// Views scored per FastFlow forward pass.
-const MAP_ROWS: i64 = 64;
-
-/// Per-image FastFlow scores of feature maps laid out `[image · transforms, C, H, W]` per
-/// layer: the maximum of each view's anomaly map at `size` (anomalib's image score), the
-/// mean over the image's views.
-pub fn fastflow_scores(
-    flow: &adn_flows::FastFlow,
-    maps: &[Tensor],
-    transforms: i64,
-    size: i64,
-) -> Vec<f64> {
-    let rows = maps[0].size()[0];
-    let step = (MAP_ROWS / transforms).max(1) * transforms;
-    let mut out = Vec::new();
-    tch::no_grad(|| {
-        let mut start = 0;
-        while start < rows {
-            let len = step.min(rows - start);
-            let chunk: Vec<Tensor> = maps.iter().map(|m| m.narrow(0, start, len)).collect();
-            let map = adn_flows::fastflow_map(&flow.forward(&chunk), (size, size));
-            let s = adn_flows::fastflow_score(&map)
-                .reshape([-1, transforms])
-                .mean_dim([1].as_slice(), false, Kind::Double)
-                .to_device(Device::Cpu);
-            out.extend(Vec::<f64>::try_from(s).expect("1-d double tensor"));
-            start += len;
-        }
-    });
-    out
-}

@@ -46,7 +46,7 @@ pub fn build_flow(cfg: &Config, settings: &Settings, vs: &nn::VarStore, dim: i64
 /// A trained flow of any family.
 pub enum FlowModel {
     Differnet(DifferNetFlow),
-    FastFlow(adn_flows::FastFlow),
+    Maps(crate::pipeline::train_maps::MapFlow),
 }
 
 /// The trained flow and what training saw.

@@ -148,8 +148,8 @@ impl FeatureSource {
 }
 
 impl FeatureSource {
-    /// The feature maps of `samples` under `angles` at the extractor's feature layers (a
-    /// flow on maps, e.g. FastFlow), one float32 tensor `[rows, C, H, W]` per layer, row
+    /// The feature maps of `samples` under `angles` at the extractor's feature layers and
+    /// scales (a flow on maps), one float32 tensor `[rows, C, H, W]` per scale and layer, row
     /// `i·T + t` being image `i` under rotation `angles[i][t]`, held in memory. Refused
     /// before any work when they cannot fit.
     pub fn maps(
@@ -162,7 +162,7 @@ impl FeatureSource {
         let size = extractor.config().image_size;
         let rows: usize = angles.iter().map(Vec::len).sum();
         let probe = Tensor::zeros([1, 3, size, size], (Kind::Float, self.device()));
-        let per_row: i64 = tch::no_grad(|| extractor.feature_maps(&probe, false))
+        let per_row: i64 = tch::no_grad(|| extractor.feature_maps_per_scale(&probe, false))
             .iter()
             .map(|m| m.numel() as i64)
             .sum();
@@ -188,7 +188,7 @@ impl FeatureSource {
             let pixels = Tensor::from_slice(&batch.data)
                 .reshape([n, 3, size, size])
                 .to_device(self.device());
-            let maps = tch::no_grad(|| extractor.feature_maps(&pixels, false));
+            let maps = tch::no_grad(|| extractor.feature_maps_per_scale(&pixels, false));
             per_layer.resize_with(maps.len(), Vec::new);
             for (l, m) in maps.into_iter().enumerate() {
                 per_layer[l].push(m.to_kind(Kind::Float).contiguous());
