@@ -22,6 +22,7 @@
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
+use crate::init::conv2d;
 use crate::numpy_rng::default_rng_permutation;
 
 /// CS-Flow's settings (anomalib's defaults).
@@ -45,24 +46,6 @@ impl Default for CsFlowConfig {
     }
 }
 
-/// PyTorch's default convolution initialisation (weights and bias uniform in ±1/√fan_in).
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let b = 1.0 / ((c_in * k * k).max(1) as f64).sqrt();
-    nn::conv2d(
-        p,
-        c_in,
-        c_out,
-        k,
-        nn::ConvConfig {
-            padding: k / 2,
-            stride,
-            ws_init: Init::Uniform { lo: -b, up: b },
-            bs_init: Init::Uniform { lo: -b, up: b },
-            ..Default::default()
-        },
-    )
-}
-
 /// Leaky ReLU with slope 0.1 (tch's has PyTorch's default 0.01): `x` where positive, else
 /// `0.1·x`, as ATen's kernel computes it (and so its gradient).
 fn leaky_relu(x: &Tensor) -> Tensor {
@@ -84,16 +67,16 @@ struct CrossConvolutions {
 impl CrossConvolutions {
     fn new(p: &nn::Path, c_in: i64, c_out: i64, hidden: i64, k: i64) -> Self {
         let gamma = [0, 1, 2].map(|s| p.var(&format!("gamma{s}"), &[1], Init::Const(0.0)));
-        let first = [0, 1, 2].map(|s| conv(p / format!("conv_scale{s}_0"), c_in, hidden, k, 1));
-        let second = [0, 1, 2].map(|s| conv(p / format!("conv_scale{s}_1"), hidden, c_out, k, 1));
+        let first = [0, 1, 2].map(|s| conv2d(p / format!("conv_scale{s}_0"), c_in, hidden, k, 1));
+        let second = [0, 1, 2].map(|s| conv2d(p / format!("conv_scale{s}_1"), hidden, c_out, k, 1));
         CrossConvolutions {
             gamma,
             first,
             second,
-            up_conv10: conv(p / "up_conv10", hidden, c_out, k, 1),
-            up_conv21: conv(p / "up_conv21", hidden, c_out, k, 1),
-            down_conv01: conv(p / "down_conv01", hidden, c_out, k, 2),
-            down_conv12: conv(p / "down_conv12", hidden, c_out, k, 2),
+            up_conv10: conv2d(p / "up_conv10", hidden, c_out, k, 1),
+            up_conv21: conv2d(p / "up_conv21", hidden, c_out, k, 1),
+            down_conv01: conv2d(p / "down_conv01", hidden, c_out, k, 2),
+            down_conv12: conv2d(p / "down_conv12", hidden, c_out, k, 2),
         }
     }
 

@@ -19,10 +19,11 @@
 //! `−exp(−½·mean_C z²)` upsampled bilinearly to the input and averaged over the scales; the
 //! image score is the map's maximum.
 
-use tch::nn::{self, Init, Module};
+use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use crate::all_in_one::AffinePermute;
+use crate::init::conv2d;
 
 /// FastFlow's settings (anomalib's defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,23 +49,6 @@ impl Default for FastFlowConfig {
     }
 }
 
-/// PyTorch's default convolution initialisation (weights and bias uniform in ±1/√fan_in).
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64) -> nn::Conv2D {
-    let b = 1.0 / ((c_in * k * k).max(1) as f64).sqrt();
-    nn::conv2d(
-        p,
-        c_in,
-        c_out,
-        k,
-        nn::ConvConfig {
-            padding: k / 2,
-            ws_init: Init::Uniform { lo: -b, up: b },
-            bs_init: Init::Uniform { lo: -b, up: b },
-            ..Default::default()
-        },
-    )
-}
-
 /// One block: affine coupling, per-channel affine, channel permutation.
 #[derive(Debug)]
 pub struct FlowBlock {
@@ -84,8 +68,8 @@ impl FlowBlock {
         let affine = AffinePermute::new(p, channels, 2);
         let subnet = p / "subnet";
         FlowBlock {
-            conv1: conv(&subnet / "0", c1, hidden, kernel),
-            conv2: conv(&subnet / "2", hidden, 2 * c2, kernel),
+            conv1: conv2d(&subnet / "0", c1, hidden, kernel, 1),
+            conv2: conv2d(&subnet / "2", hidden, 2 * c2, kernel, 1),
             affine,
             split: (c1, c2),
             clamp: config.clamp,

@@ -3,8 +3,11 @@
 //! encoding, each layer's log-likelihood per position, the anomaly map and score, and one
 //! training step on a fixed shuffle of fibers must agree.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
+
+use common::{assert_stepped_as_anomalib, goldens, load_anomalib_weights, relative};
 
 use adn_flows::{
     Adam, AdamConfig, Cflow, CflowConfig, Param, cflow_loss, cflow_map, cflow_score, fibers,
@@ -16,21 +19,6 @@ use tch::{Device, Tensor};
 const CHANNELS: [i64; 2] = [6, 10];
 const SIZES: [(i64, i64); 2] = [(8, 8), (4, 4)];
 
-fn goldens() -> HashMap<String, Tensor> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cflow.safetensors");
-    Tensor::read_safetensors(path)
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-/// max |a − b| / max |b|.
-fn relative(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    let d = f64::try_from((a - b).abs().max()).unwrap();
-    d / f64::try_from(b.abs().max()).unwrap().max(1e-30)
-}
-
 fn loaded(g: &HashMap<String, Tensor>) -> (nn::VarStore, Cflow) {
     let vs = nn::VarStore::new(Device::Cpu);
     let config = CflowConfig {
@@ -39,24 +27,13 @@ fn loaded(g: &HashMap<String, Tensor>) -> (nn::VarStore, Cflow) {
         ..CflowConfig::default()
     };
     let flow = Cflow::new(&vs.root(), &CHANNELS, &config);
-    let mut loaded = 0;
-    tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            let golden = g
-                .get(&format!("param.{name}"))
-                .unwrap_or_else(|| panic!("anomalib has no parameter {name}"));
-            var.copy_(golden);
-            loaded += 1;
-        }
-    });
-    let theirs = g.keys().filter(|k| k.starts_with("param.")).count();
-    assert_eq!(loaded, theirs, "anomalib has parameters this flow lacks");
+    load_anomalib_weights(&vs, g);
     (vs, flow)
 }
 
 #[test]
 fn encodings_log_likelihoods_map_and_score_match_anomalib() {
-    let g = goldens();
+    let g = goldens("cflow.safetensors");
     let (_vs, flow) = loaded(&g);
     for (l, &(h, w)) in SIZES.iter().enumerate() {
         let e = relative(
@@ -82,7 +59,7 @@ fn encodings_log_likelihoods_map_and_score_match_anomalib() {
 
 #[test]
 fn one_training_step_matches_anomalibs() {
-    let g = goldens();
+    let g = goldens("cflow.safetensors");
     let (vs, flow) = loaded(&g);
     let (rows, condition) = fibers(&g["input.0"], 8);
     let order = &g["train.order"];
@@ -117,17 +94,5 @@ fn one_training_step_matches_anomalibs() {
         },
     );
     adam.backward_step(&loss).unwrap();
-    for (name, t) in vs.variables() {
-        let Some(expected) = g.get(&format!("after.{name}")) else {
-            continue;
-        };
-        let before = &g[&format!("param.{name}")];
-        let moved = f64::try_from((expected - before).abs().max()).unwrap();
-        let diff = f64::try_from((&t - expected).abs().max()).unwrap();
-        let ulps = 4.0 * f32::EPSILON as f64 * f64::try_from(expected.abs().max()).unwrap();
-        assert!(
-            diff <= 1e-5 * moved + ulps,
-            "{name}: {diff:e} off after one step (the step moved it {moved:e})"
-        );
-    }
+    assert_stepped_as_anomalib(&vs, &g, 1e-5);
 }

@@ -3,29 +3,17 @@
 //! loss, the anomaly map, the image score and one clipped Adam step with CS-Flow's settings
 //! must agree.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
+
+use common::{assert_stepped_as_anomalib, goldens, load_anomalib_weights, relative};
 
 use adn_flows::{
     Adam, AdamConfig, CsFlow, CsFlowConfig, Param, csflow_loss, csflow_map, csflow_score,
 };
 use tch::nn;
 use tch::{Device, Tensor};
-
-fn goldens() -> HashMap<String, Tensor> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csflow.safetensors");
-    Tensor::read_safetensors(path)
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-/// max |a − b| / max |b|.
-fn relative(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    let d = f64::try_from((a - b).abs().max()).unwrap();
-    d / f64::try_from(b.abs().max()).unwrap().max(1e-30)
-}
 
 /// The flow with anomalib's weights: 9 channels, hidden 5, 3 blocks.
 fn loaded(g: &HashMap<String, Tensor>) -> (nn::VarStore, CsFlow) {
@@ -36,18 +24,7 @@ fn loaded(g: &HashMap<String, Tensor>) -> (nn::VarStore, CsFlow) {
         clamp: 3.0,
     };
     let flow = CsFlow::new(&vs.root(), 9, &config);
-    let mut loaded = 0;
-    tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            let golden = g
-                .get(&format!("param.{name}"))
-                .unwrap_or_else(|| panic!("anomalib has no parameter {name}"));
-            var.copy_(golden);
-            loaded += 1;
-        }
-    });
-    let theirs = g.keys().filter(|k| k.starts_with("param.")).count();
-    assert_eq!(loaded, theirs, "anomalib has parameters this flow lacks");
+    load_anomalib_weights(&vs, g);
     (vs, flow)
 }
 
@@ -57,7 +34,7 @@ fn inputs(g: &HashMap<String, Tensor>) -> [Tensor; 3] {
 
 #[test]
 fn forward_loss_map_and_score_match_anomalib() {
-    let g = goldens();
+    let g = goldens("csflow.safetensors");
     let (_vs, flow) = loaded(&g);
     let (z, log_det) = flow.forward(&inputs(&g));
     for (i, z) in z.iter().enumerate() {
@@ -78,7 +55,7 @@ fn forward_loss_map_and_score_match_anomalib() {
 
 #[test]
 fn one_clipped_adam_step_matches_anomalibs() {
-    let g = goldens();
+    let g = goldens("csflow.safetensors");
     let (vs, flow) = loaded(&g);
     let mut trained: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     trained.sort_by(|a, b| a.0.cmp(&b.0));
@@ -103,16 +80,5 @@ fn one_clipped_adam_step_matches_anomalibs() {
         },
     );
     adam.step(&grads);
-    for (name, t) in &trained {
-        let expected = &g[&format!("after.{name}")];
-        let before = &g[&format!("param.{name}")];
-        let moved = f64::try_from((expected - before).abs().max()).unwrap();
-        let diff = f64::try_from((t - expected).abs().max()).unwrap();
-        // A tenth of a per mille of the step, or the weight's own rounding (a few ulps).
-        let ulps = 4.0 * f32::EPSILON as f64 * f64::try_from(expected.abs().max()).unwrap();
-        assert!(
-            diff <= 1e-4 * moved + ulps,
-            "{name}: {diff:e} off after one step (the step moved it {moved:e})"
-        );
-    }
+    assert_stepped_as_anomalib(&vs, &g, 1e-4);
 }

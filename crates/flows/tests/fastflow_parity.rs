@@ -2,8 +2,11 @@
 //! the same weights in (anomalib's names), the same feature maps; z, log|det J|, the loss,
 //! the anomaly map, the image score and one Adam step with FastFlow's settings must agree.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
+
+use common::{assert_stepped_as_anomalib, goldens, load_anomalib_weights, relative};
 
 use adn_flows::{
     Adam, AdamConfig, FastFlow, FastFlowConfig, Param, fastflow_loss, fastflow_map, fastflow_score,
@@ -13,21 +16,6 @@ use tch::{Device, Tensor};
 
 const DIMS: [(i64, i64, i64); 3] = [(6, 8, 8), (9, 4, 4), (12, 2, 2)];
 
-fn goldens() -> HashMap<String, Tensor> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fastflow.safetensors");
-    Tensor::read_safetensors(path)
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-/// max |a − b| / max |b|.
-fn relative(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    let d = f64::try_from((a - b).abs().max()).unwrap();
-    d / f64::try_from(b.abs().max()).unwrap().max(1e-30)
-}
-
 /// The flow with anomalib's weights.
 fn loaded(g: &HashMap<String, Tensor>) -> (nn::VarStore, FastFlow) {
     let vs = nn::VarStore::new(Device::Cpu);
@@ -36,25 +24,13 @@ fn loaded(g: &HashMap<String, Tensor>) -> (nn::VarStore, FastFlow) {
         ..FastFlowConfig::default()
     };
     let flow = FastFlow::new(&vs.root(), &DIMS, &config);
-    let mut loaded = 0;
-    tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            let golden = g
-                .get(&format!("param.{name}"))
-                .unwrap_or_else(|| panic!("anomalib has no parameter {name}"));
-            var.copy_(golden);
-            loaded += 1;
-        }
-    });
-    // Every parameter anomalib has, we have: nothing of its is left unloaded.
-    let theirs = g.keys().filter(|k| k.starts_with("param.")).count();
-    assert_eq!(loaded, theirs);
+    load_anomalib_weights(&vs, g);
     (vs, flow)
 }
 
 #[test]
 fn forward_loss_map_and_score_match_anomalib() {
-    let g = goldens();
+    let g = goldens("fastflow.safetensors");
     let (_vs, flow) = loaded(&g);
     let inputs: Vec<Tensor> = (0..3)
         .map(|i| g[&format!("input.{i}")].shallow_clone())
@@ -78,7 +54,7 @@ fn forward_loss_map_and_score_match_anomalib() {
 
 #[test]
 fn one_adam_step_matches_anomalibs() {
-    let g = goldens();
+    let g = goldens("fastflow.safetensors");
     let (vs, flow) = loaded(&g);
     let inputs: Vec<Tensor> = (0..3)
         .map(|i| g[&format!("input.{i}")].shallow_clone())
@@ -105,19 +81,7 @@ fn one_adam_step_matches_anomalibs() {
     );
     adam.backward_step(&fastflow_loss(&flow.forward(&inputs)))
         .unwrap();
-    for (name, t) in &trained {
-        let expected = &g[&format!("after.{name}")];
-        let before = &g[&format!("param.{name}")];
-        // Against the update itself (lr-sized), not only the weight.
-        let moved = f64::try_from((expected - before).abs().max()).unwrap();
-        let diff = f64::try_from((t - expected).abs().max()).unwrap();
-        // A hundredth of a per mille of the step, or the weight's own rounding (a few ulps).
-        let ulps = 4.0 * f32::EPSILON as f64 * f64::try_from(expected.abs().max()).unwrap();
-        assert!(
-            diff <= 1e-5 * moved + ulps,
-            "{name}: {diff:e} off after one step (the step moved it {moved:e})"
-        );
-    }
+    assert_stepped_as_anomalib(&vs, &g, 1e-5);
     // Not trained: the permutations.
     for (name, t) in vs.variables() {
         if name.ends_with("w_perm") || name.ends_with("w_perm_inv") {
