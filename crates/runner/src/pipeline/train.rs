@@ -145,10 +145,7 @@ pub fn train(
                 );
                 let value = loss.double_value(&[]);
                 if !value.is_finite() {
-                    failure = Some(format!(
-                        "training loss became {value} at meta-epoch {meta}; the run is stopped \
-                         (try a lower train.lr or check the features for NaN)"
-                    ));
+                    failure = Some(loss_failure(value, meta));
                     break 'meta;
                 }
                 match attention_opt.as_mut() {
@@ -174,23 +171,19 @@ pub fn train(
             validation_scores = score::validation_scores(cfg, &flow, features).unwrap_or_default();
         }
         wall_eval += t3.elapsed().as_secs_f64();
-        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-            failure = Some(format!(
-                "the score of test image {} is {} after meta-epoch {meta}; the flow diverged",
-                test[i].path.display(),
-                scores[i]
-            ));
-            break;
+        match evaluated(
+            meta,
+            &scores,
+            &labels,
+            test,
+            loss_sum / loss_count.max(1) as f64,
+        )? {
+            Ok(point) => trajectory.push(point),
+            Err(diverged) => {
+                failure = Some(diverged);
+                break;
+            }
         }
-        let auroc =
-            adn_metrics::auroc(&labels, &scores).context("cannot compute the test AUROC")?;
-        let train_loss = loss_sum / loss_count.max(1) as f64;
-        tracing::info!(meta_epoch = meta, train_loss, auroc, "evaluated");
-        trajectory.push(EvalPoint {
-            meta_epoch: meta,
-            train_loss,
-            auroc,
-        });
         last_scores = scores;
         diagnostics.push(measure(Some(meta), parts.mean()));
     }
@@ -206,6 +199,39 @@ pub fn train(
         wall_train,
         wall_eval,
     })
+}
+
+/// Why a run stops when its training loss is `value`, not finite, at meta-epoch `meta`.
+pub fn loss_failure(value: f64, meta: usize) -> String {
+    format!(
+        "training loss became {value} at meta-epoch {meta}; the run is stopped (try a lower \
+         train.lr or check the features for NaN)"
+    )
+}
+
+/// A meta-epoch's evaluation from its test `scores`: the point of the trajectory, or why
+/// the run stops (a test score that is not finite: the flow diverged).
+pub fn evaluated(
+    meta: usize,
+    scores: &[f64],
+    labels: &[bool],
+    test: &[adn_datasets::Sample],
+    train_loss: f64,
+) -> Result<std::result::Result<EvalPoint, String>> {
+    if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+        return Ok(Err(format!(
+            "the score of test image {} is {} after meta-epoch {meta}; the flow diverged",
+            test[i].path.display(),
+            scores[i]
+        )));
+    }
+    let auroc = adn_metrics::auroc(labels, scores).context("cannot compute the test AUROC")?;
+    tracing::info!(meta_epoch = meta, train_loss, auroc, "evaluated");
+    Ok(Ok(EvalPoint {
+        meta_epoch: meta,
+        train_loss,
+        auroc,
+    }))
 }
 
 /// Jointly trained attention's optimiser: DifferNet's Adam at `lr · attention_lr_scale`.

@@ -7,7 +7,6 @@
 use std::time::Instant;
 
 use adn_flows::{Adam, CsFlow, CsFlowConfig, FastFlow, FastFlowConfig, FlowKind, Param};
-use adn_record::EvalPoint;
 use anyhow::{Context, Result, bail};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +16,7 @@ use crate::config::Config;
 use crate::pipeline::data::RunData;
 use crate::pipeline::diagnostics;
 use crate::pipeline::features::RunFeatures;
-use crate::pipeline::train::{FlowModel, Trained, adam};
+use crate::pipeline::train::{FlowModel, Trained, adam, evaluated, loss_failure};
 
 /// A trained or training flow on feature maps. Its inputs are the extractor's maps in
 /// order: FastFlow's one per feature layer, CS-Flow's one layer at three scales.
@@ -233,10 +232,7 @@ pub fn train(
                 let loss = flow.loss(&x);
                 let value = loss.double_value(&[]);
                 if !value.is_finite() {
-                    failure = Some(format!(
-                        "training loss became {value} at meta-epoch {meta}; the run is stopped \
-                         (try a lower train.lr or check the features for NaN)"
-                    ));
+                    failure = Some(loss_failure(value, meta));
                     break 'meta;
                 }
                 match clip {
@@ -263,23 +259,19 @@ pub fn train(
             validation_scores = map_scores(&flow, v, transforms, size);
         }
         wall_eval += t3.elapsed().as_secs_f64();
-        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-            failure = Some(format!(
-                "the score of test image {} is {} after meta-epoch {meta}; the flow diverged",
-                test[i].path.display(),
-                scores[i]
-            ));
-            break;
+        match evaluated(
+            meta,
+            &scores,
+            &labels,
+            test,
+            loss_sum / loss_count.max(1) as f64,
+        )? {
+            Ok(point) => trajectory.push(point),
+            Err(diverged) => {
+                failure = Some(diverged);
+                break;
+            }
         }
-        let auroc =
-            adn_metrics::auroc(&labels, &scores).context("cannot compute the test AUROC")?;
-        let train_loss = loss_sum / loss_count.max(1) as f64;
-        tracing::info!(meta_epoch = meta, train_loss, auroc, "evaluated");
-        trajectory.push(EvalPoint {
-            meta_epoch: meta,
-            train_loss,
-            auroc,
-        });
         last_scores = scores;
     }
     bar.finish_and_clear();
