@@ -100,14 +100,7 @@ fn main() {
     let step = median(repeats, || {
         let (z, log_det) = flow.forward(&x);
         let loss = csflow_loss(&z, &log_det);
-        let leaves = opt.leaves();
-        let refs: Vec<&Tensor> = leaves.iter().collect();
-        let grads = Tensor::run_backward(&[loss], &refs, false, false);
-        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
-        let total = f64::try_from(Tensor::stack(&norms, 0).norm()).unwrap();
-        let k = (1.0 / (total + 1e-6)).min(1.0);
-        let grads: Vec<Tensor> = grads.iter().map(|g| g * k).collect();
-        opt.step(&grads);
+        opt.backward_clipped_step(&loss, 1.0).unwrap();
     });
     let y = three(maps(&SCALES, SCORED));
     let score = median(repeats, || {

@@ -79,6 +79,18 @@ impl Adam {
         backward_step_all(loss, &mut [self])
     }
 
+    /// [`Adam::backward_step`] with the gradients first scaled to a joint 2-norm of at most
+    /// `max_norm`, as PyTorch's `clip_grad_norm_` (and Lightning's `gradient_clip_val`) does.
+    pub fn backward_clipped_step(&mut self, loss: &Tensor, max_norm: f64) -> Result<(), TchError> {
+        let grads = Tensor::f_run_backward(&[loss], &self.leaves(), false, false)?;
+        let norms: Vec<Tensor> = grads.iter().map(Tensor::norm).collect();
+        let total = f64::try_from(Tensor::stack(&norms, 0).norm())?;
+        let k = (max_norm / (total + 1e-6)).min(1.0);
+        let grads: Vec<Tensor> = grads.iter().map(|g| g * k).collect();
+        self.step(&grads);
+        Ok(())
+    }
+
     /// One update with `grads`, one per leaf in [`Adam::leaves`]' order; an undefined
     /// gradient leaves its tensor (and its step count) as they were.
     pub fn step(&mut self, grads: &[Tensor]) {

@@ -25,6 +25,30 @@ pub enum MapFlow {
     Cs(CsFlow),
 }
 
+/// Refuses maps of `dims` `(C, h, w)` that the run's flow cannot take: CS-Flow's one layer
+/// at three scales must halve exactly from scale to scale. Checked on one blank image
+/// before any extraction, and again when the flow is built.
+pub fn check_dims(cfg: &Config, dims: &[(i64, i64, i64)]) -> Result<()> {
+    if cfg.flow.kind != FlowKind::Csflow {
+        return Ok(());
+    }
+    let [(c, h0, w0), (c1, h1, w1), (c2, h2, w2)] = dims else {
+        bail!(
+            "CS-Flow takes one map at three scales, got {} maps",
+            dims.len()
+        );
+    };
+    if c != c1 || c != c2 || *h0 != 2 * h1 || *h1 != 2 * h2 || *w0 != 2 * w1 || *w1 != 2 * w2 {
+        bail!(
+            "CS-Flow needs the layer's maps at the three scales to halve exactly, got \
+             {h0}×{w0}, {h1}×{w1} and {h2}×{w2} at model.image_size = {}; choose an image size \
+             that the layer's stride times 4 divides",
+            cfg.model.image_size
+        );
+    }
+    Ok(())
+}
+
 /// Views scored per forward pass.
 const MAP_ROWS: i64 = 64;
 
@@ -42,29 +66,11 @@ impl MapFlow {
                 },
             ))),
             FlowKind::Csflow => {
-                let [(c, h0, w0), (c1, h1, w1), (c2, h2, w2)] = dims else {
-                    bail!(
-                        "CS-Flow takes one map at three scales, got {} maps",
-                        dims.len()
-                    );
-                };
-                if c != c1
-                    || c != c2
-                    || h0 != &(2 * h1)
-                    || h1 != &(2 * h2)
-                    || w0 != &(2 * w1)
-                    || w1 != &(2 * w2)
-                {
-                    bail!(
-                        "CS-Flow needs the layer's maps at the three scales to halve exactly, \
-                         got {h0}×{w0}, {h1}×{w1} and {h2}×{w2} at model.image_size = {}; choose \
-                         an image size that the layer's stride times 4 divides",
-                        cfg.model.image_size
-                    );
-                }
+                check_dims(cfg, dims)?;
+                let c = dims[0].0;
                 Ok(MapFlow::Cs(CsFlow::new(
                     &vs.root(),
-                    *c,
+                    c,
                     &CsFlowConfig {
                         blocks: f.coupling_blocks,
                         hidden: f.hidden,
@@ -120,18 +126,6 @@ impl MapFlow {
                  no blur"
             }
         }
-    }
-
-    /// Gradients of `loss` clipped to norm `max` (CS-Flow, as anomalib trains it), for
-    /// `opt`'s leaves.
-    fn clipped_gradients(loss: &Tensor, opt: &Adam, max: f64) -> Vec<Tensor> {
-        let leaves = opt.leaves();
-        let refs: Vec<&Tensor> = leaves.iter().collect();
-        let grads = Tensor::run_backward(&[loss], &refs, false, false);
-        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
-        let total = f64::try_from(Tensor::stack(&norms, 0).norm()).unwrap_or(f64::INFINITY);
-        let k = (max / (total + 1e-6)).min(1.0);
-        grads.iter().map(|g| g * k).collect()
     }
 }
 
@@ -236,14 +230,10 @@ pub fn train(
                     break 'meta;
                 }
                 match clip {
-                    Some(max) => {
-                        let grads = MapFlow::clipped_gradients(&loss, &opt, max);
-                        opt.step(&grads);
-                    }
-                    None => opt
-                        .backward_step(&loss)
-                        .context("the training step failed")?,
+                    Some(max) => opt.backward_clipped_step(&loss, max),
+                    None => opt.backward_step(&loss),
                 }
+                .context("the training step failed")?;
                 loss_sum += value;
                 loss_count += 1;
             }

@@ -74,6 +74,7 @@ pub fn compute(
         "features",
     );
     let inputs = if cfg.flow.kind != adn_flows::FlowKind::Differnet {
+        crate::pipeline::train_maps::check_dims(cfg, &source.map_dims())?;
         let validation = match data.validation.is_empty() {
             true => None,
             false => Some(source.maps(&data.validation, &data.validation_angles, &bar)?),

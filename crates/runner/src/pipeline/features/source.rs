@@ -118,25 +118,9 @@ impl FeatureSource {
         angles: &[Vec<f64>],
         progress: &ProgressBar,
     ) -> Result<Vec<Tensor>> {
-        let extractor = &self.extractor;
-        let size = extractor.config().image_size as u32;
-        let (mean, std) = extractor.config().kind.normalization();
-        let paths = samples.iter().map(|s| s.path.clone()).collect();
-        let norm = Normalization { mean, std };
-        let mut per_scale: Vec<Vec<Tensor>> =
-            (0..extractor.config().scales).map(|_| Vec::new()).collect();
-        for batch in loader::batches(paths, angles.to_vec(), size, norm, 16, 2) {
-            let batch = batch?;
-            let n = (batch.images * batch.views) as i64;
-            let pixels = Tensor::from_slice(&batch.data)
-                .reshape([n, 3, size as i64, size as i64])
-                .to_device(self.device());
-            for (s, p) in extractor.frozen_prefix(&pixels).into_iter().enumerate() {
-                per_scale[s].push(p);
-            }
-            progress.inc(batch.images as u64);
-        }
-        let prefixes: Vec<Tensor> = per_scale.iter().map(|v| Tensor::cat(v, 0)).collect();
+        let prefixes = self.held_in_memory(samples, angles, progress, |pixels| {
+            self.extractor.frozen_prefix(pixels)
+        })?;
         let bytes: i64 = prefixes.iter().map(|t| t.numel() as i64 * 4).sum();
         tracing::info!(
             rows = prefixes.first().map_or(0, |t| t.size()[0]),
@@ -145,9 +129,21 @@ impl FeatureSource {
         );
         Ok(prefixes)
     }
-}
 
-impl FeatureSource {
+    /// The shapes `(C, H, W)` of one view's feature maps at every scale and feature layer,
+    /// in [`FeatureSource::maps`]' order, from one blank image.
+    pub fn map_dims(&self) -> Vec<(i64, i64, i64)> {
+        let size = self.extractor.config().image_size;
+        let probe = Tensor::zeros([1, 3, size, size], (Kind::Float, self.device()));
+        tch::no_grad(|| self.extractor.feature_maps_per_scale(&probe, false))
+            .iter()
+            .map(|m| {
+                let d = m.size();
+                (d[1], d[2], d[3])
+            })
+            .collect()
+    }
+
     /// The feature maps of `samples` under `angles` at the extractor's feature layers and
     /// scales (a flow on maps), one float32 tensor `[rows, C, H, W]` per scale and layer, row
     /// `i·T + t` being image `i` under rotation `angles[i][t]`, held in memory. Refused
@@ -158,14 +154,8 @@ impl FeatureSource {
         angles: &[Vec<f64>],
         progress: &ProgressBar,
     ) -> Result<Vec<Tensor>> {
-        let extractor = &self.extractor;
-        let size = extractor.config().image_size;
         let rows: usize = angles.iter().map(Vec::len).sum();
-        let probe = Tensor::zeros([1, 3, size, size], (Kind::Float, self.device()));
-        let per_row: i64 = tch::no_grad(|| extractor.feature_maps_per_scale(&probe, false))
-            .iter()
-            .map(|m| m.numel() as i64)
-            .sum();
+        let per_row: i64 = self.map_dims().iter().map(|(c, h, w)| c * h * w).sum();
         let need = rows as f64 * per_row as f64 * 4.0;
         if let Some(available) = crate::memory::available_bytes()
             && need > 0.5 * available as f64
@@ -178,26 +168,45 @@ impl FeatureSource {
                 crate::memory::human(available as f64)
             );
         }
+        let maps = self.held_in_memory(samples, angles, progress, |pixels| {
+            tch::no_grad(|| self.extractor.feature_maps_per_scale(pixels, false))
+                .into_iter()
+                .map(|m| m.to_kind(Kind::Float).contiguous())
+                .collect()
+        })?;
+        tracing::info!(rows, megabytes = need / 1e6, "feature maps held in memory");
+        Ok(maps)
+    }
+
+    /// `per_batch` over the normalised views of `samples` under `angles`, batch after batch,
+    /// each of its outputs concatenated over the batches: one tensor per output, row
+    /// `i·T + t` being image `i` under rotation `angles[i][t]`.
+    fn held_in_memory(
+        &self,
+        samples: &[Sample],
+        angles: &[Vec<f64>],
+        progress: &ProgressBar,
+        per_batch: impl Fn(&Tensor) -> Vec<Tensor>,
+    ) -> Result<Vec<Tensor>> {
+        let size = self.extractor.config().image_size;
+        let (mean, std) = self.extractor.config().kind.normalization();
         let paths = samples.iter().map(|s| s.path.clone()).collect();
-        let (mean, std) = extractor.config().kind.normalization();
         let norm = Normalization { mean, std };
-        let mut per_layer: Vec<Vec<Tensor>> = Vec::new();
+        let mut outputs: Vec<Vec<Tensor>> = Vec::new();
         for batch in loader::batches(paths, angles.to_vec(), size as u32, norm, 16, 2) {
             let batch = batch?;
             let n = (batch.images * batch.views) as i64;
             let pixels = Tensor::from_slice(&batch.data)
                 .reshape([n, 3, size, size])
                 .to_device(self.device());
-            let maps = tch::no_grad(|| extractor.feature_maps_per_scale(&pixels, false));
-            per_layer.resize_with(maps.len(), Vec::new);
-            for (l, m) in maps.into_iter().enumerate() {
-                per_layer[l].push(m.to_kind(Kind::Float).contiguous());
+            let out = per_batch(&pixels);
+            outputs.resize_with(out.len(), Vec::new);
+            for (k, t) in out.into_iter().enumerate() {
+                outputs[k].push(t);
             }
             progress.inc(batch.images as u64);
         }
-        let maps: Vec<Tensor> = per_layer.iter().map(|v| Tensor::cat(v, 0)).collect();
-        tracing::info!(rows, megabytes = need / 1e6, "feature maps held in memory");
-        Ok(maps)
+        Ok(outputs.iter().map(|v| Tensor::cat(v, 0)).collect())
     }
 }
 
