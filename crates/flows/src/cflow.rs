@@ -250,9 +250,28 @@ pub fn cflow_map(
     batch: i64,
     size: (i64, i64),
 ) -> Tensor {
+    let maxima: Vec<f64> = log_probs
+        .iter()
+        .map(|l| l.max().double_value(&[]))
+        .collect();
+    let score = cflow_likelihood(log_probs, sizes, batch, size, &maxima);
+    score.max() - score
+}
+
+/// The map before its final `max − ·`: per layer `exp(ℓ − m)` with the layer's maximum `m`
+/// from `maxima`, upsampled bilinearly with corners aligned
+/// and summed over layers, `[B, H, W]`. Lower is more anomalous. With maxima fixed on one
+/// set of images, every image's map is its own, whatever it is scored with.
+pub fn cflow_likelihood(
+    log_probs: &[Tensor],
+    sizes: &[(i64, i64)],
+    batch: i64,
+    size: (i64, i64),
+    maxima: &[f64],
+) -> Tensor {
     let mut score: Option<Tensor> = None;
-    for (l, &(h, w)) in log_probs.iter().zip(sizes) {
-        let prob = (l - l.max()).exp().reshape([batch, 1, h, w]);
+    for ((l, &(h, w)), m) in log_probs.iter().zip(sizes).zip(maxima) {
+        let prob = (l - *m).exp().reshape([batch, 1, h, w]);
         let up = prob
             .upsample_bilinear2d([size.0, size.1], true, None, None)
             .squeeze_dim(1);
@@ -261,8 +280,7 @@ pub fn cflow_map(
             Some(s) => s + up,
         });
     }
-    let score = score.expect("at least one layer");
-    score.max() - score
+    score.expect("at least one layer")
 }
 
 /// The image score `[B]`: the map's maximum.

@@ -22,6 +22,9 @@ pub enum FlowKind {
     /// CS-Flow's cross-scale flow on one feature layer's maps at the three input scales
     /// (`model.scales = 3`), with native anomaly maps.
     Csflow,
+    /// CFlow-AD's conditional flows on single feature vectors of each layer of
+    /// `model.feature_layers`, conditioned on the position, with native anomaly maps.
+    Cflow,
 }
 
 impl FlowKind {
@@ -38,7 +41,9 @@ pub struct FlowConfig {
     /// feature maps; `coupling_blocks` is its number of steps per layer, and `hidden`,
     /// `clamp` and `standardize` do not apply) or `csflow` (CS-Flow's; `coupling_blocks`
     /// blocks, anomalib's 4; `hidden` channels of its cross-scale convolutions, anomalib's
-    /// 1024; `clamp` its α, 3; `standardize` does not apply). Left out of the resolved
+    /// 1024; `clamp` its α, 3; `standardize` does not apply) or `cflow` (CFlow-AD's;
+    /// `coupling_blocks` blocks per decoder, anomalib's 8; `clamp` its α, anomalib's 1.9;
+    /// `hidden` and `standardize` do not apply). Left out of the resolved
     /// config at `differnet`, so run ids from before this setting are unchanged.
     #[serde(skip_serializing_if = "FlowKind::is_differnet")]
     #[schemars(extend("default" = "differnet"))]

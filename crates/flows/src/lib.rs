@@ -18,7 +18,8 @@ pub mod numpy_rng;
 pub mod optim;
 
 pub use cflow::{
-    Cflow, CflowConfig, cflow_loss, cflow_map, cflow_score, fibers, positional_encoding_2d,
+    Cflow, CflowConfig, cflow_likelihood, cflow_loss, cflow_map, cflow_score, fibers,
+    positional_encoding_2d,
 };
 pub use csflow::{CsFlow, CsFlowConfig, csflow_loss, csflow_map, csflow_score};
 pub use fastflow::{FastFlow, FastFlowConfig, fastflow_loss, fastflow_map, fastflow_score};

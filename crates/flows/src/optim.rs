@@ -82,13 +82,7 @@ impl Adam {
     /// [`Adam::backward_step`] with the gradients first scaled to a joint 2-norm of at most
     /// `max_norm`, as PyTorch's `clip_grad_norm_` (and Lightning's `gradient_clip_val`) does.
     pub fn backward_clipped_step(&mut self, loss: &Tensor, max_norm: f64) -> Result<(), TchError> {
-        let grads = Tensor::f_run_backward(&[loss], &self.leaves(), false, false)?;
-        let norms: Vec<Tensor> = grads.iter().map(Tensor::norm).collect();
-        let total = f64::try_from(Tensor::stack(&norms, 0).norm())?;
-        let k = (max_norm / (total + 1e-6)).min(1.0);
-        let grads: Vec<Tensor> = grads.iter().map(|g| g * k).collect();
-        self.step(&grads);
-        Ok(())
+        backward_step_all_clipped(loss, &mut [self], Some(max_norm))
     }
 
     /// One update with `grads`, one per leaf in [`Adam::leaves`]' order; an undefined
@@ -110,8 +104,25 @@ impl Adam {
 /// Differentiates `loss` once for the leaves of every optimiser (e.g. the flow's and the
 /// jointly trained attention's, at their own rates) and steps each.
 pub fn backward_step_all(loss: &Tensor, optimizers: &mut [&mut Adam]) -> Result<(), TchError> {
+    backward_step_all_clipped(loss, optimizers, None)
+}
+
+/// [`backward_step_all`] with, given `max_norm`, the gradients of every optimiser's leaves
+/// first scaled to a joint 2-norm of at most `max_norm`, as PyTorch's `clip_grad_norm_`
+/// (and Lightning's `gradient_clip_val`) does over a model's parameters.
+pub fn backward_step_all_clipped(
+    loss: &Tensor,
+    optimizers: &mut [&mut Adam],
+    max_norm: Option<f64>,
+) -> Result<(), TchError> {
     let leaves: Vec<Tensor> = optimizers.iter().flat_map(|o| o.leaves()).collect();
-    let grads = Tensor::f_run_backward(&[loss], &leaves, false, false)?;
+    let mut grads = Tensor::f_run_backward(&[loss], &leaves, false, false)?;
+    if let Some(max_norm) = max_norm {
+        let norms: Vec<Tensor> = grads.iter().map(Tensor::norm).collect();
+        let total = f64::try_from(Tensor::stack(&norms, 0).norm())?;
+        let k = (max_norm / (total + 1e-6)).min(1.0);
+        grads = grads.iter().map(|g| g * k).collect();
+    }
     let mut rest = grads.as_slice();
     for opt in optimizers.iter_mut() {
         let (mine, others) = rest.split_at(opt.slots.len());

@@ -783,6 +783,88 @@ fn a_fastflow_run_trains_on_feature_maps_localises_natively_and_is_refused_where
 }
 
 #[test]
+fn a_cflow_run_trains_on_fibers_and_localises_natively() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "--set",
+        "train.meta_epochs=1",
+        "--set",
+        "flow.kind=cflow",
+        "--set",
+        "flow.clamp=1.9",
+        "--set",
+        "model.scales=1",
+        "--set",
+        "model.feature_layers=[\"relu2\",\"relu5\"]",
+        "--set",
+        "train.rotation_pool=1",
+        "--set",
+        "train.train_transforms=1",
+        "--set",
+        "test.test_transforms=1",
+        "--set",
+        "train.lr=1e-3",
+    ];
+    let out = run_smoke(dir.path(), "cf", &extra);
+    assert_ok(&out);
+    let run = dir.path().join("cf");
+    let metrics = json(&run.join("metrics.json"));
+    let auroc = metrics["auroc_last"].as_f64().unwrap();
+    assert!(auroc > 0.9, "auroc_last {auroc}");
+    let pixel = &metrics["pixel"];
+    assert!(
+        pixel["map"].as_str().unwrap().starts_with("CFlow-AD's map"),
+        "{pixel}"
+    );
+    assert!(pixel["auroc"].as_f64().unwrap() > 0.7, "{pixel}");
+    // One decoder per layer, under anomalib's names.
+    let model = tch::Tensor::read_safetensors(run.join("model.safetensors")).unwrap();
+    assert!(
+        model
+            .iter()
+            .any(|(n, _)| n == "decoders.1.module_list.7.subnet.2.weight")
+    );
+}
+
+#[test]
+fn attention_trains_jointly_in_front_of_fastflow_and_cflow() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["fastflow", "cflow"] {
+        let sets = [
+            "train.meta_epochs=1".to_string(),
+            "train.sub_epochs=2".into(),
+            format!("flow.kind={kind}"),
+            "model.scales=1".into(),
+            "model.feature_layers=[\"relu2\",\"relu5\"]".into(),
+            "model.attention=se".into(),
+            "model.positions=[\"relu2\"]".into(),
+            "model.attention_training=joint".into(),
+            // SE's last layer starts at exactly 0 (gates at 1): any weight there is learnt.
+            "model.attention_init=identity".into(),
+            "train.rotation_pool=1".into(),
+            "train.train_transforms=1".into(),
+            "test.test_transforms=1".into(),
+            "train.lr=1e-3".into(),
+        ];
+        let extra: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+        assert_ok(&run_smoke(dir.path(), kind, &extra));
+        let run = dir.path().join(kind);
+        let manifest = json(&run.join("manifest.json"));
+        // SE r = 2 at relu2: 192 × 96 + 96 × 192 weights, all trained.
+        assert_eq!(manifest["trainable_attention_parameters"], 192 * 192);
+        let attention = tch::Tensor::read_safetensors(run.join("attention.safetensors")).unwrap();
+        let (_, fc2) = attention
+            .iter()
+            .find(|(n, _)| n.ends_with("fc2.weight"))
+            .expect("SE's second layer is saved");
+        assert!(
+            fc2.abs().max().double_value(&[]) > 0.0,
+            "{kind}: SE's last layer never left 0"
+        );
+    }
+}
+
+#[test]
 fn a_csflow_run_trains_on_one_layer_at_three_scales_and_localises_natively() {
     let dir = tempfile::tempdir().unwrap();
     let extra = [

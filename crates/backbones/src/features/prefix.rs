@@ -59,17 +59,45 @@ impl FeatureExtractor {
         (pooled, gates)
     }
 
+    /// The feature layers' maps from frozen prefixes, scale after scale (as
+    /// [`FeatureExtractor::feature_maps_per_scale`] orders them), through the trainable
+    /// attention and the rest of the backbone; gradients reach the attention parameters.
+    /// Every feature layer must lie at or after the first attention position.
+    pub fn maps_from_prefix(&self, prefix: &[Tensor], train: bool) -> Vec<Tensor> {
+        self.maps_walk(prefix, train, true, None)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     pub(super) fn walk_from_prefix(
         &self,
         prefix: &[Tensor],
         train: bool,
         attention: bool,
-        mut gates: Option<&mut Vec<GateStats>>,
+        gates: Option<&mut Vec<GateStats>>,
     ) -> Tensor {
+        let mut pooled = Vec::new();
+        for maps in self.maps_walk(prefix, train, attention, gates) {
+            for map in maps {
+                pooled.push(map.mean_dim([2, 3].as_slice(), false, pooled_kind(map.kind())));
+            }
+        }
+        Tensor::cat(&pooled, 1)
+    }
+
+    /// Per scale, the feature layers' maps reached from the prefix.
+    fn maps_walk(
+        &self,
+        prefix: &[Tensor],
+        train: bool,
+        attention: bool,
+        mut gates: Option<&mut Vec<GateStats>>,
+    ) -> Vec<Vec<Tensor>> {
         let start = self
             .trainable_from()
             .expect("features from the prefix need jointly trained attention");
-        let mut pooled = Vec::new();
+        let mut per_scale = Vec::new();
         for (scale, x) in prefix.iter().enumerate() {
             let mut maps = Vec::new();
             let mut tap = |position: &str, x: Tensor| {
@@ -99,10 +127,8 @@ impl FeatureExtractor {
             let _ = self
                 .net
                 .forward_from(x, Some(start), Some(&self.last_layer), &mut tap);
-            for map in maps {
-                pooled.push(map.mean_dim([2, 3].as_slice(), false, pooled_kind(map.kind())));
-            }
+            per_scale.push(maps);
         }
-        Tensor::cat(&pooled, 1)
+        per_scale
     }
 }

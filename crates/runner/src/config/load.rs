@@ -49,6 +49,10 @@ impl Config {
         let d = adn_flows::FlowConfig::default();
         match self.flow.kind {
             FlowKind::Differnet => {}
+            FlowKind::Cflow => {
+                self.flow.hidden = d.hidden;
+                self.flow.standardize = d.standardize;
+            }
             FlowKind::Fastflow => {
                 self.flow.hidden = d.hidden;
                 self.flow.clamp = d.clamp;
@@ -157,12 +161,30 @@ impl Config {
                 anyhow::anyhow!("flow.kind = \"{kind}\" {what} (docs/flow-families.md)")
             };
             if self.model.attention_training == AttentionTraining::Joint {
-                return Err(refuse(
-                    "trains on fixed feature maps: jointly trained attention is not built \
-                     for it yet; set model.attention_training = \"frozen\"",
-                ));
+                let b = self.model.backbone_config();
+                let order = |p: &str| b.kind.positions().iter().position(|q| *q == p);
+                let first = b.positions.iter().filter_map(|p| order(p)).min();
+                if let Some(early) = b
+                    .feature_layers
+                    .iter()
+                    .find(|l| first.is_some_and(|f| order(l).is_some_and(|o| o < f)))
+                {
+                    return Err(refuse(&format!(
+                        "with jointly trained attention takes its maps through the attention: \
+                         feature layer {early} comes before the first attention position; \
+                         place model.positions at or before every model.feature_layers entry"
+                    )));
+                }
+                if self.train.volume_charge > 0.0 {
+                    return Err(refuse(
+                        "has no volume charge yet (it is defined for DifferNet's loss); set \
+                         train.volume_charge = 0",
+                    ));
+                }
             }
-            if self.flow.kind == FlowKind::Fastflow && self.model.scales != 1 {
+            if matches!(self.flow.kind, FlowKind::Fastflow | FlowKind::Cflow)
+                && self.model.scales != 1
+            {
                 return Err(refuse(
                     "takes its scales from model.feature_layers at one input size; set \
                      model.scales = 1",
@@ -325,17 +347,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cs.flow.hidden, 64);
+        // CFlow-AD keeps clamp (its α) and blocks; its subnets' width is fixed.
+        let cf = load(
+            MINIMAL,
+            &[
+                "flow.kind=cflow",
+                "model.scales=1",
+                "flow.clamp=1.9",
+                "flow.hidden=64",
+            ],
+        )
+        .unwrap();
+        let d = adn_flows::FlowConfig::default();
+        assert_eq!((cf.flow.clamp, cf.flow.hidden), (1.9, d.hidden));
         // What is not built for it yet is refused by name.
         for (overrides, key) in [
             (vec!["flow.kind=fastflow"], "model.scales"),
+            (vec!["flow.kind=cflow"], "model.scales"),
             (
                 vec![
                     "flow.kind=fastflow",
                     "model.scales=1",
                     "model.attention=se",
+                    "model.positions=[\"relu2\"]",
+                    "model.feature_layers=[\"relu1\",\"relu2\"]",
                     "model.attention_training=joint",
                 ],
-                "model.attention_training",
+                "feature layer relu1",
+            ),
+            (
+                vec![
+                    "flow.kind=fastflow",
+                    "model.scales=1",
+                    "model.attention=se",
+                    "model.positions=[\"relu1\"]",
+                    "model.feature_layers=[\"relu1\",\"relu2\"]",
+                    "model.attention_training=joint",
+                    "train.volume_charge=1",
+                ],
+                "train.volume_charge",
             ),
             (
                 vec![

@@ -124,7 +124,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunOutcome> {
         adn_flows::FlowKind::Differnet => {
             train::train(cfg, &data, &features, opts.quiet, &mut rng)?
         }
-        adn_flows::FlowKind::Fastflow | adn_flows::FlowKind::Csflow => {
+        adn_flows::FlowKind::Fastflow
+        | adn_flows::FlowKind::Csflow
+        | adn_flows::FlowKind::Cflow => {
             train_maps::train(cfg, &data, &features, opts.quiet, &mut rng)?
         }
     };

@@ -235,7 +235,7 @@ pub fn evaluated(
 }
 
 /// Jointly trained attention's optimiser: DifferNet's Adam at `lr · attention_lr_scale`.
-fn attention_optimizer(extractor: &FeatureExtractor, t: &TrainConfig) -> Adam {
+pub fn attention_optimizer(extractor: &FeatureExtractor, t: &TrainConfig) -> Adam {
     let params = extractor
         .attention_vs
         .trainable_variables()

@@ -1,12 +1,19 @@
-//! A run's third stage for a flow on feature maps (`flow.kind = "fastflow"` or
-//! `"csflow"`): the family's network (anomalib's, `adn_flows`) trained on the held feature
+//! A run's third stage for a flow on feature maps (`flow.kind = "fastflow"`, `"csflow"` or
+//! `"cflow"`): the family's network (anomalib's, `adn_flows`) trained on the held feature
 //! maps with the run's Adam, over the same meta-epochs, sub-epochs, batches and views as
 //! DifferNet's loop, evaluated after every meta-epoch with the family's own image score.
-//! CS-Flow's gradients are clipped to norm 1 first, as anomalib trains it.
+//! CS-Flow's gradients are clipped to norm 1 first, as anomalib trains it. CFlow-AD trains
+//! as anomalib does: per batch of images and per layer, the positions' fibers shuffled and
+//! cut into batches of 64, one Adam step each on that layer's decoder.
 
 use std::time::Instant;
 
-use adn_flows::{Adam, CsFlow, CsFlowConfig, FastFlow, FastFlowConfig, FlowKind, Param};
+use std::cell::RefCell;
+
+use adn_flows::optim::backward_step_all_clipped;
+use adn_flows::{
+    Adam, Cflow, CflowConfig, CsFlow, CsFlowConfig, FastFlow, FastFlowConfig, FlowKind, Param,
+};
 use anyhow::{Context, Result, bail};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -16,13 +23,27 @@ use crate::config::Config;
 use crate::pipeline::data::RunData;
 use crate::pipeline::diagnostics;
 use crate::pipeline::features::RunFeatures;
-use crate::pipeline::train::{FlowModel, Trained, adam, evaluated, loss_failure};
+use crate::pipeline::train::{
+    FlowModel, Trained, adam, attention_optimizer, evaluated, loss_failure,
+};
 
 /// A trained or training flow on feature maps. Its inputs are the extractor's maps in
 /// order: FastFlow's one per feature layer, CS-Flow's one layer at three scales.
 pub enum MapFlow {
     Fast(FastFlow),
     Cs(CsFlow),
+    Cf(CflowRun),
+}
+
+/// CFlow-AD and the maxima its maps are normalised by. anomalib takes them over each scored
+/// batch, so an image's score would depend on its batch-mates; the paper's code takes them
+/// over the whole test set. Here they are the test set's, fixed at each evaluation
+/// ([`map_scores`] with `fix`) and used for the validation images and the pixel maps too.
+pub struct CflowRun {
+    net: Cflow,
+    /// Per layer the largest log-likelihood per dimension, then the largest summed
+    /// likelihood.
+    maxima: RefCell<Option<(Vec<f64>, f64)>>,
 }
 
 /// Refuses maps of `dims` `(C, h, w)` that the run's flow cannot take: CS-Flow's one layer
@@ -78,11 +99,27 @@ impl MapFlow {
                     },
                 )))
             }
+            FlowKind::Cflow => {
+                let channels: Vec<i64> = dims.iter().map(|d| d.0).collect();
+                Ok(MapFlow::Cf(CflowRun {
+                    net: Cflow::new(
+                        &vs.root(),
+                        &channels,
+                        &CflowConfig {
+                            blocks: f.coupling_blocks,
+                            clamp: f.clamp,
+                            ..CflowConfig::default()
+                        },
+                    ),
+                    maxima: RefCell::new(None),
+                }))
+            }
             FlowKind::Differnet => bail!("DifferNet's flow is not a flow on maps"),
         }
     }
 
-    /// The training loss of a batch of maps.
+    /// The training loss of a batch of maps (FastFlow and CS-Flow; CFlow-AD trains on
+    /// fibers, [`train_cflow_batch`]).
     fn loss(&self, x: &[Tensor]) -> Tensor {
         match self {
             MapFlow::Fast(f) => adn_flows::fastflow_loss(&f.forward(x)),
@@ -90,6 +127,7 @@ impl MapFlow {
                 let (z, log_det) = f.forward(&three(x));
                 adn_flows::csflow_loss(&z, &log_det)
             }
+            MapFlow::Cf(_) => unreachable!("CFlow-AD trains on fibers"),
         }
     }
 
@@ -109,6 +147,20 @@ impl MapFlow {
                     adn_flows::csflow_score(&z),
                 )
             }
+            MapFlow::Cf(f) => {
+                let log_probs = f.net.log_probs(x);
+                let fixed = f.maxima.borrow().clone();
+                let (layer_max, map_max) = fixed.unwrap_or_else(|| {
+                    // Unfixed, anomalib's: the maxima of this batch.
+                    let layer_max = log_probs.iter().map(|l| l.max().double_value(&[]));
+                    let layer_max: Vec<f64> = layer_max.collect();
+                    let s = f.likelihood(&log_probs, x, size, &layer_max);
+                    (layer_max, s.max().double_value(&[]))
+                });
+                let map = f.likelihood(&log_probs, x, size, &layer_max).neg() + map_max;
+                let score = adn_flows::cflow_score(&map);
+                (map, score)
+            }
         }
     }
 
@@ -125,7 +177,51 @@ impl MapFlow {
                  scales, upsampled bilinearly to the input and multiplied; the unrotated image, \
                  no blur"
             }
+            MapFlow::Cf(_) => {
+                "CFlow-AD's map: per feature layer exp(ℓ − max ℓ) of each position's \
+                 log-likelihood per dimension, upsampled bilinearly (corners aligned) to the \
+                 input and summed, subtracted from its maximum; both maxima over the test set; \
+                 the unrotated image, no blur"
+            }
         }
+    }
+}
+
+impl CflowRun {
+    /// The summed likelihood `[N, S, S]` of maps `x` from their log-likelihoods.
+    fn likelihood(&self, log_probs: &[Tensor], x: &[Tensor], size: i64, max: &[f64]) -> Tensor {
+        let sizes: Vec<(i64, i64)> = x.iter().map(|m| (m.size()[2], m.size()[3])).collect();
+        let batch = x[0].size()[0];
+        adn_flows::cflow_likelihood(log_probs, &sizes, batch, (size, size), max)
+    }
+
+    /// Fixes the maxima on `maps` (every row, in chunks of [`MAP_ROWS`]), running each
+    /// decoder once.
+    fn fix_maxima(&self, maps: &[Tensor], size: i64) {
+        let rows = maps[0].size()[0];
+        let chunks: Vec<(Vec<Tensor>, Vec<Tensor>)> = (0..rows)
+            .step_by(MAP_ROWS as usize)
+            .map(|start| {
+                let len = MAP_ROWS.min(rows - start);
+                let x: Vec<Tensor> = maps.iter().map(|m| m.narrow(0, start, len)).collect();
+                (self.net.log_probs(&x), x)
+            })
+            .collect();
+        let mut layer_max = vec![f64::NEG_INFINITY; maps.len()];
+        for (log_probs, _) in &chunks {
+            for (m, l) in layer_max.iter_mut().zip(log_probs) {
+                *m = m.max(l.max().double_value(&[]));
+            }
+        }
+        let map_max = chunks
+            .iter()
+            .map(|(l, x)| {
+                self.likelihood(l, x, size, &layer_max)
+                    .max()
+                    .double_value(&[])
+            })
+            .fold(f64::NEG_INFINITY, f64::max);
+        *self.maxima.borrow_mut() = Some((layer_max, map_max));
     }
 }
 
@@ -135,12 +231,22 @@ fn three(x: &[Tensor]) -> [Tensor; 3] {
 }
 
 /// Per-image scores of maps laid out `[image · transforms, C, H, W]` per input: the
-/// family's image score of each view, the mean over the image's views.
-pub fn map_scores(flow: &MapFlow, maps: &[Tensor], transforms: i64, size: i64) -> Vec<f64> {
+/// family's image score of each view, the mean over the image's views. With `fix`,
+/// CFlow-AD's maxima are first taken over these maps and kept for later scoring.
+pub fn map_scores(
+    flow: &MapFlow,
+    maps: &[Tensor],
+    transforms: i64,
+    size: i64,
+    fix: bool,
+) -> Vec<f64> {
     let rows = maps[0].size()[0];
     let step = (MAP_ROWS / transforms).max(1) * transforms;
     let mut out = Vec::new();
     tch::no_grad(|| {
+        if let (MapFlow::Cf(f), true) = (flow, fix) {
+            f.fix_maxima(maps, size);
+        }
         let mut start = 0;
         while start < rows {
             let len = step.min(rows - start);
@@ -165,29 +271,19 @@ pub fn train(
     quiet: bool,
     rng: &mut ChaCha8Rng,
 ) -> Result<Trained> {
-    let maps = features
-        .maps()
-        .context("a flow on maps trains on feature maps, and the run has none")?;
     let device = features.source.settings.device;
     tch::manual_seed(cfg.train.seed as i64);
     let flow_vs = nn::VarStore::new(device);
-    let dims: Vec<(i64, i64, i64)> = maps
-        .train
-        .iter()
-        .map(|m| {
-            let s = m.size();
-            (s[1], s[2], s[3])
-        })
-        .collect();
+    let dims = features.source.map_dims();
     let flow = MapFlow::build(cfg, &flow_vs, &dims)?;
     let t = &cfg.train;
-    let params = flow_vs
-        .trainable_variables()
-        .iter()
-        .map(Param::plain)
-        .collect();
-    let mut opt = Adam::new(params, adam(t, t.lr));
+    let mut opts = optimizers(&flow, &flow_vs, t);
     let clip = matches!(flow, MapFlow::Cs(_)).then_some(1.0);
+    let extractor = &features.source.extractor;
+    // Jointly trained attention: its own Adam, at `lr · attention_lr_scale`.
+    let mut attention_opt = features
+        .is_joint()
+        .then(|| attention_optimizer(extractor, t));
 
     let test = &data.images.test;
     let labels: Vec<bool> = test.iter().map(|s| s.is_anomalous()).collect();
@@ -202,7 +298,6 @@ pub fn train(
     let (mut wall_train, mut wall_eval) = (0.0, 0.0);
     let bar = crate::progress::bar(quiet, (t.meta_epochs * t.sub_epochs) as u64, "train");
     let mut failure = None;
-    let extractor = &features.source.extractor;
     let diagnostics = vec![diagnostics::measure(
         extractor,
         &features.inputs,
@@ -218,22 +313,30 @@ pub fn train(
             for batch in order.chunks(t.batch_size) {
                 let rows = RunFeatures::batch_rows(batch, pool, views, t.redraw_rotations, rng);
                 let rows = Tensor::from_slice(&rows).to_device(device);
-                let x: Vec<Tensor> = maps
-                    .train
-                    .iter()
-                    .map(|m| m.index_select(0, &rows))
-                    .collect();
+                let x = features.train_maps(&rows);
+                if let MapFlow::Cf(f) = &flow {
+                    match train_cflow_batch(&f.net, &x, &mut opts, attention_opt.as_mut(), rng)? {
+                        Ok((sum, count)) => {
+                            loss_sum += sum;
+                            loss_count += count;
+                        }
+                        Err(value) => {
+                            failure = Some(loss_failure(value, meta));
+                            break 'meta;
+                        }
+                    }
+                    continue;
+                }
                 let loss = flow.loss(&x);
                 let value = loss.double_value(&[]);
                 if !value.is_finite() {
                     failure = Some(loss_failure(value, meta));
                     break 'meta;
                 }
-                match clip {
-                    Some(max) => opt.backward_clipped_step(&loss, max),
-                    None => opt.backward_step(&loss),
-                }
-                .context("the training step failed")?;
+                let mut stepped: Vec<&mut Adam> = opts.iter_mut().collect();
+                stepped.extend(attention_opt.as_mut());
+                backward_step_all_clipped(&loss, &mut stepped, clip)
+                    .context("the training step failed")?;
                 loss_sum += value;
                 loss_count += 1;
             }
@@ -242,11 +345,11 @@ pub fn train(
         wall_train += t2.elapsed().as_secs_f64();
 
         let t3 = Instant::now();
-        let scores = map_scores(&flow, maps.test, transforms, size);
+        let scores = map_scores(&flow, &features.test_maps(), transforms, size, true);
         if meta + 1 == t.meta_epochs
-            && let Some(v) = maps.validation
+            && let Some(v) = features.validation_maps()
         {
-            validation_scores = map_scores(&flow, v, transforms, size);
+            validation_scores = map_scores(&flow, &v, transforms, size, false);
         }
         wall_eval += t3.elapsed().as_secs_f64();
         match evaluated(
@@ -276,4 +379,157 @@ pub fn train(
         wall_train,
         wall_eval,
     })
+}
+
+/// The run's Adam over the flow's weights: one for FastFlow and CS-Flow, one per decoder
+/// for CFlow-AD (anomalib has one Adam over all decoders, but a step leaves the decoders
+/// without a gradient untouched, their step counts included: the same thing).
+fn optimizers(flow: &MapFlow, vs: &nn::VarStore, t: &crate::config::TrainConfig) -> Vec<Adam> {
+    let variables = vs.variables();
+    let mut named: Vec<(&String, &Tensor)> = variables
+        .iter()
+        .filter(|(_, v)| v.requires_grad())
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let adam_over = |prefix: &str| {
+        let params = named
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, v)| Param::plain(v))
+            .collect();
+        Adam::new(params, adam(t, t.lr))
+    };
+    match flow {
+        MapFlow::Cf(f) => (0..f.net.decoders().len())
+            .map(|l| adam_over(&format!("decoders.{l}.")))
+            .collect(),
+        _ => vec![adam_over("")],
+    }
+}
+
+/// One batch of maps for CFlow-AD, as anomalib's training step: per layer, the fibers of
+/// every position shuffled and cut into batches of `fiber_batch` (the remainder dropped,
+/// at least one batch), one step of the layer's Adam each. Jointly trained attention
+/// (`attention`) then takes one step per batch of images, on the mean of the fiber steps'
+/// gradients with respect to the maps, each taken as its step saw the decoder. Returns
+/// the sum and count of the losses, or the first non-finite loss.
+fn train_cflow_batch(
+    net: &Cflow,
+    x: &[Tensor],
+    opts: &mut [Adam],
+    mut attention: Option<&mut Adam>,
+    rng: &mut ChaCha8Rng,
+) -> Result<std::result::Result<(f64, usize), f64>> {
+    let fiber_batch = net.config.fiber_batch;
+    let (mut sum, mut count) = (0.0, 0);
+    let mut surrogate: Option<Tensor> = None;
+    for ((decoder, map), opt) in net.decoders().iter().zip(x).zip(opts.iter_mut()) {
+        let (fibers, condition) = adn_flows::fibers(map, net.config.condition);
+        let held = fibers.detach();
+        let mut to_maps = attention.is_some().then(|| held.zeros_like());
+        let n = fibers.size()[0];
+        let mut order: Vec<i64> = (0..n).collect();
+        order.shuffle(rng);
+        let len = fiber_batch.min(n) as usize;
+        let mut steps = 0;
+        for idx in order.chunks_exact(len) {
+            let idx = Tensor::from_slice(idx).to_device(map.device());
+            let picked = held.index_select(0, &idx);
+            let picked = match to_maps {
+                Some(_) => picked.set_requires_grad(true),
+                None => picked,
+            };
+            let log_prob = decoder.log_prob(&picked, &condition.index_select(0, &idx));
+            let loss = adn_flows::cflow_loss(&log_prob);
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                return Ok(Err(value));
+            }
+            let mut leaves = opt.leaves();
+            if to_maps.is_some() {
+                leaves.push(picked.shallow_clone());
+            }
+            let grads = Tensor::f_run_backward(&[&loss], &leaves, false, false)
+                .context("the training step failed")?;
+            opt.step(&grads[..opt.leaves().len()]);
+            if let Some(acc) = to_maps.as_mut() {
+                let _ = acc.index_add_(0, &idx, &grads[grads.len() - 1]);
+            }
+            sum += value;
+            count += 1;
+            steps += 1;
+        }
+        if let Some(acc) = to_maps {
+            let term = (fibers * acc / steps.max(1) as f64).sum(Kind::Float);
+            surrogate = Some(match surrogate {
+                None => term,
+                Some(s) => s + term,
+            });
+        }
+    }
+    if let (Some(att), Some(s)) = (attention.as_mut(), surrogate) {
+        att.backward_step(&s)
+            .context("the attention's step failed")?;
+    }
+    Ok(Ok((sum, count)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(flow: &MapFlow, maps: &[Tensor], fix: bool) -> Vec<f64> {
+        map_scores(flow, maps, 1, 16, fix)
+    }
+
+    #[test]
+    fn cflow_scores_an_image_the_same_in_any_batch_once_its_maxima_are_fixed() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let config = CflowConfig {
+            blocks: 2,
+            ..CflowConfig::default()
+        };
+        let run = || CflowRun {
+            net: Cflow::new(&vs.root(), &[6, 10], &config),
+            maxima: RefCell::new(None),
+        };
+        let flow = MapFlow::Cf(run());
+        let cpu = (Kind::Float, Device::Cpu);
+        let maps = [
+            Tensor::randn([10, 6, 8, 8], cpu),
+            Tensor::randn([10, 10, 4, 4], cpu),
+        ];
+        let all = scored(&flow, &maps, true);
+        // The maxima are the set's: its smallest map value is exactly 0.
+        let (map, _) = tch::no_grad(|| flow.map_and_score(&maps, 16));
+        assert!(map.min().double_value(&[]).abs() < 1e-6);
+        // Three of the images scored on their own, with the fixed maxima: the same scores.
+        let idx = Tensor::from_slice(&[7i64, 2, 5]);
+        let some: Vec<Tensor> = maps.iter().map(|m| m.index_select(0, &idx)).collect();
+        let alone = scored(&flow, &some, false);
+        for (a, i) in alone.iter().zip([7, 2, 5]) {
+            assert!(
+                (a - all[i]).abs() <= 1e-5 * all[i].abs().max(1e-3),
+                "{a} {}",
+                all[i]
+            );
+        }
+        // anomalib's maxima of each batch would have scored them differently.
+        let unfixed = MapFlow::Cf(CflowRun {
+            net: match flow {
+                MapFlow::Cf(f) => f.net,
+                _ => unreachable!(),
+            },
+            maxima: RefCell::new(None),
+        });
+        let batch_wise = scored(&unfixed, &some, false);
+        assert!(
+            batch_wise
+                .iter()
+                .zip(&alone)
+                .any(|(b, a)| (b - a).abs() > 1e-3),
+            "{batch_wise:?} {alone:?}"
+        );
+    }
 }

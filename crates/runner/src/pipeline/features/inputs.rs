@@ -18,28 +18,58 @@ use super::{Inputs, RunFeatures};
 /// Rows forwarded together when a joint run's features are recomputed without autograd.
 const EVAL_CHUNK: i64 = 64;
 
-/// A flow on maps' inputs: per feature layer `[rows, C, H, W]`.
-pub struct MapRows<'a> {
-    pub train: &'a [Tensor],
-    pub test: &'a [Tensor],
-    pub validation: Option<&'a [Tensor]>,
-}
-
 impl RunFeatures {
-    /// The feature maps of a flow on maps, per layer.
-    pub fn maps(&self) -> Option<MapRows<'_>> {
+    /// A flow on maps' training maps of `rows`, per scale and layer: picked from the held
+    /// maps, or computed through the jointly trained attention with autograd.
+    pub fn train_maps(&self, rows: &Tensor) -> Vec<Tensor> {
         match &self.inputs {
-            Inputs::Maps {
-                train,
-                test,
-                validation,
-            } => Some(MapRows {
-                train,
-                test,
-                validation: validation.as_deref(),
-            }),
-            _ => None,
+            Inputs::Maps { train, .. } => train.iter().map(|m| m.index_select(0, rows)).collect(),
+            Inputs::Joint { train, .. } => {
+                let picked: Vec<Tensor> = train.iter().map(|p| p.index_select(0, rows)).collect();
+                self.source.extractor.maps_from_prefix(&picked, true)
+            }
+            Inputs::Fixed { .. } => unreachable!("maps are a flow on maps'"),
         }
+    }
+
+    /// A flow on maps' every test map, per scale and layer, without autograd.
+    pub fn test_maps(&self) -> Vec<Tensor> {
+        match &self.inputs {
+            Inputs::Maps { test, .. } => test.iter().map(Tensor::shallow_clone).collect(),
+            Inputs::Joint { test, .. } => self.maps_in_chunks(test),
+            Inputs::Fixed { .. } => unreachable!("maps are a flow on maps'"),
+        }
+    }
+
+    /// A flow on maps' every validation map, per scale and layer, without autograd; `None`
+    /// when the run has no validation images.
+    pub fn validation_maps(&self) -> Option<Vec<Tensor>> {
+        match &self.inputs {
+            Inputs::Maps { validation, .. } => validation
+                .as_ref()
+                .map(|v| v.iter().map(Tensor::shallow_clone).collect()),
+            Inputs::Joint { validation, .. } => validation.as_ref().map(|v| self.maps_in_chunks(v)),
+            Inputs::Fixed { .. } => unreachable!("maps are a flow on maps'"),
+        }
+    }
+
+    /// The maps of every row of `prefixes`, [`EVAL_CHUNK`] rows at a time, without autograd.
+    fn maps_in_chunks(&self, prefixes: &[Tensor]) -> Vec<Tensor> {
+        let rows = prefixes[0].size()[0];
+        tch::no_grad(|| {
+            let mut per_layer: Vec<Vec<Tensor>> = Vec::new();
+            for start in (0..rows).step_by(EVAL_CHUNK as usize) {
+                let len = EVAL_CHUNK.min(rows - start);
+                let picked: Vec<Tensor> =
+                    prefixes.iter().map(|p| p.narrow(0, start, len)).collect();
+                let maps = self.source.extractor.maps_from_prefix(&picked, false);
+                per_layer.resize_with(maps.len(), Vec::new);
+                for (out, m) in per_layer.iter_mut().zip(maps) {
+                    out.push(m.to_kind(Kind::Float));
+                }
+            }
+            per_layer.iter().map(|m| Tensor::cat(m, 0)).collect()
+        })
     }
 
     /// Whether the attention trains with the flow.

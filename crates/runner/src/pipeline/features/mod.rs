@@ -26,14 +26,15 @@ pub enum Inputs {
         test: Tensor,
         validation: Option<Tensor>,
     },
-    /// Per scale `[images · views, C, H, W]`.
+    /// Per scale `[images · views, C, H, W]`: the frozen prefixes that jointly trained
+    /// attention starts from, before DifferNet's flow or a flow on maps.
     Joint {
         train: Vec<Tensor>,
         test: Vec<Tensor>,
         validation: Option<Vec<Tensor>>,
     },
-    /// The feature maps a flow on maps trains on (`flow.kind = "fastflow"`): per feature
-    /// layer `[images · views, C, H, W]`, rows as above.
+    /// The feature maps a flow on maps trains on behind a frozen extractor: per scale and
+    /// feature layer `[images · views, C, H, W]`, rows as above.
     Maps {
         train: Vec<Tensor>,
         test: Vec<Tensor>,
@@ -73,8 +74,25 @@ pub fn compute(
         (images.train.len() + images.test.len() + data.validation.len()) as u64,
         "features",
     );
-    let inputs = if cfg.flow.kind != adn_flows::FlowKind::Differnet {
+    let on_maps = cfg.flow.kind != adn_flows::FlowKind::Differnet;
+    if on_maps {
         crate::pipeline::train_maps::check_dims(cfg, &source.map_dims())?;
+    }
+    let inputs = if !extractor.is_frozen() {
+        // Jointly trained attention, before a flow on pooled features or on maps: the
+        // frozen prefixes, run through the attention at every step.
+        let validation = match data.validation.is_empty() {
+            true => None,
+            false => {
+                Some(source.frozen_prefixes(&data.validation, &data.validation_angles, &bar)?)
+            }
+        };
+        Inputs::Joint {
+            train: source.frozen_prefixes(&images.train, &data.train_angles, &bar)?,
+            test: source.frozen_prefixes(&images.test, &data.test_angles, &bar)?,
+            validation,
+        }
+    } else if on_maps {
         let validation = match data.validation.is_empty() {
             true => None,
             false => Some(source.maps(&data.validation, &data.validation_angles, &bar)?),
@@ -84,7 +102,7 @@ pub fn compute(
             test: source.maps(&images.test, &data.test_angles, &bar)?,
             validation,
         }
-    } else if extractor.is_frozen() {
+    } else {
         let train = source.pooled(&images.train, &data.train_angles, &bar, &mut cache_stats)?;
         let test = source.pooled(&images.test, &data.test_angles, &bar, &mut cache_stats)?;
         tracing::info!(
@@ -105,18 +123,6 @@ pub fn compute(
         Inputs::Fixed {
             train,
             test,
-            validation,
-        }
-    } else {
-        let validation = match data.validation.is_empty() {
-            true => None,
-            false => {
-                Some(source.frozen_prefixes(&data.validation, &data.validation_angles, &bar)?)
-            }
-        };
-        Inputs::Joint {
-            train: source.frozen_prefixes(&images.train, &data.train_angles, &bar)?,
-            test: source.frozen_prefixes(&images.test, &data.test_angles, &bar)?,
             validation,
         }
     };
