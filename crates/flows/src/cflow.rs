@@ -171,6 +171,12 @@ impl Cflow {
     /// `[B, C, H, W]` per layer), `[B·H·W]` in `(b, h, w)` order, scored in chunks of
     /// `fiber_batch` fibers as anomalib does.
     pub fn log_probs(&self, maps: &[Tensor]) -> Vec<Tensor> {
+        self.log_probs_in_chunks(maps, self.config.fiber_batch)
+    }
+
+    /// [`Cflow::log_probs`] in chunks of `chunk` fibers: each fiber's value is its own, so
+    /// larger chunks only score faster (to float rounding).
+    pub fn log_probs_in_chunks(&self, maps: &[Tensor], chunk: i64) -> Vec<Tensor> {
         self.decoders
             .iter()
             .zip(maps)
@@ -178,9 +184,9 @@ impl Cflow {
                 let (fibers, condition) = fibers(map, self.config.condition);
                 let n = fibers.size()[0];
                 let chunks: Vec<Tensor> = (0..n)
-                    .step_by(self.config.fiber_batch as usize)
+                    .step_by(chunk as usize)
                     .map(|start| {
-                        let len = self.config.fiber_batch.min(n - start);
+                        let len = chunk.min(n - start);
                         decoder.log_prob(
                             &fibers.narrow(0, start, len),
                             &condition.narrow(0, start, len),

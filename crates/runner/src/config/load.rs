@@ -47,6 +47,9 @@ impl Config {
     /// runs to one config.
     fn without_unused_flow_keys(&mut self) {
         let d = adn_flows::FlowConfig::default();
+        if self.flow.kind != FlowKind::Cflow {
+            self.flow.fiber_batch = d.fiber_batch;
+        }
         match self.flow.kind {
             FlowKind::Differnet => {}
             FlowKind::Cflow => {
@@ -207,6 +210,9 @@ impl Config {
         }
         if self.flow.hidden < 1 {
             bail!("flow.hidden must be at least 1");
+        }
+        if self.flow.fiber_batch < 1 {
+            bail!("flow.fiber_batch must be at least 1");
         }
         if !(self.flow.clamp.is_finite() && self.flow.clamp > 0.0) {
             bail!("flow.clamp must be a positive number");

@@ -34,9 +34,26 @@ pub struct Grid {
     /// one run across regimes.
     #[serde(default)]
     pub regimes: Vec<Regime>,
+    /// Named flows crossed with everything else (`[[flows]]`): each a family and the keys
+    /// it needs (CS-Flow's one layer at three scales, a learning rate). Runs record it as
+    /// the axis `flow`, so a variant pairs with the same flow without attention.
+    #[serde(default)]
+    pub flows: Vec<FlowEntry>,
     #[serde(default)]
     pub slurm: SlurmResources,
 }
+
+/// One `[[flows]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowEntry {
+    pub label: String,
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+}
+
+/// The axis name under which a run's `[[flows]]` entry is recorded in `plan.json`.
+pub const FLOW_AXIS: &str = "flow";
 
 /// One `[[regimes]]` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +62,10 @@ pub struct Regime {
     pub label: String,
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
+    /// The `model.attention` values this regime applies to (all when empty): a study of
+    /// chosen pairs, e.g. SE remedied and CBAM frozen, instead of every attention × regime.
+    #[serde(default)]
+    pub attention: Vec<String>,
 }
 
 /// What a regime may set: the keys that `Config` resets when there is no attention.
@@ -164,6 +185,27 @@ pub fn load_grid(path: &Path) -> Result<Grid> {
             );
         }
     }
+    let mut flow_labels = std::collections::HashSet::new();
+    for f in &grid.flows {
+        if f.label.is_empty() || !flow_labels.insert(f.label.as_str()) {
+            bail!(
+                "{}: every [[flows]] entry needs its own non-empty label (got {:?} twice or \
+                 empty)",
+                path.display(),
+                f.label
+            );
+        }
+        let shared = f.set.keys().find(|k| {
+            grid.axes.contains_key(*k) || grid.regimes.iter().any(|r| r.set.contains_key(*k))
+        });
+        if let Some(key) = shared {
+            bail!(
+                "{}: flow {:?} sets {key:?}, which an axis or a regime sets too",
+                path.display(),
+                f.label
+            );
+        }
+    }
     Ok(grid)
 }
 
@@ -189,6 +231,15 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
     if !grid.regimes.is_empty() {
         axis_keys.push(REGIME_AXIS.into());
     }
+    if !grid.flows.is_empty() {
+        axis_keys.push(FLOW_AXIS.into());
+    }
+    // No flows is one flow that sets nothing.
+    let flows: Vec<Option<&FlowEntry>> = if grid.flows.is_empty() {
+        vec![None]
+    } else {
+        grid.flows.iter().map(Some).collect()
+    };
     // No regimes is one regime that sets nothing.
     let regimes: Vec<Option<&Regime>> = if grid.regimes.is_empty() {
         vec![None]
@@ -222,10 +273,21 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
             ds.categories.iter().map(Some).collect()
         };
         for category in categories {
-            for (combo, regime) in combos
-                .iter()
-                .flat_map(|c| regimes.iter().map(move |r| (c, *r)))
-            {
+            let mut runs_of = Vec::new();
+            for c in &combos {
+                for f in &flows {
+                    runs_of.extend(regimes.iter().map(|r| (c, *f, *r)));
+                }
+            }
+            for (combo, flow, regime) in runs_of {
+                if let Some(r) = regime
+                    && !r.attention.is_empty()
+                    && let Some((_, v)) = combo.iter().find(|(k, _)| k == "model.attention")
+                    && v.as_str() != Some("none")
+                    && !r.attention.iter().any(|a| Some(a.as_str()) == v.as_str())
+                {
+                    continue;
+                }
                 let mut overrides = vec![setting(
                     "experiment",
                     &toml::Value::String(grid.experiment.clone()),
@@ -235,6 +297,9 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
                     overrides.push(setting("data.category", &toml::Value::String(c.clone())));
                 }
                 overrides.extend(combo.iter().map(|(k, v)| setting(k, v)));
+                if let Some(f) = flow {
+                    overrides.extend(f.set.iter().map(|(k, v)| setting(k, v)));
+                }
                 if let Some(r) = regime {
                     overrides.extend(r.set.iter().map(|(k, v)| setting(k, v)));
                 }
@@ -260,6 +325,10 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
                         .chain(regime.map(|r| {
                             let label = toml::Value::String(r.label.clone());
                             (REGIME_AXIS.to_string(), label.to_string())
+                        }))
+                        .chain(flow.map(|f| {
+                            let label = toml::Value::String(f.label.clone());
+                            (FLOW_AXIS.to_string(), label.to_string())
                         }))
                         .collect(),
                     overrides,

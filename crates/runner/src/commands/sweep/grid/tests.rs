@@ -124,6 +124,49 @@ fn regimes_cross_the_axes_and_vanilla_is_one_run_across_them() {
 }
 
 #[test]
+fn flows_cross_everything_and_a_regime_can_name_its_attention() {
+    let dir = smoke_base();
+    let grid_path = dir.path().join("grid.toml");
+    let grid_text = "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
+         [axes]\n\"model.attention\" = [\"none\", \"se\", \"cbam\"]\n\
+         [[regimes]]\nlabel = \"frozen\"\nattention = [\"cbam\"]\n\
+         [[regimes]]\nlabel = \"joint\"\nset = { \"model.attention_training\" = \"joint\" }\n\
+         [[flows]]\nlabel = \"DifferNet\"\n\
+         [[flows]]\nlabel = \"FastFlow\"\nset = { \"flow.kind\" = \"fastflow\", \"model.scales\" = 1 }\n";
+    fs::write(&grid_path, grid_text).unwrap();
+    let grid = load_grid(&grid_path).unwrap();
+    let plan = expand(&grid_path, &grid).unwrap();
+    // Per flow: vanilla, CBAM frozen (SE is not frozen here), SE joint, CBAM joint.
+    assert_eq!(plan.runs.len(), 2 * 4);
+    assert_eq!(plan.axis_keys.last().map(String::as_str), Some(FLOW_AXIS));
+    let with = |flow: &str, attention: &str| {
+        plan.runs
+            .iter()
+            .filter(|r| r.axes[FLOW_AXIS] == flow && r.axes["model.attention"] == attention)
+            .count()
+    };
+    for flow in ["\"DifferNet\"", "\"FastFlow\""] {
+        assert_eq!(with(flow, "\"none\""), 1);
+        assert_eq!(with(flow, "\"se\""), 1);
+        assert_eq!(with(flow, "\"cbam\""), 2);
+    }
+    let fast = plan
+        .runs
+        .iter()
+        .find(|r| r.axes[FLOW_AXIS] == "\"FastFlow\"")
+        .unwrap();
+    assert!(fast.overrides.iter().any(|o| o == "flow.kind=\"fastflow\""));
+    // A flow that sets what an axis or a regime sets is refused.
+    let clash = grid_text.replace(
+        "\"model.scales\" = 1",
+        "\"model.attention_training\" = \"joint\"",
+    );
+    fs::write(&grid_path, clash).unwrap();
+    let e = load_grid(&grid_path).unwrap_err();
+    assert!(format!("{e:#}").contains("a regime sets too"), "{e:#}");
+}
+
+#[test]
 fn every_committed_grid_expands() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
     let mut grids = 0;
