@@ -74,7 +74,8 @@ impl Experiment {
         out
     }
 
-    /// Variants in plan order, vanilla first.
+    /// Variants in plan order, vanilla first; with `[[flows]]`, grouped by flow in plan
+    /// order, each flow's vanilla first.
     pub fn variants(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for r in self.runs.iter().filter(|r| r.attention == "none") {
@@ -85,6 +86,24 @@ impl Experiment {
         for r in &self.runs {
             if !out.contains(&r.variant) {
                 out.push(r.variant.clone());
+            }
+        }
+        let flows = self.flows();
+        let group = |v: &String| {
+            let run = self.runs.iter().find(|r| &r.variant == v);
+            let flow = run.and_then(|r| r.axes.get(FLOW_KEY));
+            flow.and_then(|f| flows.iter().position(|g| g == f))
+        };
+        out.sort_by_key(group);
+        out
+    }
+
+    /// The `[[flows]]` labels (as recorded, quoted) in plan order; empty without flows.
+    pub fn flows(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in self.runs.iter().filter_map(|r| r.axes.get(FLOW_KEY)) {
+            if !out.contains(f) {
+                out.push(f.clone());
             }
         }
         out
@@ -126,6 +145,8 @@ const SEED_KEY: &str = "train.seed";
 const ATTENTION_KEY: &str = "model.attention";
 /// The axis `adn sweep` records a grid's `[[regimes]]` under.
 const REGIME_KEY: &str = "regime";
+/// The axis `adn sweep` records a grid's `[[flows]]` under.
+const FLOW_KEY: &str = "flow";
 
 /// A TOML value as written in the plan, without the quotes of a string.
 fn bare(value: &str) -> String {

@@ -48,8 +48,19 @@ pub fn run(experiment: &str) -> Result<()> {
     // The qualitative Grad-CAM grid and the attention pictures need the trained models and
     // libtorch: `adn explain`.
     let adn = adn::path();
-    let groups = adn_report::figures::explain_groups(&exp);
-    if !adn.is_file() {
+    // `adn explain` draws DifferNet's Grad-CAM and gates; the other flows' runs are refused
+    // by it, and a figure of their native maps side by side is not built yet.
+    let crosses_flows = !exp.flows().is_empty();
+    let groups = match crosses_flows {
+        true => Vec::new(),
+        false => adn_report::figures::explain_groups(&exp),
+    };
+    if crosses_flows {
+        util::step(
+            "Grad-CAM figures skipped: the experiment crosses flows, and `adn explain` is \
+             DifferNet's (docs/flow-families.md)",
+        );
+    } else if !adn.is_file() {
         util::step("Grad-CAM figures skipped: build adn first (cargo build -p adn-runner)");
     } else if groups.is_empty() {
         util::step("Grad-CAM figures skipped: the run folders no longer hold their models");

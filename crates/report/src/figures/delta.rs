@@ -218,9 +218,12 @@ impl Figure for Deltas<'_> {
                 Metric::Aupro => "AUPRO",
                 Metric::PeakInMask => "peak in mask",
             },
-            pairs
-                .first()
-                .map_or("vanilla".to_string(), |(b, _)| display_name(b))
+            match self.exp.flows().is_empty() {
+                true => pairs
+                    .first()
+                    .map_or("vanilla".to_string(), |(b, _)| display_name(b)),
+                false => "the same flow without attention".to_string(),
+            }
         );
         area.draw(&Text::new(
             axis,

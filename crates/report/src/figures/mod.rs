@@ -148,6 +148,18 @@ fn colour(exp: &Experiment, variant: &str) -> RGBColor {
     if let (Some(i), false) = (fixed, variant.contains(' ')) {
         return PALETTE[i];
     }
+    // Each flow's vanilla in the vanilla hue, darker flow by flow: attention keeps its own
+    // hues whatever flow it is in front of.
+    if fixed == Some(0) {
+        let flows = exp.flows();
+        let run = exp.runs.iter().find(|r| r.variant == variant);
+        if let Some(k) = run
+            .and_then(|r| r.axes.get("flow"))
+            .and_then(|f| flows.iter().position(|g| g == f))
+        {
+            return darker(PALETTE[0], [1.0, 0.75, 0.55, 0.4][k % 4]);
+        }
+    }
     let i = exp
         .variants()
         .iter()

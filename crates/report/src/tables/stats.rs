@@ -40,7 +40,19 @@ impl Metric {
         matches!(self, Metric::Last | Metric::Best)
     }
 
-    pub(super) fn title(self) -> &'static str {
+    /// The metric in a table's title; `flows`: the experiment crosses flows, whose maps
+    /// are their own (DifferNet's is its input gradient).
+    pub(super) fn title(self, flows: bool) -> &'static str {
+        match (self, flows) {
+            (Metric::PixelAuroc, true) => {
+                return "pixel AUROC (%) of each flow's anomaly map (DifferNet: input gradient; \
+                        the others: their own), last epoch";
+            }
+            (Metric::Aupro, true) => {
+                return "AUPRO (%) up to 30 % FPR of each flow's anomaly map, last epoch";
+            }
+            _ => {}
+        }
         match self {
             Metric::Last => "image AUROC (%) after the last epoch (no model selection)",
             Metric::Best => {
@@ -353,18 +365,37 @@ pub fn compare(
     })
 }
 
-/// How variants are named in tables and figures.
+/// How variants are named in tables and figures: `se / joint` is "SE / joint"; with
+/// `[[flows]]`, `none (flow=FastFlow)` is "FastFlow" and `se / joint (flow=FastFlow)`
+/// "FastFlow + SE / joint".
 pub fn display_name(variant: &str) -> String {
-    let (attention, rest) = match variant.split_once(' ') {
-        Some((a, r)) => (a, format!(" {r}")),
-        None => (variant, String::new()),
+    let (head, context) = match variant.split_once(" (") {
+        Some((h, c)) => (h, c.strip_suffix(')').unwrap_or(c)),
+        None => (variant, ""),
     };
-    let name = match attention {
+    let mut items: Vec<&str> = context.split(", ").filter(|i| !i.is_empty()).collect();
+    let flow = items
+        .iter()
+        .position(|i| i.starts_with("flow="))
+        .map(|k| items.remove(k)["flow=".len()..].to_string());
+    let (attention, regime) = match head.split_once(' ') {
+        Some((a, r)) => (a, format!(" {r}")),
+        None => (head, String::new()),
+    };
+    let label = match attention {
         "none" => "DifferNet",
         "se" => "SE",
         "cbam" => "CBAM lab",
         "cbam-official" => "CBAM official",
         other => other,
     };
-    format!("{name}{rest}")
+    let name = match (flow, attention) {
+        (Some(f), "none") => f,
+        (Some(f), _) => format!("{f} + {label}{regime}"),
+        (None, _) => format!("{label}{regime}"),
+    };
+    match items.is_empty() {
+        true => name,
+        false => format!("{name} ({})", items.join(", ")),
+    }
 }

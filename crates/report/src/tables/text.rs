@@ -180,7 +180,7 @@ pub fn auroc_table(
         notes.push(format!("Sources: {}", sources.join("; ")));
     }
     TextTable {
-        title: format!("{dataset}: {}", metric.title()),
+        title: format!("{dataset}: {}", metric.title(!exp.flows().is_empty())),
         header,
         rows,
         notes,
@@ -376,14 +376,21 @@ pub fn headline_table(exp: &Experiment, metric: Metric) -> TextTable {
             .collect();
         (header, rows)
     };
-    let what = if variants.len() > HEADLINE_WIDE_VARIANTS {
+    let what = if !exp.flows().is_empty() {
+        "Each flow's row without attention: mean ± sd over seeds; every other row: Δ = variant \
+         − the same flow without attention in percentage points, with"
+    } else if variants.len() > HEADLINE_WIDE_VARIANTS {
         "DifferNet's row: mean ± sd over seeds; every other row: Δ = variant − DifferNet in \
          percentage points, with"
     } else {
         "Mean ± sd over seeds; Δ = variant − DifferNet in percentage points, with"
     };
     TextTable {
-        title: format!("{}: {}", exp.plan.experiment, metric.title()),
+        title: format!(
+            "{}: {}",
+            exp.plan.experiment,
+            metric.title(!exp.flows().is_empty())
+        ),
         header,
         rows,
         notes: vec![format!(
