@@ -91,6 +91,7 @@ pub fn run(line_only: bool) -> Result<()> {
     let accuracy = sections::accuracy(&b, &mut sheet)?;
     let profile = sections::profile(&b, &mut sheet)?;
     sections::profile_alexnet(&b, &peak, &mut sheet)?;
+    let family_targets = sections::families(&b, &mut sheet)?;
     sheet.raw.insert(
         "matmul".into(),
         serde_json::json!({"fp32": matmul32, "bf16": matmul16}),
@@ -201,6 +202,7 @@ pub fn run(line_only: bool) -> Result<()> {
         ],
         cpu_paper_target(&root),
     ];
+    let targets = [targets, family_targets].concat();
     write::write(&root, &sheet, &targets, &profile, &peak, threads)?;
     sections::line(&b)
 }

@@ -3,11 +3,13 @@
 
 use serde_json::Value;
 
+mod families;
 mod line;
 mod profiles;
 mod runs;
 mod speed;
 
+pub use families::families;
 pub use line::line;
 pub use profiles::{profile, profile_alexnet};
 pub use runs::{accuracy, full_runs};
