@@ -729,27 +729,32 @@ fn concurrent_runs_share_a_generated_dataset_and_never_a_run_folder() {
     );
 }
 
+/// `--set` arguments for a flow on maps on the smoke set with one view per image and
+/// anomalib's rate, then `sets`.
+fn one_view_sets(sets: &[&str]) -> Vec<String> {
+    let one_view = [
+        "train.rotation_pool=1",
+        "train.train_transforms=1",
+        "test.test_transforms=1",
+        "train.lr=1e-3",
+    ];
+    one_view
+        .iter()
+        .chain(sets)
+        .flat_map(|s| ["--set".to_string(), s.to_string()])
+        .collect()
+}
+
 #[test]
 fn a_fastflow_run_trains_on_feature_maps_localises_natively_and_is_refused_where_not_built() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = [
-        "--set",
+    let args = one_view_sets(&[
         "train.meta_epochs=1",
-        "--set",
         "flow.kind=fastflow",
-        "--set",
         "model.scales=1",
-        "--set",
         "model.feature_layers=[\"relu1\",\"relu2\",\"relu5\"]",
-        "--set",
-        "train.rotation_pool=1",
-        "--set",
-        "train.train_transforms=1",
-        "--set",
-        "test.test_transforms=1",
-        "--set",
-        "train.lr=1e-3",
-    ];
+    ]);
+    let extra: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_smoke(dir.path(), "ff", &extra);
     assert_ok(&out);
     let run = dir.path().join("ff");
@@ -785,26 +790,14 @@ fn a_fastflow_run_trains_on_feature_maps_localises_natively_and_is_refused_where
 #[test]
 fn a_cflow_run_trains_on_fibers_and_localises_natively() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = [
-        "--set",
+    let args = one_view_sets(&[
         "train.meta_epochs=1",
-        "--set",
         "flow.kind=cflow",
-        "--set",
         "flow.clamp=1.9",
-        "--set",
         "model.scales=1",
-        "--set",
         "model.feature_layers=[\"relu2\",\"relu5\"]",
-        "--set",
-        "train.rotation_pool=1",
-        "--set",
-        "train.train_transforms=1",
-        "--set",
-        "test.test_transforms=1",
-        "--set",
-        "train.lr=1e-3",
-    ];
+    ]);
+    let extra: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_smoke(dir.path(), "cf", &extra);
     assert_ok(&out);
     let run = dir.path().join("cf");
@@ -830,23 +823,20 @@ fn a_cflow_run_trains_on_fibers_and_localises_natively() {
 fn attention_trains_jointly_in_front_of_fastflow_and_cflow() {
     let dir = tempfile::tempdir().unwrap();
     for kind in ["fastflow", "cflow"] {
-        let sets = [
-            "train.meta_epochs=1".to_string(),
-            "train.sub_epochs=2".into(),
-            format!("flow.kind={kind}"),
-            "model.scales=1".into(),
-            "model.feature_layers=[\"relu2\",\"relu5\"]".into(),
-            "model.attention=se".into(),
-            "model.positions=[\"relu2\"]".into(),
-            "model.attention_training=joint".into(),
+        let flow = format!("flow.kind={kind}");
+        let args = one_view_sets(&[
+            "train.meta_epochs=1",
+            "train.sub_epochs=2",
+            &flow,
+            "model.scales=1",
+            "model.feature_layers=[\"relu2\",\"relu5\"]",
+            "model.attention=se",
+            "model.positions=[\"relu2\"]",
+            "model.attention_training=joint",
             // SE's last layer starts at exactly 0 (gates at 1): any weight there is learnt.
-            "model.attention_init=identity".into(),
-            "train.rotation_pool=1".into(),
-            "train.train_transforms=1".into(),
-            "test.test_transforms=1".into(),
-            "train.lr=1e-3".into(),
-        ];
-        let extra: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+            "model.attention_init=identity",
+        ]);
+        let extra: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_ok(&run_smoke(dir.path(), kind, &extra));
         let run = dir.path().join(kind);
         let manifest = json(&run.join("manifest.json"));
@@ -867,30 +857,16 @@ fn attention_trains_jointly_in_front_of_fastflow_and_cflow() {
 #[test]
 fn a_csflow_run_trains_on_one_layer_at_three_scales_and_localises_natively() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = [
-        "--set",
+    let args = one_view_sets(&[
         "train.meta_epochs=2",
-        "--set",
-        "train.lr=1e-3",
-        "--set",
         "flow.kind=csflow",
-        "--set",
         "model.backbone=efficientnet-lite0",
-        "--set",
         "model.scales=3",
-        "--set",
         "model.feature_layers=[\"stage4\"]",
-        "--set",
         "flow.coupling_blocks=4",
-        "--set",
         "flow.hidden=32",
-        "--set",
-        "train.rotation_pool=1",
-        "--set",
-        "train.train_transforms=1",
-        "--set",
-        "test.test_transforms=1",
-    ];
+    ]);
+    let extra: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_smoke(dir.path(), "cs", &extra);
     assert_ok(&out);
     let run = dir.path().join("cs");
