@@ -4,11 +4,11 @@
 //! DifferNet's loop, evaluated after every meta-epoch with the family's own image score.
 //! CS-Flow's gradients are clipped to norm 1 first, as anomalib trains it. CFlow-AD trains
 //! as anomalib does: per batch of images and per layer, the positions' fibers shuffled and
-//! cut into batches of 64, one Adam step each on that layer's decoder.
-
-use std::time::Instant;
+//! cut into batches of `flow.fiber_batch` (anomalib's 64), one Adam step each on that
+//! layer's decoder.
 
 use std::cell::RefCell;
+use std::time::Instant;
 
 use adn_flows::optim::backward_step_all_clipped;
 use adn_flows::{

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use adn_backbones::AttentionKind;
 use adn_record::{Plan, PlannedRun};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -65,7 +66,7 @@ pub struct Regime {
     /// The `model.attention` values this regime applies to (all when empty): a study of
     /// chosen pairs, e.g. SE remedied and CBAM frozen, instead of every attention × regime.
     #[serde(default)]
-    pub attention: Vec<String>,
+    pub attention: Vec<AttentionKind>,
 }
 
 /// What a regime may set: the keys that `Config` resets when there is no attention.
@@ -280,14 +281,6 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
                 }
             }
             for (combo, flow, regime) in runs_of {
-                if let Some(r) = regime
-                    && !r.attention.is_empty()
-                    && let Some((_, v)) = combo.iter().find(|(k, _)| k == "model.attention")
-                    && v.as_str() != Some("none")
-                    && !r.attention.iter().any(|a| Some(a.as_str()) == v.as_str())
-                {
-                    continue;
-                }
                 let mut overrides = vec![setting(
                     "experiment",
                     &toml::Value::String(grid.experiment.clone()),
@@ -311,6 +304,15 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
                         overrides.join(" ")
                     )
                 })?;
+                // A regime that names its attention values skips the others (vanilla is
+                // one run across regimes either way).
+                if let Some(r) = regime
+                    && !r.attention.is_empty()
+                    && config.model.attention != AttentionKind::None
+                    && !r.attention.contains(&config.model.attention)
+                {
+                    continue;
+                }
                 let run_id = config.run_id();
                 if !seen.insert(run_id.clone()) {
                     continue;

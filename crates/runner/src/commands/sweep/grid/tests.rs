@@ -156,6 +156,14 @@ fn flows_cross_everything_and_a_regime_can_name_its_attention() {
         .find(|r| r.axes[FLOW_AXIS] == "\"FastFlow\"")
         .unwrap();
     assert!(fast.overrides.iter().any(|o| o == "flow.kind=\"fastflow\""));
+    // A regime naming an attention that does not exist is refused by its name.
+    fs::write(
+        &grid_path,
+        grid_text.replace("attention = [\"cbam\"]", "attention = [\"cbma\"]"),
+    )
+    .unwrap();
+    let e = load_grid(&grid_path).unwrap_err();
+    assert!(format!("{e:#}").contains("cbma"), "{e:#}");
     // A flow that sets what an axis or a regime sets is refused.
     let clash = grid_text.replace(
         "\"model.scales\" = 1",
