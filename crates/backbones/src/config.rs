@@ -126,6 +126,16 @@ pub struct BackboneConfig {
 }
 
 impl BackboneConfig {
+    /// The first attention position in network order (where jointly trained attention's
+    /// frozen prefix ends); `None` without attention.
+    pub fn first_attention_position(&self) -> Option<&str> {
+        let order = self.kind.positions();
+        self.positions
+            .iter()
+            .map(String::as_str)
+            .min_by_key(|p| order.iter().position(|q| q == p))
+    }
+
     /// Checks what the types cannot express: the smallest scale against the backbone's
     /// minimum input, attention positions and feature layers that exist. Building an
     /// extractor checks the same; a config loader calls it to fail before any work.

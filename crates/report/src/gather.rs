@@ -146,7 +146,7 @@ const ATTENTION_KEY: &str = "model.attention";
 /// The axis `adn sweep` records a grid's `[[regimes]]` under.
 const REGIME_KEY: &str = "regime";
 /// The axis `adn sweep` records a grid's `[[flows]]` under.
-const FLOW_KEY: &str = "flow";
+pub(crate) const FLOW_KEY: &str = "flow";
 
 /// A TOML value as written in the plan, without the quotes of a string.
 fn bare(value: &str) -> String {

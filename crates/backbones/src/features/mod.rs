@@ -191,11 +191,7 @@ impl FeatureExtractor {
         if self.is_frozen() {
             return None;
         }
-        let order = self.config.kind.positions();
-        self.blocks
-            .iter()
-            .map(|(p, _)| p.as_str())
-            .min_by_key(|p| order.iter().position(|q| q == p))
+        self.config.first_attention_position()
     }
 
     /// The layout of the pooled feature vector: one block per scale and feature layer, in the

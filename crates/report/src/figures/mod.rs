@@ -154,7 +154,7 @@ fn colour(exp: &Experiment, variant: &str) -> RGBColor {
         let flows = exp.flows();
         let run = exp.runs.iter().find(|r| r.variant == variant);
         if let Some(k) = run
-            .and_then(|r| r.axes.get("flow"))
+            .and_then(|r| r.axes.get(crate::gather::FLOW_KEY))
             .and_then(|f| flows.iter().position(|g| g == f))
         {
             return darker(PALETTE[0], [1.0, 0.75, 0.55, 0.4][k % 4]);

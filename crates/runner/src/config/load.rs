@@ -166,7 +166,7 @@ impl Config {
             if self.model.attention_training == AttentionTraining::Joint {
                 let b = self.model.backbone_config();
                 let order = |p: &str| b.kind.positions().iter().position(|q| *q == p);
-                let first = b.positions.iter().filter_map(|p| order(p)).min();
+                let first = b.first_attention_position().and_then(order);
                 if let Some(early) = b
                     .feature_layers
                     .iter()

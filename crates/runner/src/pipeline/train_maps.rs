@@ -436,7 +436,7 @@ fn train_cflow_batch(
         let mut order: Vec<i64> = (0..n).collect();
         order.shuffle(rng);
         let len = fiber_batch.min(n) as usize;
-        let mut steps = 0;
+        let steps = order.len() / len;
         for idx in order.chunks_exact(len) {
             let idx = Tensor::from_slice(idx).to_device(map.device());
             let picked = held.index_select(0, &idx);
@@ -451,18 +451,18 @@ fn train_cflow_batch(
                 return Ok(Err(value));
             }
             let mut leaves = opt.leaves();
+            let decoder_leaves = leaves.len();
             if to_maps.is_some() {
                 leaves.push(picked.shallow_clone());
             }
             let grads = Tensor::f_run_backward(&[&loss], &leaves, false, false)
                 .context("the training step failed")?;
-            opt.step(&grads[..opt.leaves().len()]);
+            opt.step(&grads[..decoder_leaves]);
             if let Some(acc) = to_maps.as_mut() {
                 let _ = acc.index_add_(0, &idx, &grads[grads.len() - 1]);
             }
             sum += value;
             count += 1;
-            steps += 1;
         }
         if let Some(acc) = to_maps {
             let term = (fibers * acc / steps.max(1) as f64).sum(Kind::Float);

@@ -157,16 +157,9 @@ pub fn load_grid(path: &Path) -> Result<Grid> {
             bail!("{}: axis {key:?} has no values", path.display());
         }
     }
-    let mut labels = std::collections::HashSet::new();
+    unique_labels(path, "regimes", grid.regimes.iter().map(|r| &r.label))?;
+    unique_labels(path, "flows", grid.flows.iter().map(|f| &f.label))?;
     for r in &grid.regimes {
-        if r.label.is_empty() || !labels.insert(r.label.as_str()) {
-            bail!(
-                "{}: every [[regimes]] entry needs its own non-empty label (got {:?} twice or \
-                 empty)",
-                path.display(),
-                r.label
-            );
-        }
         // Vanilla is one run across regimes only if a regime sets nothing that vanilla
         // keeps (the config resets these keys without attention); anything else is an axis.
         if let Some(key) = r.set.keys().find(|k| !REGIME_KEYS.contains(&k.as_str())) {
@@ -186,16 +179,7 @@ pub fn load_grid(path: &Path) -> Result<Grid> {
             );
         }
     }
-    let mut flow_labels = std::collections::HashSet::new();
     for f in &grid.flows {
-        if f.label.is_empty() || !flow_labels.insert(f.label.as_str()) {
-            bail!(
-                "{}: every [[flows]] entry needs its own non-empty label (got {:?} twice or \
-                 empty)",
-                path.display(),
-                f.label
-            );
-        }
         let shared = f.set.keys().find(|k| {
             grid.axes.contains_key(*k) || grid.regimes.iter().any(|r| r.set.contains_key(*k))
         });
@@ -208,6 +192,25 @@ pub fn load_grid(path: &Path) -> Result<Grid> {
         }
     }
     Ok(grid)
+}
+
+/// Refuses a `[[section]]` entry whose label is empty or another entry's.
+fn unique_labels<'a>(
+    path: &Path,
+    section: &str,
+    labels: impl Iterator<Item = &'a String>,
+) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for label in labels {
+        if label.is_empty() || !seen.insert(label) {
+            bail!(
+                "{}: every [[{section}]] entry needs its own non-empty label (got {label:?} \
+                 twice or empty)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The base config path of a grid, resolved against the grid file's folder.

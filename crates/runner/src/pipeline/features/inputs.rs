@@ -55,20 +55,8 @@ impl RunFeatures {
 
     /// The maps of every row of `prefixes`, [`EVAL_CHUNK`] rows at a time, without autograd.
     fn maps_in_chunks(&self, prefixes: &[Tensor]) -> Vec<Tensor> {
-        let rows = prefixes[0].size()[0];
-        tch::no_grad(|| {
-            let mut per_layer: Vec<Vec<Tensor>> = Vec::new();
-            for start in (0..rows).step_by(EVAL_CHUNK as usize) {
-                let len = EVAL_CHUNK.min(rows - start);
-                let picked: Vec<Tensor> =
-                    prefixes.iter().map(|p| p.narrow(0, start, len)).collect();
-                let maps = self.source.extractor.maps_from_prefix(&picked, false);
-                per_layer.resize_with(maps.len(), Vec::new);
-                for (out, m) in per_layer.iter_mut().zip(maps) {
-                    out.push(m.to_kind(Kind::Float));
-                }
-            }
-            per_layer.iter().map(|m| Tensor::cat(m, 0)).collect()
+        in_chunks_each(prefixes, |picked| {
+            self.source.extractor.maps_from_prefix(picked, false)
         })
     }
 
@@ -161,17 +149,26 @@ impl RunFeatures {
 
 /// `f` over every row of `prefixes`, [`EVAL_CHUNK`] rows at a time, without autograd.
 fn in_chunks(prefixes: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor) -> Tensor {
+    let mut out = in_chunks_each(prefixes, |picked| vec![f(picked)]);
+    out.remove(0)
+}
+
+/// [`in_chunks`] for an `f` with several outputs: each concatenated over the chunks, as
+/// float.
+fn in_chunks_each(prefixes: &[Tensor], f: impl Fn(&[Tensor]) -> Vec<Tensor>) -> Vec<Tensor> {
     let rows = prefixes[0].size()[0];
     tch::no_grad(|| {
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < rows {
+        let mut per_output: Vec<Vec<Tensor>> = Vec::new();
+        for start in (0..rows).step_by(EVAL_CHUNK as usize) {
             let len = EVAL_CHUNK.min(rows - start);
             let picked: Vec<Tensor> = prefixes.iter().map(|p| p.narrow(0, start, len)).collect();
-            out.push(f(&picked).to_kind(Kind::Float));
-            start += len;
+            let outputs = f(&picked);
+            per_output.resize_with(outputs.len(), Vec::new);
+            for (chunks, t) in per_output.iter_mut().zip(outputs) {
+                chunks.push(t.to_kind(Kind::Float));
+            }
         }
-        Tensor::cat(&out, 0)
+        per_output.iter().map(|c| Tensor::cat(c, 0)).collect()
     })
 }
 
