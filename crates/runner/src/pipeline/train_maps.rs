@@ -152,20 +152,7 @@ impl MapFlow {
                     adn_flows::csflow_score(&z),
                 )
             }
-            MapFlow::Cf(f) => {
-                let log_probs = f.net.log_probs_in_chunks(x, SCORE_FIBERS);
-                let fixed = f.maxima.borrow().clone();
-                let (layer_max, map_max) = fixed.unwrap_or_else(|| {
-                    // Unfixed, anomalib's: the maxima of this batch.
-                    let layer_max = log_probs.iter().map(|l| l.max().double_value(&[]));
-                    let layer_max: Vec<f64> = layer_max.collect();
-                    let s = f.likelihood(&log_probs, x, size, &layer_max);
-                    (layer_max, s.max().double_value(&[]))
-                });
-                let map = f.likelihood(&log_probs, x, size, &layer_max).neg() + map_max;
-                let score = adn_flows::cflow_score(&map);
-                (map, score)
-            }
+            MapFlow::Cf(f) => f.map_and_score(&f.net.log_probs_in_chunks(x, SCORE_FIBERS), x, size),
         }
     }
 
@@ -193,6 +180,21 @@ impl MapFlow {
 }
 
 impl CflowRun {
+    /// The map and score of maps `x` from their log-likelihoods `log_probs`, with the fixed
+    /// maxima, or unfixed (anomalib's) with the maxima of this batch.
+    fn map_and_score(&self, log_probs: &[Tensor], x: &[Tensor], size: i64) -> (Tensor, Tensor) {
+        let fixed = self.maxima.borrow().clone();
+        let (layer_max, map_max) = fixed.unwrap_or_else(|| {
+            let layer_max = log_probs.iter().map(|l| l.max().double_value(&[]));
+            let layer_max: Vec<f64> = layer_max.collect();
+            let s = self.likelihood(log_probs, x, size, &layer_max);
+            (layer_max, s.max().double_value(&[]))
+        });
+        let map = self.likelihood(log_probs, x, size, &layer_max).neg() + map_max;
+        let score = adn_flows::cflow_score(&map);
+        (map, score)
+    }
+
     /// The summed likelihood `[N, S, S]` of maps `x` from their log-likelihoods.
     fn likelihood(&self, log_probs: &[Tensor], x: &[Tensor], size: i64, max: &[f64]) -> Tensor {
         let sizes: Vec<(i64, i64)> = x.iter().map(|m| (m.size()[2], m.size()[3])).collect();
@@ -200,14 +202,14 @@ impl CflowRun {
         adn_flows::cflow_likelihood(log_probs, &sizes, batch, (size, size), max)
     }
 
-    /// Fixes the maxima on `maps` (every row, in chunks of [`MAP_ROWS`]), running each
-    /// decoder once.
-    fn fix_maxima(&self, maps: &[Tensor], size: i64) {
+    /// Fixes the maxima on `maps` (every row, in chunks of `step` rows), running each
+    /// decoder once; returns each chunk's log-likelihoods and maps, for scoring.
+    fn fix_maxima(&self, maps: &[Tensor], size: i64, step: i64) -> Vec<(Vec<Tensor>, Vec<Tensor>)> {
         let rows = maps[0].size()[0];
         let chunks: Vec<(Vec<Tensor>, Vec<Tensor>)> = (0..rows)
-            .step_by(MAP_ROWS as usize)
+            .step_by(step as usize)
             .map(|start| {
-                let len = MAP_ROWS.min(rows - start);
+                let len = step.min(rows - start);
                 let x: Vec<Tensor> = maps.iter().map(|m| m.narrow(0, start, len)).collect();
                 (self.net.log_probs_in_chunks(&x, SCORE_FIBERS), x)
             })
@@ -227,6 +229,7 @@ impl CflowRun {
             })
             .fold(f64::NEG_INFINITY, f64::max);
         *self.maxima.borrow_mut() = Some((layer_max, map_max));
+        chunks
     }
 }
 
@@ -237,7 +240,8 @@ fn three(x: &[Tensor]) -> [Tensor; 3] {
 
 /// Per-image scores of maps laid out `[image · transforms, C, H, W]` per input: the
 /// family's image score of each view, the mean over the image's views. With `fix`,
-/// CFlow-AD's maxima are first taken over these maps and kept for later scoring.
+/// CFlow-AD's maxima are first taken over these maps and kept for later scoring; the
+/// log-likelihoods they were taken from are scored, so its decoders run once.
 pub fn map_scores(
     flow: &MapFlow,
     maps: &[Tensor],
@@ -249,20 +253,31 @@ pub fn map_scores(
     let step = (MAP_ROWS / transforms).max(1) * transforms;
     let mut out = Vec::new();
     tch::no_grad(|| {
-        if let (MapFlow::Cf(f), true) = (flow, fix) {
-            f.fix_maxima(maps, size);
-        }
+        let held = match (flow, fix) {
+            (MapFlow::Cf(f), true) => Some((f, f.fix_maxima(maps, size, step))),
+            _ => None,
+        };
         let mut start = 0;
+        let mut k = 0;
         while start < rows {
             let len = step.min(rows - start);
-            let chunk: Vec<Tensor> = maps.iter().map(|m| m.narrow(0, start, len)).collect();
-            let (_, score) = flow.map_and_score(&chunk, size);
+            let score = match &held {
+                Some((f, chunks)) => {
+                    let (log_probs, chunk) = &chunks[k];
+                    f.map_and_score(log_probs, chunk, size).1
+                }
+                None => {
+                    let chunk: Vec<Tensor> = maps.iter().map(|m| m.narrow(0, start, len)).collect();
+                    flow.map_and_score(&chunk, size).1
+                }
+            };
             let s = score
                 .reshape([-1, transforms])
                 .mean_dim([1].as_slice(), false, Kind::Double)
                 .to_device(Device::Cpu);
             out.extend(Vec::<f64>::try_from(s).expect("1-d double tensor"));
             start += len;
+            k += 1;
         }
     });
     out
