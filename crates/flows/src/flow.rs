@@ -31,6 +31,16 @@ impl FlowKind {
     pub fn is_differnet(&self) -> bool {
         *self == FlowKind::Differnet
     }
+
+    /// The family's name as its paper writes it, for records and figures.
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            FlowKind::Differnet => "DifferNet",
+            FlowKind::Fastflow => "FastFlow",
+            FlowKind::Csflow => "CS-Flow",
+            FlowKind::Cflow => "CFlow-AD",
+        }
+    }
 }
 
 /// Shape of the flow. Defaults are DifferNet's.

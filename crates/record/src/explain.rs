@@ -1,8 +1,8 @@
-//! What `adn explain` and `adn eval` write beside the run records: `explain.json` (the
-//! Grad-CAM and DifferNet maps of a few test images), `attention.json` (every
-//! attention gate on good and defective images) and `eval.json` (a run rescored on other
-//! data). The runner writes these types and the report reads them, strictly, so each field
-//! is declared here once.
+//! What `adn explain` and `adn eval` write beside the run records: `explain.json` (each
+//! run's own anomaly map of a few test images, and DifferNet's Grad-CAM), `attention.json`
+//! (every attention gate on good and defective images) and `eval.json` (a run rescored on
+//! other data). The runner writes these types and the report reads them, strictly, so each
+//! field is declared here once.
 
 use std::path::Path;
 
@@ -21,12 +21,13 @@ pub struct Explanation {
     pub cam_max: f32,
     /// Test images (rows).
     pub images: Vec<ExplainedImage>,
-    /// Runs (columns): folder, attention, the Grad-CAM and map files of every image.
+    /// Runs (columns): folder, attention, flow, the Grad-CAM and map files of every image.
     pub runs: Vec<ExplainedRun>,
     /// The resized inputs, one per image.
     pub inputs: Vec<String>,
-    /// How DifferNet's maps were made, in words.
-    pub map: String,
+    /// How each flow's maps were made, in words: one entry per flow among the runs, in the
+    /// order the runs first show it.
+    pub maps: Vec<MapDescription>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,9 +41,6 @@ pub struct ExplainedImage {
     pub why: String,
     /// Its ground-truth mask at the input size (8-bit, 255 = defect), when it has one.
     pub mask: Option<String>,
-    /// The largest value of DifferNet's map of this image over all runs: the row's scale,
-    /// at which every run's `maps` file is stored.
-    pub map_max: f32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,19 +48,36 @@ pub struct ExplainedImage {
 pub struct ExplainedRun {
     pub run_dir: String,
     pub attention: String,
-    /// Grad-CAM of every image as a 16-bit gray PNG, `value / cam_max`.
+    /// The run's flow, as `flow.kind` names it (`differnet`, `fastflow`, `csflow`, `cflow`).
+    pub flow: String,
+    /// Grad-CAM of every image as a 16-bit gray PNG, `value / cam_max`; empty for a flow
+    /// on feature maps (Grad-CAM is of DifferNet's score of pooled features).
     pub cams: Vec<String>,
-    /// DifferNet's map of every image as a 16-bit gray PNG, `value / map_max` of its row.
+    /// The run's own anomaly map of every image as a 16-bit gray PNG, `value / map_max`
+    /// of the same image.
     pub maps: Vec<String>,
+    /// Each image's map scale: the largest value of that image's maps over the runs of
+    /// the same flow, so that the variants of one flow share a row's colours (maps of
+    /// different flows are in different units).
+    pub map_max: Vec<f32>,
     /// Every image's anomaly score in the run's `scores.csv`, and the threshold with the
     /// best F1 over its test set (anomalous when `score >= threshold`).
     pub scores: Vec<f64>,
     pub threshold: f64,
 }
 
+/// How one flow's maps were made: `"<what>: <how>"`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MapDescription {
+    pub flow: String,
+    pub how: String,
+}
+
 impl Explanation {
     /// `explain.json` of the `adn explain` folder `dir`, refusing one whose runs do not
-    /// carry a file and a score for every image.
+    /// carry a map, a scale and a score for every image (and a Grad-CAM, when they have
+    /// any), or whose flows are not described.
     pub fn read(dir: &Path) -> Result<Explanation, RecordError> {
         let path = dir.join(files::EXPLAIN);
         let e: Explanation = read_json(&path, "explain.json")?;
@@ -76,8 +91,8 @@ impl Explanation {
         }
         for r in &e.runs {
             for (what, len) in [
-                ("cams", r.cams.len()),
                 ("maps", r.maps.len()),
+                ("map_max", r.map_max.len()),
                 ("scores", r.scores.len()),
             ] {
                 if len != n {
@@ -87,8 +102,26 @@ impl Explanation {
                     )));
                 }
             }
+            if !r.cams.is_empty() && r.cams.len() != n {
+                return Err(invalid(format!(
+                    "run {} has {} cams for {n} images",
+                    r.run_dir,
+                    r.cams.len()
+                )));
+            }
+            if !e.maps.iter().any(|m| m.flow == r.flow) {
+                return Err(invalid(format!(
+                    "run {} has flow {:?}, whose maps are not described",
+                    r.run_dir, r.flow
+                )));
+            }
         }
         Ok(e)
+    }
+
+    /// Whether every run has its Grad-CAM (all are DifferNet's).
+    pub fn has_cams(&self) -> bool {
+        self.runs.iter().all(|r| !r.cams.is_empty())
     }
 }
 
@@ -267,7 +300,10 @@ mod tests {
             images: vec![],
             runs: vec![],
             inputs: vec![],
-            map: "maps".into(),
+            maps: vec![MapDescription {
+                flow: "DifferNet".into(),
+                how: "DifferNet's input gradient".into(),
+            }],
         };
         let mut v = serde_json::to_value(&e).unwrap();
         std::fs::write(dir.path().join(files::EXPLAIN), v.to_string()).unwrap();
@@ -280,9 +316,62 @@ mod tests {
             "{err}"
         );
         v.as_object_mut().unwrap().remove("extra");
-        v.as_object_mut().unwrap().remove("map");
+        v.as_object_mut().unwrap().remove("maps");
         std::fs::write(dir.path().join(files::EXPLAIN), v.to_string()).unwrap();
         let err = Explanation::read(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("map"), "{err}");
+        assert!(err.contains("maps"), "{err}");
+    }
+
+    #[test]
+    fn explain_json_runs_need_described_flows_and_grad_cam_for_every_image_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |flow: &str, cams: usize| ExplainedRun {
+            run_dir: format!("runs/{flow}"),
+            attention: "none".into(),
+            flow: flow.into(),
+            cams: vec!["cam.png".into(); cams],
+            maps: vec!["map.png".into()],
+            map_max: vec![1.0],
+            scores: vec![0.5],
+            threshold: 0.4,
+        };
+        let read = |runs: Vec<ExplainedRun>| {
+            let e = Explanation {
+                layer: "stage4".into(),
+                cam_max: 1.0,
+                images: vec![ExplainedImage {
+                    path: "a.png".into(),
+                    defect: "crack".into(),
+                    anomalous: true,
+                    why: "first of its type".into(),
+                    mask: None,
+                }],
+                runs,
+                inputs: vec!["input_0.png".into()],
+                maps: ["DifferNet", "FastFlow"]
+                    .map(|flow| MapDescription {
+                        flow: flow.into(),
+                        how: format!("{flow}'s map"),
+                    })
+                    .to_vec(),
+            };
+            std::fs::write(
+                dir.path().join(files::EXPLAIN),
+                serde_json::to_string(&e).unwrap(),
+            )
+            .unwrap();
+            Explanation::read(dir.path()).map_err(|e| e.to_string())
+        };
+        // A flow on maps has no Grad-CAM: the explanation is read, without cams.
+        let e = read(vec![run("DifferNet", 1), run("FastFlow", 0)]).unwrap();
+        assert!(!e.has_cams());
+        assert!(read(vec![run("DifferNet", 1)]).unwrap().has_cams());
+        let err = read(vec![run("DifferNet", 2)]).unwrap_err();
+        assert!(err.contains("2 cams for 1 images"), "{err}");
+        let err = read(vec![run("CS-Flow", 0)]).unwrap_err();
+        assert!(
+            err.contains("\"CS-Flow\"") && err.contains("not described"),
+            "{err}"
+        );
     }
 }

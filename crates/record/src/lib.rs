@@ -38,7 +38,7 @@ pub use adn_util::Precision;
 pub use error::RecordError;
 pub use explain::{
     AttentionPictures, EvalRecord, ExplainedImage, ExplainedRun, Explanation, GateValues,
-    PictureImage, PositionGates, RunGates,
+    MapDescription, PictureImage, PositionGates, RunGates,
 };
 pub use folder::{
     RunRecord, RunState, SaveModel, read_json, read_manifest, read_metrics, run_state,

@@ -255,8 +255,14 @@ fn a_dataset_with_many_categories_gets_a_heat_map() {
 }
 
 /// An `adn explain` folder as it writes one: a defective image with its mask and a good
-/// one, each run's map as 16-bit gray.
+/// one, each run's map as 16-bit gray, every run DifferNet's.
 fn write_explain_dir(dir: &Path, defect: &str, attentions: &[&str]) {
+    let runs: Vec<(&str, &str)> = attentions.iter().map(|a| (*a, "DifferNet")).collect();
+    write_explain_flows(dir, defect, &runs);
+}
+
+/// [`write_explain_dir`] for runs of `(attention, flow)`: only DifferNet's have Grad-CAM.
+fn write_explain_flows(dir: &Path, defect: &str, runs_of: &[(&str, &str)]) {
     fs::create_dir_all(dir).unwrap();
     let side = 8;
     for i in 0..2 {
@@ -274,7 +280,8 @@ fn write_explain_dir(dir: &Path, defect: &str, attentions: &[&str]) {
     .save(dir.join("mask_0.png"))
     .unwrap();
     let mut runs = Vec::new();
-    for (k, a) in attentions.iter().enumerate() {
+    let mut described: Vec<String> = Vec::new();
+    for (k, (a, flow)) in runs_of.iter().enumerate() {
         let mut maps = Vec::new();
         for i in 0..2 {
             let name = format!("map{k}_{a}_{i}.png");
@@ -285,23 +292,35 @@ fn write_explain_dir(dir: &Path, defect: &str, attentions: &[&str]) {
             .unwrap();
             maps.push(format!("\"{name}\""));
         }
+        let how = format!(r#"{{"flow": "{flow}", "how": "{flow}'s map: |g|, of 2 views"}}"#);
+        if !described.contains(&how) {
+            described.push(how.clone());
+        }
+        // One scale per row and flow.
+        let scale = 1.5 + described.iter().position(|d| *d == how).unwrap() as f64;
+        let cams = match *flow {
+            "DifferNet" => maps.join(", "),
+            _ => String::new(),
+        };
         runs.push(format!(
-            r#"{{"run_dir": "elsewhere/{k}", "attention": "{a}", "cams": [{}],
-                "maps": [{}], "scores": [2.0, 0.5], "threshold": 1.0}}"#,
+            r#"{{"run_dir": "elsewhere/{k}", "attention": "{a}", "flow": "{flow}",
+                "cams": [{cams}], "maps": [{}], "map_max": [{}, 0.0], "scores": [2.0, 0.5],
+                "threshold": 1.0}}"#,
             maps.join(", "),
-            maps.join(", ")
+            scale
         ));
     }
     fs::write(
         dir.join("explain.json"),
         format!(
-            r#"{{"layer": "stage4", "cam_max": 0.8, "map": "DifferNet's input gradient: |g|, averaged over 2",
+            r#"{{"layer": "stage4", "cam_max": 0.8, "maps": [{}],
                 "inputs": ["input_0.png", "input_1.png"],
                 "images": [{{"path": "a.png", "defect": "{defect}", "anomalous": true,
-                             "why": "first of its type", "mask": "mask_0.png", "map_max": 1.5}},
+                             "why": "first of its type", "mask": "mask_0.png"}},
                            {{"path": "b.png", "defect": "good", "anomalous": false,
-                             "why": "good", "mask": null, "map_max": 0.0}}],
+                             "why": "good", "mask": null}}],
                 "runs": [{}]}}"#,
+            described.join(", "),
             runs.join(", ")
         ),
     )
@@ -344,6 +363,49 @@ fn anomaly_maps_are_drawn_per_dataset_and_per_category() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("cable"), "{e}");
+}
+
+#[test]
+fn the_families_maps_go_side_by_side_each_on_its_flow_s_scale() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_experiment(tmp.path());
+    let exp = gather(tmp.path()).unwrap();
+    let dir = tmp.path().join("explain_families");
+    let flows = ["DifferNet", "FastFlow", "CS-Flow", "CFlow-AD"];
+    let runs: Vec<(&str, &str)> = flows.iter().map(|f| ("none", *f)).collect();
+    write_explain_flows(&dir, "crack", &runs);
+    let stem = tmp.path().join("maps_families");
+    let checked = adn_report::figures::check_map_grid(&dir, &exp, &stem).unwrap();
+    for (name, v) in &checked {
+        assert!(v.is_empty(), "{name}: {v:#?}");
+    }
+    let pages = adn_report::figures::write_map_grid(&dir, &exp, &stem).unwrap();
+    assert_eq!(pages.len(), checked.len());
+    // Four maps and the input fit across two paper columns, under a third caption line.
+    assert_eq!(pages, vec![tmp.path().join("maps_families.png")]);
+    let one_flow = tmp.path().join("explain_one");
+    write_explain_dir(&one_flow, "crack", &["none", "se", "cbam", "cbam-official"]);
+    let plain =
+        adn_report::figures::write_map_grid(&one_flow, &exp, &tmp.path().join("maps_one")).unwrap();
+    let (h_families, h_one) = (
+        image::image_dimensions(&pages[0]).unwrap().1,
+        image::image_dimensions(&plain[0]).unwrap().1,
+    );
+    assert!(h_families > h_one, "{h_families} vs {h_one}");
+    // Grad-CAM is DifferNet's: the grid is refused naming the first run without it.
+    let e = adn_report::figures::write_gradcam_grid(&dir, &exp, &tmp.path().join("gradcam"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("FastFlow") && e.contains("no Grad-CAM"), "{e}");
+    // So is the categories figure, which compares one flow's variants on one scale.
+    let e = adn_report::figures::write_category_maps(
+        &[("fabric".to_string(), dir.clone())],
+        &exp,
+        &tmp.path().join("maps_categories"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("4 flows"), "{e}");
 }
 
 #[test]

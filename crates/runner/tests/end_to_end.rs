@@ -100,12 +100,13 @@ fn smoke_run_separates_squares_from_circles_and_is_reproducible() {
         assert_eq!(image::image_dimensions(&first).unwrap(), (128, 128));
     }
     // One run: its map reaches the row's maximum (65535) in every row with a non-zero map.
+    assert_eq!(run0["flow"], "DifferNet");
     for (i, f) in run0["maps"].as_array().unwrap().iter().enumerate() {
         let map = image::open(dir.path().join("explain").join(f.as_str().unwrap()))
             .unwrap()
             .into_luma16();
         let top = map.pixels().map(|p| p[0]).max().unwrap();
-        assert_eq!(top == 65535, images[i]["map_max"].as_f64().unwrap() > 0.0);
+        assert_eq!(top == 65535, run0["map_max"][i].as_f64().unwrap() > 0.0);
     }
     // Grad-CAM is on one scale for every image and run: the largest map reaches it.
     let cam_top = run0["cams"]
@@ -852,6 +853,50 @@ fn attention_trains_jointly_in_front_of_fastflow_and_cflow() {
             "{kind}: SE's last layer never left 0"
         );
     }
+    // `adn explain` shows the two flows' own maps side by side, each on its own scale
+    // (their units differ), with the trained gates; Grad-CAM is DifferNet's alone.
+    let out = dir.path().join("explain");
+    assert_ok(
+        &adn("explain")
+            .args([
+                "--images",
+                "1",
+                "--attention-images",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+            ])
+            .arg(&out)
+            .arg(dir.path().join("fastflow"))
+            .arg(dir.path().join("cflow"))
+            .output()
+            .unwrap(),
+    );
+    let e = json(&out.join("explain.json"));
+    let flows: Vec<&str> = e["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["flow"].as_str().unwrap())
+        .collect();
+    assert_eq!(flows, ["FastFlow", "CFlow-AD"]);
+    let n = e["images"].as_array().unwrap().len();
+    for run in e["runs"].as_array().unwrap() {
+        assert!(run["cams"].as_array().unwrap().is_empty(), "{run}");
+        for (i, f) in run["maps"].as_array().unwrap().iter().enumerate() {
+            let map = image::open(out.join(f.as_str().unwrap()))
+                .unwrap()
+                .into_luma16();
+            assert_eq!(map.dimensions(), (128, 128));
+            // Alone in its flow, each run's map reaches its own scale.
+            let top = map.pixels().map(|p| p[0]).max().unwrap();
+            assert_eq!(top == 65535, run["map_max"][i].as_f64().unwrap() > 0.0);
+        }
+        assert_eq!(run["map_max"].as_array().unwrap().len(), n);
+    }
+    let gates = json(&out.join("attention.json"));
+    assert_eq!(gates["runs"].as_array().unwrap().len(), 2);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! `cargo xtask figures EXP`: an experiment's figures, with the Grad-CAM, map and attention
-//! pictures from `adn explain` where the runs still hold their models.
+//! `cargo xtask figures EXP`: an experiment's figures, with the map, Grad-CAM and attention
+//! pictures from `adn explain` where the runs still hold their models (for an experiment
+//! that crosses flows, each flow's map without attention, side by side).
 
 use std::path::PathBuf;
 
@@ -45,25 +46,16 @@ pub fn run(experiment: &str) -> Result<()> {
     let dir = experiment_dir(experiment);
     let exp = adn_report::gather(&dir)?;
     let mut files = adn_report::figures::write_figures(&exp)?;
-    // The qualitative Grad-CAM grid and the attention pictures need the trained models and
-    // libtorch: `adn explain`.
+    // The qualitative maps, the Grad-CAM grid and the attention pictures need the trained
+    // models and libtorch: `adn explain`.
     let adn = adn::path();
-    // `adn explain` draws DifferNet's Grad-CAM and gates; the other flows' runs are refused
-    // by it, and a figure of their native maps side by side is not built yet.
-    let crosses_flows = !exp.flows().is_empty();
-    let groups = match crosses_flows {
-        true => Vec::new(),
-        false => adn_report::figures::explain_groups(&exp),
-    };
-    if crosses_flows {
-        util::step(
-            "Grad-CAM figures skipped: the experiment crosses flows, and `adn explain` is \
-             DifferNet's (docs/flow-families.md)",
-        );
-    } else if !adn.is_file() {
-        util::step("Grad-CAM figures skipped: build adn first (cargo build -p adn-runner)");
+    // An experiment that crosses flows explains each flow without attention: its native
+    // maps (DifferNet's gradient) side by side; Grad-CAM is DifferNet's alone.
+    let groups = adn_report::figures::explain_groups(&exp);
+    if !adn.is_file() {
+        util::step("map figures skipped: build adn first (cargo build -p adn-runner)");
     } else if groups.is_empty() {
-        util::step("Grad-CAM figures skipped: the run folders no longer hold their models");
+        util::step("map figures skipped: the run folders no longer hold their models");
     }
     let figures_dir = dir.join("figures");
     let mut explained: Vec<(String, String, PathBuf)> = Vec::new();
@@ -81,9 +73,13 @@ pub fn run(experiment: &str) -> Result<()> {
         )?;
         let gradcam = figures_dir.join(format!("gradcam_{}", group.slug));
         let maps = figures_dir.join(format!("maps_{}", group.slug));
+        let with_cams = adn_record::Explanation::read(&explain_dir)?.has_cams();
         // Laid out and checked first: a figure that breaks the print rules does not replace
         // the one already there.
-        let mut checked = adn_report::figures::check_gradcam_grid(&explain_dir, &exp, &gradcam)?;
+        let mut checked = match with_cams {
+            true => adn_report::figures::check_gradcam_grid(&explain_dir, &exp, &gradcam)?,
+            false => Vec::new(),
+        };
         checked.extend(adn_report::figures::check_map_grid(
             &explain_dir,
             &exp,
@@ -96,11 +92,13 @@ pub fn run(experiment: &str) -> Result<()> {
             &group.slug,
         )?);
         refuse_breaches(&checked)?;
-        files.extend(adn_report::figures::write_gradcam_grid(
-            &explain_dir,
-            &exp,
-            &gradcam,
-        )?);
+        if with_cams {
+            files.extend(adn_report::figures::write_gradcam_grid(
+                &explain_dir,
+                &exp,
+                &gradcam,
+            )?);
+        }
         files.extend(adn_report::figures::write_map_grid(
             &explain_dir,
             &exp,
@@ -127,7 +125,8 @@ pub fn run(experiment: &str) -> Result<()> {
             .filter(|(ds, _, _)| ds == d)
             .map(|(_, c, dir)| (c.clone(), dir.clone()))
             .collect();
-        if categories.len() > 1 {
+        // The categories figure compares one flow's variants.
+        if categories.len() > 1 && exp.flows().is_empty() {
             let stem = figures_dir.join(format!("maps_{}", adn_report::figures::slug(d)));
             refuse_breaches(&adn_report::figures::check_category_maps(
                 &categories,

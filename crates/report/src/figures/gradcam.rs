@@ -38,6 +38,23 @@ pub(super) fn rgb(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
 /// defect type, one colour bar right of the cells for the whole figure.
 struct CamCells<'a>(Explained<'a>);
 
+impl<'a> CamCells<'a> {
+    /// The explanation in `dir`, refused where a run has no Grad-CAM (a flow on feature
+    /// maps: Grad-CAM is of DifferNet's score).
+    fn read(dir: &'a Path, exp: &'a Experiment) -> Result<Self> {
+        let x = Explained::read(dir, exp)?;
+        if let Some(run) = x.e.runs.iter().find(|r| r.cams.is_empty()) {
+            anyhow::bail!(
+                "{}: run {} ({}) has no Grad-CAM; the Grad-CAM grid is DifferNet's",
+                dir.display(),
+                run.run_dir,
+                run.flow
+            );
+        }
+        Ok(CamCells(x))
+    }
+}
+
 impl Cells for CamCells<'_> {
     fn spec(&self) -> Result<GridSpec> {
         Ok(cam_spec(&self.0))
@@ -115,7 +132,7 @@ pub fn write_gradcam_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<PathBuf>> {
-    write_grid(&CamCells(Explained::read(explain_dir, exp)?), stem)
+    write_grid(&CamCells::read(explain_dir, exp)?, stem)
 }
 
 /// The Grad-CAM grid's pages laid out, not written: each page's file name with its
@@ -125,7 +142,7 @@ pub fn check_gradcam_grid(
     exp: &Experiment,
     stem: &Path,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    check_grid(&CamCells(Explained::read(explain_dir, exp)?), stem)
+    check_grid(&CamCells::read(explain_dir, exp)?, stem)
 }
 
 /// One `adn explain` call of the report: a dataset × category, the run folders of the first
@@ -142,13 +159,17 @@ pub struct ExplainGroup {
 }
 
 /// The `adn explain` calls the report makes, one per dataset × category whose runs still
-/// hold their models.
+/// hold their models. An experiment that crosses flows explains each flow without
+/// attention (the families side by side); its attention variants are compared in its
+/// tables.
 pub fn explain_groups(exp: &Experiment) -> Vec<ExplainGroup> {
+    let crosses_flows = !exp.flows().is_empty();
     let mut out = Vec::new();
     for d in exp.datasets() {
         for c in exp.categories(&d) {
             let runs: Vec<PathBuf> = first_runs(exp, &d, &c)
                 .into_iter()
+                .filter(|(_, r)| !crosses_flows || r.attention == "none")
                 .map(|(_, r)| r.dir.clone())
                 .collect();
             if !runs.is_empty() && runs.iter().all(|r| r.join("model.safetensors").is_file()) {

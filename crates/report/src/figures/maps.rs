@@ -1,8 +1,9 @@
 //! The qualitative figure as a paper prints it, from what `adn explain` wrote: one row per
 //! defect type (plus a miss of the first run and a good image), columns input + each run's
-//! DifferNet anomaly map laid over the input, the ground-truth mask outlined in red, the
-//! image's score and decision at the run's F1-optimal threshold under each map, one colour
-//! scale per row with its bar. PNG only (bitmaps).
+//! own anomaly map laid over the input, the ground-truth mask outlined in red, the image's
+//! score and decision at the run's F1-optimal threshold under each map, one colour scale
+//! per row with its bar (per row and flow where the runs' flows differ, each map's top
+//! under it). PNG only (bitmaps).
 
 use std::path::{Path, PathBuf};
 
@@ -164,6 +165,13 @@ impl<'a> CategoryCells<'a> {
                 Some(_) => {}
                 None => labels = Some(these),
             }
+            if x.e.maps.len() > 1 {
+                bail!(
+                    "category {c}'s maps come from {} flows; the categories figure compares \
+                     the variants of one flow, on one scale per category",
+                    x.e.maps.len()
+                );
+            }
             // A category without a defective image shown is left out.
             if let Some(r) = x.e.images.iter().position(|i| i.anomalous) {
                 images.push(r);
@@ -191,7 +199,11 @@ impl Cells for CategoryCells<'_> {
             .zip(&self.images)
             .map(|((c, x), &r)| {
                 let image = &x.e.images[r];
-                format!("{c}: {}, max {}", image.defect, scale_label(image.map_max))
+                format!(
+                    "{c}: {}, max {}",
+                    image.defect,
+                    scale_label(row_scale(&x.e, r))
+                )
             })
             .collect();
         Ok(GridSpec {
@@ -199,10 +211,15 @@ impl Cells for CategoryCells<'_> {
             rows,
             input: None,
             columns,
-            note: "DifferNet's anomaly map of each variant (rows) laid over one defective test \
-                   image per category (columns). Each column on its own colour scale, 0 to \
-                   the largest value in its header."
-                .into(),
+            note: format!(
+                "{}'s anomaly map of each variant (rows) laid over one defective test image \
+                 per category (columns). Each column on its own colour scale, 0 to the largest \
+                 value in its header.",
+                self.categories
+                    .first()
+                    .and_then(|(_, x)| x.e.maps.first())
+                    .map_or("The", |m| m.flow.as_str())
+            ),
             right: colour_bar_width(),
             below: 0,
         })
@@ -353,19 +370,30 @@ fn map_spec(x: &Explained) -> GridSpec {
     } else {
         "input"
     };
-    // The map's description, what the numbers under each map are.
-    let (what, how) = e.map.split_once(": ").unwrap_or((e.map.as_str(), ""));
+    // The maps' descriptions, what the numbers under each map are.
+    let (maps, scale) = match e.maps.as_slice() {
+        [one] => (format!("{}.", one.how), "One colour scale per row."),
+        several => (
+            several
+                .iter()
+                .map(|m| format!("{}.", m.how))
+                .collect::<Vec<_>>()
+                .join(" "),
+            "One colour scale per row and flow (maps of different flows are in different \
+             units), 0 to the top under each map.",
+        ),
+    };
     GridSpec {
         rows,
         measure,
         input: Some(input.to_string()),
         columns: x.run_labels(),
         note: format!(
-            "{what}: {how}. Under each map: the image's score → the decision at the run's \
-             F1-optimal threshold. One colour scale per row."
+            "{maps} Under each map: the image's score → the decision at the run's \
+             F1-optimal threshold. {scale}"
         ),
         right: colour_bar_width(),
-        below: 2 * line_height(TICK_PT) + pad,
+        below: caption_line_count(e) as u32 * line_height(TICK_PT) + pad,
     }
 }
 
@@ -398,17 +426,20 @@ fn draw_map_cells<DB: DrawingBackend>(
                 (true, false) => "false alarm",
                 (false, true) => "missed",
             };
-            let caption_lines = [
+            let mut caption_lines = vec![
                 format!("{score:.2} → {}", if flagged { "defect" } else { "good" }),
                 format!("({verdict})"),
             ];
+            if caption_lines.len() < caption_line_count(e) {
+                caption_lines.push(format!("top {}", scale_label(run.map_max[r])));
+            }
             draw_lines(
                 area,
                 &caption_lines,
                 (x, y + CELL as i32 + pad as i32 / 2),
                 TICK_PT,
             )?;
-            if image.map_max == 0.0 {
+            if run.map_max[r] == 0.0 {
                 area.draw(&Text::new(
                     "map all zero",
                     (x + pad as i32, y + pad as i32),
@@ -417,8 +448,13 @@ fn draw_map_cells<DB: DrawingBackend>(
                 .map_err(err)?;
             }
         }
-        // The row's colour bar: 0 at the foot, the row's largest map value at the top.
-        colour_bar(area, (page.cell_x(page.columns()), y), CELL, image.map_max)?;
+        // The row's colour bar: 0 at the foot, the row's largest map value at the top (each
+        // map's own, under it, where the flows differ).
+        let top = match e.maps.len() {
+            1 => scale_label(row_scale(e, r)),
+            _ => "top".to_string(),
+        };
+        colour_bar_labelled(area, (page.cell_x(page.columns()), y), CELL, &top)?;
     }
     Ok(())
 }
@@ -430,6 +466,20 @@ pub(super) fn colour_bar_width() -> u32 {
 
 const BAR_PX: u32 = 16;
 
+/// Lines of text under each map: the score and decision, the verdict, and where the
+/// flows differ each map's own top.
+fn caption_line_count(e: &Explanation) -> usize {
+    match e.maps.len() {
+        1 => 2,
+        _ => 3,
+    }
+}
+
+/// The colour scale of row `r` where the explanation has one flow: every run's (the same).
+fn row_scale(e: &Explanation, r: usize) -> f32 {
+    e.runs.first().map_or(0.0, |run| run.map_max[r])
+}
+
 /// A vertical viridis bar `height` pixels tall from `(x, y)` down: `top` (labelled) at the
 /// head, 0 at the foot.
 pub(super) fn colour_bar<DB: DrawingBackend>(
@@ -437,6 +487,16 @@ pub(super) fn colour_bar<DB: DrawingBackend>(
     (x, y): (i32, i32),
     height: u32,
     top: f32,
+) -> Result<()> {
+    colour_bar_labelled(area, (x, y), height, &scale_label(top))
+}
+
+/// A [`colour_bar`] whose head is labelled `top`.
+fn colour_bar_labelled<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (x, y): (i32, i32),
+    height: u32,
+    top: &str,
 ) -> Result<()> {
     let steps = 64;
     for k in 0..steps {
@@ -450,7 +510,7 @@ pub(super) fn colour_bar<DB: DrawingBackend>(
         .map_err(err)?;
     }
     let tx = x + (BAR_PX + px(unit(), 4.0)) as i32;
-    draw_lines(area, &[scale_label(top)], (tx, y), TICK_PT)?;
+    draw_lines(area, &[top.to_string()], (tx, y), TICK_PT)?;
     let foot = y + height as i32 - line_height(TICK_PT) as i32;
     draw_lines(area, &["0".to_string()], (tx, foot), TICK_PT)
 }
@@ -485,11 +545,12 @@ pub fn check_map_grid(
     check_grid(&MapCells(Explained::read(explain_dir, exp)?), stem)
 }
 
-/// A colour bar's top value: three significant digits, in scientific form only when small.
+/// A colour bar's top value: three significant digits, in scientific form only when small
+/// or large (CS-Flow's maps reach 10⁵).
 fn scale_label(v: f32) -> String {
     if v == 0.0 {
         "0".into()
-    } else if v.abs() >= 0.01 {
+    } else if (0.01..1000.0).contains(&v.abs()) {
         format!("{v:.3}")
             .trim_end_matches('0')
             .trim_end_matches('.')
@@ -509,6 +570,8 @@ mod tests {
         assert_eq!(scale_label(0.40), "0.4");
         assert_eq!(scale_label(0.000123), "1.23e-4");
         assert_eq!(scale_label(0.0), "0");
+        assert_eq!(scale_label(142703.27), "1.43e5");
+        assert_eq!(scale_label(999.0), "999");
     }
 
     #[test]

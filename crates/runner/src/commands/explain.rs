@@ -1,16 +1,18 @@
 //! `adn explain`: the paper's qualitative figure, computed. For a few test images of one
-//! dataset, the Grad-CAM map of each given run's anomaly score (the flow's mean z² of the
-//! unrotated image) at a backbone layer, written unscaled as 16-bit maps on one scale for
-//! every image and run, beside the input, plus `explain.json` listing them; the report
-//! crate colours them and draws the grid. For runs with
-//! attention it also writes `attention.json`: every gate (SE and CBAM channel weights, CBAM
-//! spatial maps) at every position, on good and defective test images, from which the report
-//! draws the pictures of the attention itself.
+//! dataset, each given run's own anomaly map (DifferNet's input gradient, or the native
+//! map of a flow on feature maps), on one scale per image and flow, and for DifferNet's
+//! runs the Grad-CAM map of the anomaly score (the flow's mean z² of the unrotated image)
+//! at a backbone layer, on one scale for every image and run; written unscaled as 16-bit
+//! maps beside the inputs, plus `explain.json` listing them. The report crate colours them
+//! and draws the grids. For runs with attention it also writes `attention.json`: every gate
+//! (SE and CBAM channel weights, CBAM spatial maps) at every position, on good and
+//! defective test images, from which the report draws the pictures of the attention itself.
 
 use std::path::{Path, PathBuf};
 
 use adn_record::{
-    AttentionPictures, ExplainedImage, ExplainedRun, Explanation, PictureImage, RunGates, files,
+    AttentionPictures, ExplainedImage, ExplainedRun, Explanation, MapDescription, PictureImage,
+    RunGates, files,
 };
 use adn_util::atomic::{commit_folder, write_synced};
 use anyhow::{Context, Result, bail};
@@ -20,10 +22,11 @@ use crate::config::Config;
 use crate::device::DeviceChoice;
 use crate::pipeline::data::load_data;
 use crate::pipeline::explain::{
-    Picks, attention_picks, default_layer, gate_values, grad_cam, qualitative_picks, run_scores,
+    Picks, attention_picks, default_layer, flow_map_description, flow_maps, gate_values, grad_cam,
+    qualitative_picks, run_scores,
 };
 use crate::pipeline::localize::{differnet_maps, load_mask, map_angles, pixels, sigma_px};
-use crate::pipeline::model::{load_trained, require_complete};
+use crate::pipeline::model::{load_trained, load_trained_maps, require_complete};
 use crate::pipeline::settings::in_fp32_for_gradients;
 
 /// `adn explain`'s arguments.
@@ -62,10 +65,12 @@ pub fn command(args: Args) -> Result<()> {
         &args.out,
         args.device.resolve_for(reproducible)?,
     )?;
+    let with_cams = e.runs.iter().filter(|r| !r.cams.is_empty()).count();
     println!(
-        "Grad-CAM at {} of {} runs on {} images -> {}",
-        e.layer,
+        "maps of {} runs ({} with Grad-CAM at {}) on {} images -> {}",
         e.runs.len(),
+        with_cams,
+        e.layer,
         e.images.len(),
         args.out.display()
     );
@@ -73,7 +78,8 @@ pub fn command(args: Args) -> Result<()> {
 }
 
 /// Writes, for the qualitative figures' test images ([`qualitative_picks`]), every run's
-/// Grad-CAM and DifferNet map, plus the attention gates, into the folder `out`. All
+/// own anomaly map (and a DifferNet run's Grad-CAM), plus the attention gates, into the
+/// folder `out`. All
 /// runs must be on the same dataset; the first is the one whose misses are shown (vanilla,
 /// in the report's order). The folder is filled under a temporary name and appears whole
 /// (replacing an earlier one) or not at all: a full disk leaves no half-written pictures.
@@ -107,7 +113,6 @@ fn explain_into(
         require_complete(r, false)?;
     }
     let cfg0 = Config::load(&first.join("config.toml"), &[])?;
-    crate::pipeline::model::require_differnet(&cfg0, "adn explain")?;
     let layer = layer.unwrap_or_else(|| default_layer(&cfg0)).to_string();
     let data = load_data(&cfg0)?;
     // The first run's misses pick a row; its scores are read once, here.
@@ -140,39 +145,65 @@ fn explain_into(
     } else {
         (Vec::new(), Vec::new())
     };
-    let all_angles = crate::pipeline::data::fixed_test_angles(&cfg0, data.test.len());
-    let angles: Vec<Vec<f64>> = picked
-        .iter()
-        .map(|&(i, _)| map_angles(&cfg0, &all_angles[i]))
-        .collect();
     let sigma = sigma_px(cfg0.model.image_size);
     let per = (size * size) as usize;
     let mut explained = Vec::new();
     let mut maps: Vec<Vec<f32>> = Vec::new();
     let mut cams: Vec<Vec<f32>> = Vec::new();
+    let mut described: Vec<MapDescription> = Vec::new();
     let mut gated = Vec::new();
     for run_dir in runs {
         let cfg = Config::load(&run_dir.join("config.toml"), &[])?;
         same_data(run_dir, &cfg, &cfg0)?;
-        let mut model = load_trained(run_dir, &cfg, device, None)?;
         let attention = format!("{:?}", cfg.model.attention).to_lowercase();
+        let flow_name = cfg.flow.kind.display_name().to_string();
         let with_gates = cfg.model.attention != adn_backbones::AttentionKind::None
             && !attention_resized.is_empty();
         let xs = pixels(&resized, &cfg, device);
-        let flow = &model.flow;
-        let (gates, cam, map) =
-            in_fp32_for_gradients(&mut model.features.extractor, |extractor| {
-                let gates = match with_gates {
-                    true => Some(gate_values(
-                        extractor,
-                        &pixels(&attention_resized, &cfg, device),
-                    )?),
-                    false => None,
-                };
-                let cam = grad_cam(extractor, flow, &xs, &layer)?;
-                let map = differnet_maps(extractor, flow, &xs, &angles, sigma)?;
-                Ok((gates, cam, map))
-            })?;
+        // The run's own test rotations.
+        let test_angles = crate::pipeline::data::fixed_test_angles(&cfg, data.test.len());
+        let (gates, cam, map, how) = if cfg.flow.kind.is_differnet() {
+            let angles: Vec<Vec<f64>> = picked
+                .iter()
+                .map(|&(i, _)| map_angles(&cfg, &test_angles[i]))
+                .collect();
+            let mut model = load_trained(run_dir, &cfg, device, None)?;
+            let flow = &model.flow;
+            let (gates, cam, map) =
+                in_fp32_for_gradients(&mut model.features.extractor, |extractor| {
+                    let gates = match with_gates {
+                        true => Some(gate_values(
+                            extractor,
+                            &pixels(&attention_resized, &cfg, device),
+                        )?),
+                        false => None,
+                    };
+                    let cam = grad_cam(extractor, flow, &xs, &layer)?;
+                    let map = differnet_maps(extractor, flow, &xs, &angles, sigma)?;
+                    Ok((gates, cam, map))
+                })?;
+            let how = format!(
+                "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, \
+                 averaged over {} test rotations (each rotated back), Gaussian σ = \
+                 {sigma:.2} px",
+                angles.first().map_or(0, Vec::len)
+            );
+            (gates, Some(cam), map, how)
+        } else {
+            // A flow on feature maps: its own map (Grad-CAM is of DifferNet's score).
+            let model = load_trained_maps(run_dir, &cfg, device)?;
+            let extractor = &model.features.extractor;
+            let gates = match with_gates {
+                true => Some(gate_values(
+                    extractor,
+                    &pixels(&attention_resized, &cfg, device),
+                )?),
+                false => None,
+            };
+            let map = flow_maps(&model, &cfg, &data.test, &test_angles, &xs)?;
+            let how = flow_map_description(&model.flow);
+            (gates, None, map, how)
+        };
         if let Some(positions) = gates {
             gated.push(RunGates {
                 run_dir: run_dir.display().to_string(),
@@ -180,10 +211,22 @@ fn explain_into(
                 positions,
             });
         }
-        cams.push(cam);
-        maps.push(Vec::<f32>::try_from(
-            map.to_device(Device::Cpu).reshape([-1]),
-        )?);
+        if !described.iter().any(|d| d.flow == flow_name) {
+            described.push(MapDescription {
+                flow: flow_name.clone(),
+                how,
+            });
+        }
+        cams.push(cam.unwrap_or_default());
+        let map = Vec::<f32>::try_from(map.to_device(Device::Cpu).reshape([-1]))?;
+        if let Some(bad) = map.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "the anomaly map of {} by {} holds a non-finite value",
+                samples[bad / per].path.display(),
+                run_dir.display()
+            );
+        }
+        maps.push(map);
         // Read after the run was checked to be on the first one's data.
         let (scores, threshold) = match first_scored.take() {
             Some(first) => first,
@@ -192,31 +235,46 @@ fn explain_into(
         explained.push(ExplainedRun {
             run_dir: run_dir.display().to_string(),
             attention,
+            flow: flow_name,
             cams: Vec::new(),
             maps: Vec::new(),
+            map_max: Vec::new(),
             scores: picked.iter().map(|&(i, _)| scores[i]).collect(),
             threshold,
         });
     }
-    // One scale per row: the largest value of the image's maps over all runs.
-    let row_max: Vec<f32> = (0..samples.len())
-        .map(|i| {
-            maps.iter()
-                .flat_map(|m| &m[i * per..(i + 1) * per])
-                .fold(0f32, |a, &v| a.max(v))
+    // One scale per row and flow: the largest value of the image's maps over the runs of
+    // the same flow (different flows' maps are in different units).
+    let scales: Vec<Vec<f32>> = explained
+        .iter()
+        .map(|run| {
+            (0..samples.len())
+                .map(|i| {
+                    explained
+                        .iter()
+                        .zip(&maps)
+                        .filter(|(other, _)| other.flow == run.flow)
+                        .flat_map(|(_, m)| &m[i * per..(i + 1) * per])
+                        .fold(0f32, |a, &v| a.max(v))
+                })
+                .collect()
         })
         .collect();
-    for (k, (run, m)) in explained.iter_mut().zip(&maps).enumerate() {
-        for (i, &max) in row_max.iter().enumerate() {
+    for (k, ((run, m), scale)) in explained.iter_mut().zip(&maps).zip(scales).enumerate() {
+        for (i, &max) in scale.iter().enumerate() {
             let name = format!("map{k}_{}_{i}.png", run.attention);
             save_png(&map_png(&m[i * per..(i + 1) * per], max, size), out, &name)?;
             run.maps.push(name);
         }
+        run.map_max = scale;
     }
     // Grad-CAM on one scale for the whole figure: a good image's map then looks as weak
     // as it is beside a defect's.
     let cam_max = cams.iter().flatten().fold(0f32, |a, &v| a.max(v));
     for (k, (run, c)) in explained.iter_mut().zip(&cams).enumerate() {
+        if c.is_empty() {
+            continue;
+        }
         for i in 0..samples.len() {
             let name = format!("cam{k}_{}_{i}.png", run.attention);
             save_png(
@@ -233,8 +291,7 @@ fn explain_into(
         images: picked
             .iter()
             .zip(&masks)
-            .zip(&row_max)
-            .map(|((&(i, why), mask), &map_max)| {
+            .map(|(&(i, why), mask)| {
                 let s = &data.test[i];
                 ExplainedImage {
                     path: s.path.display().to_string(),
@@ -242,17 +299,12 @@ fn explain_into(
                     anomalous: s.is_anomalous(),
                     why: why.to_string(),
                     mask: mask.clone(),
-                    map_max,
                 }
             })
             .collect(),
         runs: explained,
         inputs,
-        map: format!(
-            "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, averaged \
-             over {} test rotations (each rotated back), Gaussian σ = {sigma:.2} px",
-            angles.first().map_or(0, Vec::len)
-        ),
+        maps: described,
     };
     write_synced(
         &out.join(files::EXPLAIN),

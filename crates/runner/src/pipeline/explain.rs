@@ -1,7 +1,8 @@
 //! Explaining a trained model's scores (`adn explain`, the paper's qualitative figure):
-//! which test images to show, each run's Grad-CAM of its anomaly score at a backbone
-//! layer, and every attention gate on good and defective images, as `explain.json` and
-//! `attention.json` (declared in `adn_record`) store them.
+//! which test images to show, each run's Grad-CAM of its anomaly score at a backbone layer
+//! (DifferNet's), the maps of the flows on feature maps, and every attention gate on good
+//! and defective images, as `explain.json` and `attention.json` (declared in `adn_record`)
+//! store them.
 
 use std::path::Path;
 
@@ -12,6 +13,8 @@ use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::Config;
+use crate::pipeline::model::TrainedMaps;
+use crate::pipeline::train_maps::{MapFlow, map_scores};
 
 /// How many test images `explain` shows.
 #[derive(Debug, Clone, Copy)]
@@ -169,6 +172,50 @@ pub fn grad_cam(
             .to_device(Device::Cpu)
             .reshape([-1]),
     )?)
+}
+
+/// A flow on feature maps' own anomaly maps `[N, S, S]` of the normalised, unrotated
+/// images `xs`: the maps its pixel metrics were computed from, made non-negative
+/// (FastFlow's, `−exp(−½ mean z²)` in `[−1, 0)`, plus 1), so that every flow's map starts
+/// at 0 for a normal position. A CFlow-AD run's maxima are first fixed on the whole test
+/// set `test` under the run's `test_angles`, as at its last evaluation.
+pub fn flow_maps(
+    model: &TrainedMaps,
+    cfg: &Config,
+    test: &[adn_datasets::Sample],
+    test_angles: &[Vec<f64>],
+    xs: &Tensor,
+) -> Result<Tensor> {
+    let size = cfg.model.image_size;
+    if let MapFlow::Cf(_) = model.flow {
+        let all = model
+            .features
+            .maps(test, test_angles, &indicatif::ProgressBar::hidden())?;
+        let transforms = cfg.test.test_transforms as i64;
+        map_scores(&model.flow, &all, transforms, size, true);
+    }
+    let map = tch::no_grad(|| {
+        let features: Vec<Tensor> = model
+            .features
+            .extractor
+            .feature_maps_per_scale(xs, false)
+            .into_iter()
+            .map(|m| m.to_kind(Kind::Float))
+            .collect();
+        model.flow.map_and_score(&features, size).0
+    });
+    Ok(match model.flow {
+        MapFlow::Fast(_) => map + 1.0,
+        _ => map,
+    })
+}
+
+/// How [`flow_maps`] made `flow`'s maps, in words.
+pub fn flow_map_description(flow: &MapFlow) -> String {
+    match flow {
+        MapFlow::Fast(_) => format!("{}; plus 1, so that 0 is normal", flow.describe()),
+        _ => flow.describe().to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::pipeline::features::FeatureSource;
 use crate::pipeline::settings::Settings;
 use crate::pipeline::train::build_flow;
+use crate::pipeline::train_maps::MapFlow;
 
 /// Loads `path` into the flow's store, refusing a checkpoint whose tensors differ in name
 /// or shape from what the config builds, and saying how.
@@ -37,12 +38,14 @@ pub fn load_flow_checkpoint(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
                 None => format!("{n} is missing from the checkpoint"),
             })
             .unwrap_or_else(|| "the checkpoint has tensors the config does not build".into());
+        // DifferNet's blocks are counted; the flows on maps name theirs otherwise.
+        let counted = match (blocks(&saved), blocks(&wanted)) {
+            (0, 0) => String::new(),
+            (s, w) => format!("{s} coupling blocks saved vs {w} configured; "),
+        };
         bail!(
-            "checkpoint {} does not match the config: {} coupling blocks saved vs {} configured; {}",
+            "checkpoint {} does not match the config: {counted}{first_diff}",
             path.display(),
-            blocks(&saved),
-            blocks(&wanted),
-            first_diff
         );
     }
     vs.load(path)
@@ -111,13 +114,7 @@ pub fn load_trained(
     cache_root: Option<&Path>,
 ) -> Result<TrainedModel> {
     require_differnet(cfg, "loading a trained model")?;
-    // `auto` precisions resolve by machine: a run trained with bf16 units and scored on a
-    // machine without them would silently score in another precision. The run's record
-    // says what it used (a precision name this build does not know is refused there).
-    let manifest = adn_record::read_manifest(run_dir)?;
-    require_recorded_config(run_dir, &manifest)?;
-    let settings = Settings::recorded(cfg, device, manifest.run.as_ref())?;
-    let features = FeatureSource::trained(cfg, run_dir, &settings, cache_root)?;
+    let (settings, features) = recorded_features(run_dir, cfg, device, cache_root)?;
     let mut flow_vs = nn::VarStore::new(device);
     let flow = build_flow(cfg, &settings, &flow_vs, features.extractor.feature_dim());
     load_flow_checkpoint(&mut flow_vs, &run_dir.join(files::MODEL))?;
@@ -128,6 +125,53 @@ pub fn load_trained(
         flow_vs,
         flow,
     })
+}
+
+/// The trained model of a complete run of a flow on feature maps (FastFlow, CS-Flow,
+/// CFlow-AD): its features as [`TrainedModel`]'s, its flow as it was trained. A CFlow-AD
+/// flow's map maxima are not part of the model: they are fixed on the test set
+/// ([`crate::pipeline::train_maps::map_scores`]) before its maps are drawn.
+pub struct TrainedMaps {
+    pub features: FeatureSource,
+    pub flow_vs: nn::VarStore,
+    pub flow: MapFlow,
+}
+
+/// Loads the model of the complete run of a flow on feature maps in `run_dir`.
+pub fn load_trained_maps(run_dir: &Path, cfg: &Config, device: Device) -> Result<TrainedMaps> {
+    if cfg.flow.kind == adn_flows::FlowKind::Differnet {
+        bail!(
+            "{} is a DifferNet run, not a flow on feature maps",
+            run_dir.display()
+        );
+    }
+    let (_, features) = recorded_features(run_dir, cfg, device, None)?;
+    let mut flow_vs = nn::VarStore::new(device);
+    let flow = MapFlow::build(cfg, &flow_vs, &features.map_dims())?;
+    load_flow_checkpoint(&mut flow_vs, &run_dir.join(files::MODEL))?;
+    Ok(TrainedMaps {
+        features,
+        flow_vs,
+        flow,
+    })
+}
+
+/// The settings a complete run in `run_dir` ran with and its feature source (with a joint
+/// run's trained attention), after checking that its config still resolves to its run id.
+fn recorded_features(
+    run_dir: &Path,
+    cfg: &Config,
+    device: Device,
+    cache_root: Option<&Path>,
+) -> Result<(Settings, FeatureSource)> {
+    // `auto` precisions resolve by machine: a run trained with bf16 units and scored on a
+    // machine without them would silently score in another precision. The run's record
+    // says what it used (a precision name this build does not know is refused there).
+    let manifest = adn_record::read_manifest(run_dir)?;
+    require_recorded_config(run_dir, &manifest)?;
+    let settings = Settings::recorded(cfg, device, manifest.run.as_ref())?;
+    let features = FeatureSource::trained(cfg, run_dir, &settings, cache_root)?;
+    Ok((settings, features))
 }
 
 /// Refuses a run whose `config.toml` no longer resolves to the run id it was recorded
