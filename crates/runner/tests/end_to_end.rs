@@ -747,7 +747,8 @@ fn one_view_sets(sets: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn a_fastflow_run_trains_on_feature_maps_localises_natively_and_is_refused_where_not_built() {
+fn a_fastflow_run_trains_on_feature_maps_localises_natively_rescores_and_is_refused_where_not_built()
+ {
     let dir = tempfile::tempdir().unwrap();
     let args = one_view_sets(&[
         "train.meta_epochs=1",
@@ -776,9 +777,46 @@ fn a_fastflow_run_trains_on_feature_maps_localises_natively_and_is_refused_where
             .iter()
             .any(|(n, _)| n == "fast_flow_blocks.2.module_list.7.subnet.2.weight")
     );
+    // `adn eval` rescores it: on the run's own data, the run's own scores.
+    let eval_dir = dir.path().join("eval");
+    assert_ok(
+        &adn("eval")
+            .arg(&run)
+            .args(["--quiet", "--device", "cpu", "--out"])
+            .arg(&eval_dir)
+            .output()
+            .unwrap(),
+    );
+    let scores = |path: &std::path::Path| -> Vec<(String, f64)> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                // path,category,defect,label,score
+                let (p, score) = (l.split(',').next(), l.rsplit(',').next());
+                (p.unwrap().to_string(), score.unwrap().parse().unwrap())
+            })
+            .collect()
+    };
+    let (trained, rescored) = (
+        scores(&run.join("scores.csv")),
+        scores(&eval_dir.join("scores.csv")),
+    );
+    assert_eq!(trained.len(), rescored.len());
+    for ((p, a), (q, b)) in trained.iter().zip(&rescored) {
+        assert_eq!(p, q);
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-3), "{p}: {a} vs {b}");
+    }
+    let eval = json(&eval_dir.join("eval.json"));
+    assert!(
+        (eval["auroc"].as_f64().unwrap() - auroc).abs() < 1e-9,
+        "{eval}"
+    );
     // Commands built for DifferNet's runs refuse it by name, before any work.
-    for command in ["eval", "export"] {
-        let refused = adn(command).arg(&run).output().unwrap();
+    let folder = dir.path().join("data");
+    for (command, args) in [("export", vec![&run]), ("predict", vec![&run, &folder])] {
+        let refused = adn(command).args(args).output().unwrap();
         assert!(
             !refused.status.success(),
             "adn {command} accepted a FastFlow run"

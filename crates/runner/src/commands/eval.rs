@@ -1,4 +1,6 @@
-//! `adn eval`: rescoring a trained run's model on another dataset folder.
+//! `adn eval`: rescoring a trained run's model on another dataset folder, DifferNet's or a
+//! flow on feature maps (whose image score is its own; CFlow-AD's maxima are fixed on the
+//! scored test set, as at a run's evaluation).
 
 use std::path::{Path, PathBuf};
 
@@ -11,9 +13,12 @@ use crate::config::Config;
 use crate::device::DeviceChoice;
 use crate::pipeline::data::{fixed_test_angles, load_data, require_both_classes};
 use crate::pipeline::features::CacheStats;
-use crate::pipeline::model::{load_trained, model_matches_record, require_complete};
+use crate::pipeline::model::{
+    load_trained, load_trained_maps, model_matches_record, require_complete,
+};
 use crate::pipeline::recording::score_rows;
 use crate::pipeline::score::score;
+use crate::pipeline::train_maps::map_scores;
 use crate::progress;
 
 /// `adn eval`'s arguments.
@@ -105,20 +110,29 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     // Under --any-model the files were not checked: eval.json says whether they match.
     let model_matches_record = model_matches_record(run_dir);
     let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
-    crate::pipeline::model::require_differnet(&cfg, "adn eval")?;
     let device: Device = opts.device.resolve_for(cfg.compute.reproducible)?;
-    let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
-
     let data = load_data(&cfg)?;
     require_both_classes(&data)?;
     let angles = fixed_test_angles(&cfg, data.test.len());
     let mut stats = CacheStats::default();
     let bar = progress::bar(opts.quiet, data.test.len() as u64, "features");
-    let feats = model
-        .features
-        .pooled(&data.test, &angles, &bar, &mut stats)?;
+    let transforms = cfg.test.test_transforms as i64;
+    let (scores, model_config) = if cfg.flow.kind.is_differnet() {
+        let model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
+        let feats = model
+            .features
+            .pooled(&data.test, &angles, &bar, &mut stats)?;
+        (score(&model.flow, &feats, transforms), model.config)
+    } else {
+        let model = load_trained_maps(run_dir, &cfg, device)?;
+        let maps = model.features.maps(&data.test, &angles, &bar)?;
+        let size = cfg.model.image_size;
+        (
+            map_scores(&model.flow, &maps, transforms, size, true),
+            model.config,
+        )
+    };
     bar.finish_and_clear();
-    let scores = score(&model.flow, &feats, cfg.test.test_transforms as i64);
     let labels: Vec<bool> = data.test.iter().map(|s| s.is_anomalous()).collect();
     let auroc = adn_metrics::auroc(&labels, &scores).context("cannot compute the AUROC")?;
     let rows = score_rows(&data, &scores);
@@ -134,7 +148,7 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     };
     let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
         // The model's config: it says the precisions this eval scored with.
-        write_synced(&tmp.join(files::CONFIG), model.config.to_toml().as_bytes())?;
+        write_synced(&tmp.join(files::CONFIG), model_config.to_toml().as_bytes())?;
         write_synced(
             &tmp.join(files::SCORES),
             adn_record::scores_csv(&rows).as_bytes(),

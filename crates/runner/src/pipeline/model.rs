@@ -132,6 +132,8 @@ pub fn load_trained(
 /// flow's map maxima are not part of the model: they are fixed on the test set
 /// ([`crate::pipeline::train_maps::map_scores`]) before its maps are drawn.
 pub struct TrainedMaps {
+    /// As [`TrainedModel::config`].
+    pub config: Config,
     pub features: FeatureSource,
     pub flow_vs: nn::VarStore,
     pub flow: MapFlow,
@@ -145,11 +147,12 @@ pub fn load_trained_maps(run_dir: &Path, cfg: &Config, device: Device) -> Result
             run_dir.display()
         );
     }
-    let (_, features) = recorded_features(run_dir, cfg, device, None)?;
+    let (settings, features) = recorded_features(run_dir, cfg, device, None)?;
     let mut flow_vs = nn::VarStore::new(device);
     let flow = MapFlow::build(cfg, &flow_vs, &features.map_dims())?;
     load_flow_checkpoint(&mut flow_vs, &run_dir.join(files::MODEL))?;
     Ok(TrainedMaps {
+        config: settings.pinned(cfg),
         features,
         flow_vs,
         flow,
