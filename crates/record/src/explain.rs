@@ -48,7 +48,7 @@ pub struct ExplainedImage {
 pub struct ExplainedRun {
     pub run_dir: String,
     pub attention: String,
-    /// The run's flow, as `flow.kind` names it (`differnet`, `fastflow`, `csflow`, `cflow`).
+    /// The run's flow by its paper's name (`DifferNet`, `FastFlow`, `CS-Flow`, `CFlow-AD`).
     pub flow: String,
     /// Grad-CAM of every image as a 16-bit gray PNG, `value / cam_max`; empty for a flow
     /// on feature maps (Grad-CAM is of DifferNet's score of pooled features).
@@ -66,7 +66,7 @@ pub struct ExplainedRun {
     pub threshold: f64,
 }
 
-/// How one flow's maps were made: `"<what>: <how>"`.
+/// How one flow's maps were made; `how` reads `"<what>: <how it was made>"`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MapDescription {

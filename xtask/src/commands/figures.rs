@@ -49,8 +49,8 @@ pub fn run(experiment: &str) -> Result<()> {
     // The qualitative maps, the Grad-CAM grid and the attention pictures need the trained
     // models and libtorch: `adn explain`.
     let adn = adn::path();
-    // An experiment that crosses flows explains each flow without attention: its native
-    // maps (DifferNet's gradient) side by side; Grad-CAM is DifferNet's alone.
+    // An experiment that crosses flows explains each flow without attention: each flow's
+    // native map (DifferNet's: its input gradient) side by side; Grad-CAM is DifferNet's.
     let groups = adn_report::figures::explain_groups(&exp);
     if !adn.is_file() {
         util::step("map figures skipped: build adn first (cargo build -p adn-runner)");

@@ -155,6 +155,8 @@ impl<'a> CategoryCells<'a> {
         let mut explained = Vec::new();
         let mut images = Vec::new();
         let mut labels: Option<Vec<String>> = None;
+        // The first category's flow, which every other must share.
+        let mut flow: Option<(String, String)> = None;
         for (c, dir) in categories {
             let x = Explained::read(dir, exp)?;
             let these = x.run_labels();
@@ -171,6 +173,16 @@ impl<'a> CategoryCells<'a> {
                      the variants of one flow, on one scale per category",
                     x.e.maps.len()
                 );
+            }
+            let this_flow = x.e.maps.first().map(|m| m.flow.clone());
+            match &flow {
+                Some((first, f)) if this_flow.as_ref() != Some(f) => bail!(
+                    "category {c}'s maps are {}'s, category {first}'s are {f}'s: the \
+                     categories figure compares the variants of one flow",
+                    this_flow.as_deref().unwrap_or("no flow")
+                ),
+                Some(_) => {}
+                None => flow = this_flow.map(|f| (c.clone(), f)),
             }
             // A category without a defective image shown is left out.
             if let Some(r) = x.e.images.iter().position(|i| i.anomalous) {
@@ -212,13 +224,16 @@ impl Cells for CategoryCells<'_> {
             input: None,
             columns,
             note: format!(
-                "{}'s anomaly map of each variant (rows) laid over one defective test image \
-                 per category (columns). Each column on its own colour scale, 0 to the largest \
-                 value in its header.",
+                "{} of each variant (rows) laid over one defective test image per category \
+                 (columns). Each column on its own colour scale, 0 to the largest value in its \
+                 header.",
                 self.categories
                     .first()
                     .and_then(|(_, x)| x.e.maps.first())
-                    .map_or("The", |m| m.flow.as_str())
+                    .map_or("The anomaly map".to_string(), |m| format!(
+                        "{}'s anomaly map",
+                        m.flow
+                    ))
             ),
             right: colour_bar_width(),
             below: 0,

@@ -211,11 +211,20 @@ fn explain_into(
                 positions,
             });
         }
-        if !described.iter().any(|d| d.flow == flow_name) {
-            described.push(MapDescription {
+        // One description per flow: runs of a flow whose maps are made otherwise (say with
+        // other test rotations) would share a colour scale and a caption they do not share.
+        match described.iter().find(|d| d.flow == flow_name) {
+            None => described.push(MapDescription {
                 flow: flow_name.clone(),
                 how,
-            });
+            }),
+            Some(d) if d.how != how => bail!(
+                "{} makes {flow_name}'s maps otherwise than the runs before it ({how}, not \
+                 {}): explain them apart",
+                run_dir.display(),
+                d.how
+            ),
+            Some(_) => {}
         }
         cams.push(cam.unwrap_or_default());
         let map = Vec::<f32>::try_from(map.to_device(Device::Cpu).reshape([-1]))?;

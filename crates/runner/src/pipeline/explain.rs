@@ -14,7 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::Config;
 use crate::pipeline::model::TrainedMaps;
-use crate::pipeline::train_maps::{MapFlow, map_scores};
+use crate::pipeline::train_maps::{MapFlow, fix_cflow_maxima};
 
 /// How many test images `explain` shows.
 #[derive(Debug, Clone, Copy)]
@@ -192,7 +192,7 @@ pub fn flow_maps(
             .features
             .maps(test, test_angles, &indicatif::ProgressBar::hidden())?;
         let transforms = cfg.test.test_transforms as i64;
-        map_scores(&model.flow, &all, transforms, size, true);
+        fix_cflow_maxima(&model.flow, &all, transforms, size);
     }
     let map = tch::no_grad(|| {
         let features: Vec<Tensor> = model

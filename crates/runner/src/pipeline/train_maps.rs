@@ -233,6 +233,20 @@ impl CflowRun {
     }
 }
 
+/// Rows scored per chunk: whole images of `transforms` views, at most [`MAP_ROWS`] rows
+/// (unless one image has more views).
+fn score_rows(transforms: i64) -> i64 {
+    (MAP_ROWS / transforms).max(1) * transforms
+}
+
+/// Fixes a CFlow-AD flow's maxima on `maps` (laid out as [`map_scores`] takes them), as
+/// an evaluation with `fix` does, without scoring; nothing for the other flows.
+pub fn fix_cflow_maxima(flow: &MapFlow, maps: &[Tensor], transforms: i64, size: i64) {
+    if let MapFlow::Cf(f) = flow {
+        tch::no_grad(|| f.fix_maxima(maps, size, score_rows(transforms)));
+    }
+}
+
 /// CS-Flow's three inputs.
 fn three(x: &[Tensor]) -> [Tensor; 3] {
     [0, 1, 2].map(|s| x[s].shallow_clone())
@@ -250,7 +264,7 @@ pub fn map_scores(
     fix: bool,
 ) -> Vec<f64> {
     let rows = maps[0].size()[0];
-    let step = (MAP_ROWS / transforms).max(1) * transforms;
+    let step = score_rows(transforms);
     let mut out = Vec::new();
     tch::no_grad(|| {
         let held = match (flow, fix) {
@@ -500,6 +514,34 @@ mod tests {
 
     fn scored(flow: &MapFlow, maps: &[Tensor], fix: bool) -> Vec<f64> {
         map_scores(flow, maps, 1, 16, fix)
+    }
+
+    #[test]
+    fn cflow_scores_from_the_held_log_likelihoods_are_a_rescoring_s_in_every_chunk() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let config = CflowConfig {
+            blocks: 2,
+            ..CflowConfig::default()
+        };
+        let flow = MapFlow::Cf(CflowRun {
+            net: Cflow::new(&vs.root(), &[6], &config),
+            maxima: RefCell::new(None),
+        });
+        // 43 images of 3 views: 129 rows, scored in chunks of 63, 63 and 3.
+        let maps = [Tensor::randn([129, 6, 4, 4], (Kind::Float, Device::Cpu))];
+        let held = map_scores(&flow, &maps, 3, 8, true);
+        // The maxima are fixed now: this runs the decoders again, chunk by chunk.
+        let again = map_scores(&flow, &maps, 3, 8, false);
+        assert_eq!(held.len(), 43);
+        for (i, (a, b)) in held.iter().zip(&again).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1e-3),
+                "image {i}: {a} {b}"
+            );
+        }
+        // The images differ, so a chunk scored as another would show.
+        assert!(held.iter().any(|s| (s - held[0]).abs() > 1e-6), "{held:?}");
     }
 
     #[test]
