@@ -225,18 +225,20 @@ impl Figure for Deltas<'_> {
                 false => "the same flow without attention".to_string(),
             }
         );
+        // Centred under the panels, moved left where it would run off the figure (a long
+        // comparison, "the same flow without attention", is wider than narrow panels).
+        let axis_font = font(u, LABEL_PT).into_font();
+        let half = axis_font.box_size(&axis).map_or(0, |b| b.0) / 2 + px(u, 2.0);
+        let centre = (left + (width - left) / 2)
+            .min(width.saturating_sub(half))
+            .max(half);
         area.draw(&Text::new(
             axis,
-            (
-                (left + (width - left) / 2) as i32,
-                (height - axis_band + px(u, 2.0)) as i32,
-            ),
-            TextStyle::from(font(u, LABEL_PT).into_font()).pos(
-                plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Top,
-                ),
-            ),
+            (centre as i32, (height - axis_band + px(u, 2.0)) as i32),
+            TextStyle::from(axis_font).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Top,
+            )),
         ))
         .map_err(err)?;
         Ok(())
