@@ -1,9 +1,11 @@
 """anomalib 2.7.0's flow-family modules timed on the same shapes as
-crates/flows/examples/families_bench.rs (see bench/families.sh): a training step (forward,
+crates/flows/examples/families_bench.rs (see bench/families.py): a training step (forward,
 loss, backward, optimiser step, CS-Flow's gradients clipped to norm 1 as Lightning does)
-and scoring (forward, map, image score). Prints one JSON object per family.
+and scoring (forward, map, image score). Prints one JSON object per family. With `phases`,
+FastFlow's and CS-Flow's training steps are timed phase by phase instead (forward and loss,
+backward, clipping and optimiser step), as the Rust side does.
 
-    .venv/bin/python bench/reference/families.py THREADS REPEATS
+    .venv/bin/python bench/reference/families.py THREADS REPEATS [phases]
 """
 import json
 import sys
@@ -39,6 +41,37 @@ def maps(dims, n):
     return [torch.randn(n, c, h, w) for c, h, w in dims]
 
 
+PHASES = len(sys.argv) > 3 and sys.argv[3] == "phases"
+
+
+def phases(repeats, loss, params, opt, clip=None):
+    """Medians over `repeats` steps (after one untimed) of the forward and loss, the
+    backward, and the clipping and optimiser step (with zeroing the gradients)."""
+    times = [[], [], []]
+    for k in range(repeats + 1):
+        s = time.perf_counter()
+        value = loss()
+        forward = time.perf_counter() - s
+        s = time.perf_counter()
+        value.backward()
+        backward = time.perf_counter() - s
+        s = time.perf_counter()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        opt.zero_grad()
+        step = time.perf_counter() - s
+        if k > 0:
+            for t, v in zip(times, [forward, backward, step]):
+                t.append(v)
+    return [sorted(t)[len(t) // 2] for t in times]
+
+
+def report_phases(family, parts):
+    forward, backward, step = parts
+    print(json.dumps({"family": family, "forward_s": forward, "backward_s": backward, "step_s": step}))
+
+
 def report(family, step, images, score):
     print(json.dumps({"family": family, "train_steps_per_s": 1 / step, "score_images_per_s": images / score}))
 
@@ -62,6 +95,10 @@ def fastflow(repeats):
         opt.zero_grad()
         FastflowLoss()(*forward(x)).backward()
         opt.step()
+
+    if PHASES:
+        report_phases("fastflow", phases(repeats, lambda: FastflowLoss()(*forward(x)), params, opt))
+        return
 
     y = maps(LAYERS, SCORED)
     generator = FfMap(input_size=(160, 160))
@@ -101,6 +138,14 @@ def csflow(repeats):
         CsFlowLoss()(list(z), jac).backward()
         torch.nn.utils.clip_grad_norm_(graph.parameters(), 1.0)
         opt.step()
+
+    def loss():
+        z, jac = graph(x)
+        return CsFlowLoss()(list(z), jac)
+
+    if PHASES:
+        report_phases("csflow", phases(repeats, loss, list(graph.parameters()), opt, 1.0))
+        return
 
     y = maps(SCALES, SCORED)
     generator = CsMap(input_dims=(3, 128, 128))
@@ -165,4 +210,5 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     fastflow(repeats)
     csflow(repeats)
-    cflow(repeats)
+    if not PHASES:
+        cflow(repeats)

@@ -1,9 +1,11 @@
 //! Times the flow families' networks on fixed feature-map shapes, for
-//! `bench/families.sh`, which runs anomalib's modules (`bench/reference/families.py`) on
+//! `bench/families.py`, which runs anomalib's modules (`bench/reference/families.py`) on
 //! the same shapes beside it: a training step (forward, loss, backward, optimiser step) and
-//! scoring (forward, map, image score). Prints one JSON object per family.
+//! scoring (forward, map, image score). Prints one JSON object per family. With `phases`,
+//! FastFlow's and CS-Flow's training steps are timed phase by phase instead (forward and
+//! loss, backward, clipping and optimiser step): where a ratio below 1 comes from.
 //!
-//! `cargo run --release -p adn-flows --example families_bench -- THREADS REPEATS`
+//! `cargo run --release -p adn-flows --example families_bench -- THREADS REPEATS [phases]`
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -56,6 +58,47 @@ fn median(repeats: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
+/// Medians over `repeats` training steps (after one untimed) of each phase: the forward
+/// and loss, the backward, then the clipping (given `clip`) and the optimiser step.
+fn phases(
+    repeats: usize,
+    loss: &dyn Fn() -> Tensor,
+    opt: &mut Adam,
+    clip: Option<f64>,
+) -> [f64; 3] {
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for k in 0..=repeats {
+        let s = Instant::now();
+        let l = loss();
+        let forward = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let grads = Tensor::run_backward(&[&l], &opt.leaves(), false, false);
+        let backward = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let grads = match clip {
+            Some(max_norm) => adn_flows::optim::clip_grad_norm(&grads, max_norm).unwrap(),
+            None => grads,
+        };
+        opt.step(&grads);
+        let step = s.elapsed().as_secs_f64();
+        if k > 0 {
+            for (t, v) in times.iter_mut().zip([forward, backward, step]) {
+                t.push(v);
+            }
+        }
+    }
+    times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    })
+}
+
+fn report_phases(family: &str, [forward, backward, step]: [f64; 3]) {
+    println!(
+        "{{\"family\": \"{family}\", \"forward_s\": {forward}, \"backward_s\": {backward}, \"step_s\": {step}}}"
+    );
+}
+
 fn report(family: &str, step_s: f64, images: i64, score_s: f64) {
     println!(
         "{{\"family\": \"{family}\", \"train_steps_per_s\": {}, \"score_images_per_s\": {}}}",
@@ -68,6 +111,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads: i32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2);
     let repeats: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let by_phase = args.get(3).is_some_and(|a| a == "phases");
     tch::set_num_threads(threads);
     tch::manual_seed(0);
 
@@ -75,17 +119,22 @@ fn main() {
     let flow = FastFlow::new(&vs.root(), &LAYERS, &FastFlowConfig::default());
     let mut opt = adam(&vs, 1e-3);
     let x = maps(&LAYERS, BATCH);
-    let step = median(repeats, || {
-        opt.backward_step(&fastflow_loss(&flow.forward(&x)))
-            .unwrap();
-    });
-    let y = maps(&LAYERS, SCORED);
-    let score = median(repeats, || {
-        let _ = black_box(tch::no_grad(|| {
-            fastflow_score(&fastflow_map(&flow.forward(&y), (160, 160)))
-        }));
-    });
-    report("fastflow", step, SCORED, score);
+    if by_phase {
+        let loss = || fastflow_loss(&flow.forward(&x));
+        report_phases("fastflow", phases(repeats, &loss, &mut opt, None));
+    } else {
+        let step = median(repeats, || {
+            opt.backward_step(&fastflow_loss(&flow.forward(&x)))
+                .unwrap();
+        });
+        let y = maps(&LAYERS, SCORED);
+        let score = median(repeats, || {
+            let _ = black_box(tch::no_grad(|| {
+                fastflow_score(&fastflow_map(&flow.forward(&y), (160, 160)))
+            }));
+        });
+        report("fastflow", step, SCORED, score);
+    }
 
     let vs = nn::VarStore::new(Device::Cpu);
     let config = CsFlowConfig {
@@ -97,6 +146,14 @@ fn main() {
     let mut opt = adam(&vs, 2e-4);
     let three = |m: Vec<Tensor>| [0, 1, 2].map(|s| m[s].shallow_clone());
     let x = three(maps(&SCALES, BATCH));
+    if by_phase {
+        let loss = || {
+            let (z, log_det) = flow.forward(&x);
+            csflow_loss(&z, &log_det)
+        };
+        report_phases("csflow", phases(repeats, &loss, &mut opt, Some(1.0)));
+        return;
+    }
     let step = median(repeats, || {
         let (z, log_det) = flow.forward(&x);
         let loss = csflow_loss(&z, &log_det);

@@ -118,10 +118,7 @@ pub fn backward_step_all_clipped(
     let leaves: Vec<Tensor> = optimizers.iter().flat_map(|o| o.leaves()).collect();
     let mut grads = Tensor::f_run_backward(&[loss], &leaves, false, false)?;
     if let Some(max_norm) = max_norm {
-        let norms: Vec<Tensor> = grads.iter().map(Tensor::norm).collect();
-        let total = f64::try_from(Tensor::stack(&norms, 0).norm())?;
-        let k = (max_norm / (total + 1e-6)).min(1.0);
-        grads = grads.iter().map(|g| g * k).collect();
+        grads = clip_grad_norm(&grads, max_norm)?;
     }
     let mut rest = grads.as_slice();
     for opt in optimizers.iter_mut() {
@@ -130,6 +127,15 @@ pub fn backward_step_all_clipped(
         rest = others;
     }
     Ok(())
+}
+
+/// `grads` scaled to a joint 2-norm of at most `max_norm`, as PyTorch's `clip_grad_norm_`
+/// scales a model's gradients (by `max_norm / (norm + 1e-6)` when that is below 1).
+pub fn clip_grad_norm(grads: &[Tensor], max_norm: f64) -> Result<Vec<Tensor>, TchError> {
+    let norms: Vec<Tensor> = grads.iter().map(Tensor::norm).collect();
+    let total = f64::try_from(Tensor::stack(&norms, 0).norm())?;
+    let k = (max_norm / (total + 1e-6)).min(1.0);
+    Ok(grads.iter().map(|g| g * k).collect())
 }
 
 /// The per-step constants, in the precision PyTorch's CPU kernels apply them (float).
