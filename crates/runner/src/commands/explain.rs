@@ -160,6 +160,16 @@ fn explain_into(
         let with_gates = cfg.model.attention != adn_backbones::AttentionKind::None
             && !attention_resized.is_empty();
         let xs = pixels(&resized, &cfg, device);
+        // Every gate on the attention pictures' images, for runs with attention.
+        let gates_of = |extractor: &adn_backbones::FeatureExtractor| -> Result<_> {
+            match with_gates {
+                true => Ok(Some(gate_values(
+                    extractor,
+                    &pixels(&attention_resized, &cfg, device),
+                )?)),
+                false => Ok(None),
+            }
+        };
         // The run's own test rotations.
         let test_angles = crate::pipeline::data::fixed_test_angles(&cfg, data.test.len());
         let (gates, cam, map, how) = if cfg.flow.kind.is_differnet() {
@@ -171,13 +181,7 @@ fn explain_into(
             let flow = &model.flow;
             let (gates, cam, map) =
                 in_fp32_for_gradients(&mut model.features.extractor, |extractor| {
-                    let gates = match with_gates {
-                        true => Some(gate_values(
-                            extractor,
-                            &pixels(&attention_resized, &cfg, device),
-                        )?),
-                        false => None,
-                    };
+                    let gates = gates_of(extractor)?;
                     let cam = grad_cam(extractor, flow, &xs, &layer)?;
                     let map = differnet_maps(extractor, flow, &xs, &angles, sigma)?;
                     Ok((gates, cam, map))
@@ -192,14 +196,7 @@ fn explain_into(
         } else {
             // A flow on feature maps: its own map (Grad-CAM is of DifferNet's score).
             let model = load_trained_maps(run_dir, &cfg, device)?;
-            let extractor = &model.features.extractor;
-            let gates = match with_gates {
-                true => Some(gate_values(
-                    extractor,
-                    &pixels(&attention_resized, &cfg, device),
-                )?),
-                false => None,
-            };
+            let gates = gates_of(&model.features.extractor)?;
             let map = flow_maps(&model, &cfg, &data.test, &test_angles, &xs)?;
             let how = flow_map_description(&model.flow);
             (gates, None, map, how)
