@@ -25,7 +25,9 @@ use crate::pipeline::explain::{
     Picks, attention_picks, default_layer, flow_map_description, flow_maps, gate_values, grad_cam,
     qualitative_picks, run_scores,
 };
-use crate::pipeline::localize::{differnet_maps, load_mask, map_angles, pixels, sigma_px};
+use crate::pipeline::localize::{
+    differnet_map_description, differnet_maps, load_mask, map_angles, pixels, sigma_px,
+};
 use crate::pipeline::model::{load_trained, load_trained_maps, require_complete};
 use crate::pipeline::settings::in_fp32_for_gradients;
 
@@ -79,9 +81,8 @@ pub fn command(args: Args) -> Result<()> {
 
 /// Writes, for the qualitative figures' test images ([`qualitative_picks`]), every run's
 /// own anomaly map (and a DifferNet run's Grad-CAM), plus the attention gates, into the
-/// folder `out`. All
-/// runs must be on the same dataset; the first is the one whose misses are shown (vanilla,
-/// in the report's order). The folder is filled under a temporary name and appears whole
+/// folder `out`. All runs must be on the same dataset; the first is the one whose misses
+/// are shown (vanilla, in the report's order). The folder is filled under a temporary name and appears whole
 /// (replacing an earlier one) or not at all: a full disk leaves no half-written pictures.
 pub fn explain(
     runs: &[PathBuf],
@@ -186,12 +187,7 @@ fn explain_into(
                     let map = differnet_maps(extractor, flow, &xs, &angles, sigma)?;
                     Ok((gates, cam, map))
                 })?;
-            let how = format!(
-                "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, \
-                 averaged over {} test rotations (each rotated back), Gaussian σ = \
-                 {sigma:.2} px",
-                angles.first().map_or(0, Vec::len)
-            );
+            let how = differnet_map_description(angles.first().map_or(0, Vec::len), sigma);
             (gates, Some(cam), map, how)
         } else {
             // A flow on feature maps: its own map (Grad-CAM is of DifferNet's score).

@@ -194,16 +194,7 @@ pub fn flow_maps(
         let transforms = cfg.test.test_transforms as i64;
         fix_cflow_maxima(&model.flow, &all, transforms, size);
     }
-    let map = tch::no_grad(|| {
-        let features: Vec<Tensor> = model
-            .features
-            .extractor
-            .feature_maps_per_scale(xs, false)
-            .into_iter()
-            .map(|m| m.to_kind(Kind::Float))
-            .collect();
-        model.flow.map_and_score(&features, size).0
-    });
+    let map = model.flow.image_maps(&model.features.extractor, xs, size);
     Ok(match model.flow {
         MapFlow::Fast(_) => map + 1.0,
         _ => map,

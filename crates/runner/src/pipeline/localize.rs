@@ -137,6 +137,15 @@ pub fn differnet_maps(
     Ok(gaussian_blur(&Tensor::cat(&maps, 0), sigma))
 }
 
+/// How [`differnet_maps`] made its maps, in words, over `rotations` views and with
+/// `sigma`.
+pub fn differnet_map_description(rotations: usize, sigma: f64) -> String {
+    format!(
+        "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, averaged over \
+         {rotations} test rotations (each rotated back), Gaussian σ = {sigma:.2} px"
+    )
+}
+
 /// The nearest-neighbour rotation by `degrees` of an `s × s` image as a gather index
 /// `[s²]`: view pixel `i` takes source pixel `index[i]`, or `s²`, one past the last, where
 /// it has none (the black fill, appended to the source). The same sampling as the loader's
@@ -296,14 +305,7 @@ pub fn evaluate(
             // The family's own map, of the unrotated image.
             FlowModel::Maps(flow) => {
                 rotations = 1;
-                tch::no_grad(|| {
-                    let features: Vec<Tensor> = extractor
-                        .feature_maps_per_scale(&input, false)
-                        .into_iter()
-                        .map(|m| m.to_kind(Kind::Float))
-                        .collect();
-                    flow.map_and_score(&features, size).0
-                })
+                flow.image_maps(extractor, &input, size)
             }
         };
         let m = Vec::<f32>::try_from(m.to_device(Device::Cpu).reshape([-1]))?;
@@ -337,14 +339,7 @@ pub fn evaluate(
     let auroc = pixel_auroc(&pixel_images).context("pixel AUROC")?;
     let aupro = aupro(&pixel_images, AUPRO_MAX_FPR).context("AUPRO")?;
     let (map, sigma) = match flow {
-        FlowModel::Differnet(_) => (
-            format!(
-                "DifferNet's input gradient: |∂ score / ∂ pixel| summed over channels, \
-                 averaged over {rotations} test rotations (each rotated back), Gaussian σ = \
-                 {sigma:.2} px"
-            ),
-            sigma,
-        ),
+        FlowModel::Differnet(_) => (differnet_map_description(rotations, sigma), sigma),
         FlowModel::Maps(flow) => (flow.describe().to_string(), 0.0),
     };
     Ok(Some(PixelMetrics {

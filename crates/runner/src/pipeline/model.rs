@@ -130,7 +130,7 @@ pub fn load_trained(
 /// The trained model of a complete run of a flow on feature maps (FastFlow, CS-Flow,
 /// CFlow-AD): its features as [`TrainedModel`]'s, its flow as it was trained. A CFlow-AD
 /// flow's map maxima are not part of the model: they are fixed on the test set
-/// ([`crate::pipeline::train_maps::map_scores`]) before its maps are drawn.
+/// ([`crate::pipeline::train_maps::fix_cflow_maxima`]) before its maps are drawn.
 pub struct TrainedMaps {
     /// As [`TrainedModel::config`].
     pub config: Config,

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
+use adn_backbones::FeatureExtractor;
 use adn_flows::optim::backward_step_all_clipped;
 use adn_flows::{
     Adam, Cflow, CflowConfig, CsFlow, CsFlowConfig, FastFlow, FastFlowConfig, FlowKind, Param,
@@ -156,6 +157,19 @@ impl MapFlow {
         }
     }
 
+    /// The family's own anomaly maps `[N, S, S]` of the normalised, unrotated images `xs`
+    /// at `S = size`, through `extractor`'s feature maps, without autograd.
+    pub fn image_maps(&self, extractor: &FeatureExtractor, xs: &Tensor, size: i64) -> Tensor {
+        tch::no_grad(|| {
+            let features: Vec<Tensor> = extractor
+                .feature_maps_per_scale(xs, false)
+                .into_iter()
+                .map(|m| m.to_kind(Kind::Float))
+                .collect();
+            self.map_and_score(&features, size).0
+        })
+    }
+
     /// What the map is, in words, for the record.
     pub fn describe(&self) -> &'static str {
         match self {
@@ -202,26 +216,24 @@ impl CflowRun {
         adn_flows::cflow_likelihood(log_probs, &sizes, batch, (size, size), max)
     }
 
-    /// Fixes the maxima on `maps` (every row, in chunks of `step` rows), running each
-    /// decoder once; returns each chunk's log-likelihoods and maps, for scoring.
-    fn fix_maxima(&self, maps: &[Tensor], size: i64, step: i64) -> Vec<(Vec<Tensor>, Vec<Tensor>)> {
-        let rows = maps[0].size()[0];
-        let chunks: Vec<(Vec<Tensor>, Vec<Tensor>)> = (0..rows)
-            .step_by(step as usize)
-            .map(|start| {
-                let len = step.min(rows - start);
-                let x: Vec<Tensor> = maps.iter().map(|m| m.narrow(0, start, len)).collect();
-                (self.net.log_probs_in_chunks(&x, SCORE_FIBERS), x)
-            })
+    /// Fixes the maxima on the row chunks `chunks` of maps (every chunk one input per
+    /// layer), running each decoder once; returns each chunk's log-likelihoods, for
+    /// scoring.
+    fn fix_maxima(&self, chunks: &[Vec<Tensor>], size: i64) -> Vec<Vec<Tensor>> {
+        let log_probs: Vec<Vec<Tensor>> = chunks
+            .iter()
+            .map(|x| self.net.log_probs_in_chunks(x, SCORE_FIBERS))
             .collect();
-        let mut layer_max = vec![f64::NEG_INFINITY; maps.len()];
-        for (log_probs, _) in &chunks {
-            for (m, l) in layer_max.iter_mut().zip(log_probs) {
+        let layers = chunks.first().map_or(0, Vec::len);
+        let mut layer_max = vec![f64::NEG_INFINITY; layers];
+        for l in &log_probs {
+            for (m, l) in layer_max.iter_mut().zip(l) {
                 *m = m.max(l.max().double_value(&[]));
             }
         }
-        let map_max = chunks
+        let map_max = log_probs
             .iter()
+            .zip(chunks)
             .map(|(l, x)| {
                 self.likelihood(l, x, size, &layer_max)
                     .max()
@@ -229,7 +241,7 @@ impl CflowRun {
             })
             .fold(f64::NEG_INFINITY, f64::max);
         *self.maxima.borrow_mut() = Some((layer_max, map_max));
-        chunks
+        log_probs
     }
 }
 
@@ -239,11 +251,23 @@ fn score_rows(transforms: i64) -> i64 {
     (MAP_ROWS / transforms).max(1) * transforms
 }
 
+/// `maps` (one tensor per layer) cut into chunks of `step` rows.
+fn row_chunks(maps: &[Tensor], step: i64) -> Vec<Vec<Tensor>> {
+    let rows = maps[0].size()[0];
+    (0..rows)
+        .step_by(step as usize)
+        .map(|start| {
+            let len = step.min(rows - start);
+            maps.iter().map(|m| m.narrow(0, start, len)).collect()
+        })
+        .collect()
+}
+
 /// Fixes a CFlow-AD flow's maxima on `maps` (laid out as [`map_scores`] takes them), as
 /// an evaluation with `fix` does, without scoring; nothing for the other flows.
 pub fn fix_cflow_maxima(flow: &MapFlow, maps: &[Tensor], transforms: i64, size: i64) {
     if let MapFlow::Cf(f) = flow {
-        tch::no_grad(|| f.fix_maxima(maps, size, score_rows(transforms)));
+        tch::no_grad(|| f.fix_maxima(&row_chunks(maps, score_rows(transforms)), size));
     }
 }
 
@@ -263,35 +287,26 @@ pub fn map_scores(
     size: i64,
     fix: bool,
 ) -> Vec<f64> {
-    let rows = maps[0].size()[0];
-    let step = score_rows(transforms);
+    let chunks = row_chunks(maps, score_rows(transforms));
     let mut out = Vec::new();
     tch::no_grad(|| {
-        let held = match (flow, fix) {
-            (MapFlow::Cf(f), true) => Some((f, f.fix_maxima(maps, size, step))),
-            _ => None,
+        let scores: Vec<Tensor> = match (flow, fix) {
+            (MapFlow::Cf(f), true) => {
+                let log_probs = f.fix_maxima(&chunks, size);
+                let scored = log_probs.iter().zip(&chunks);
+                scored.map(|(l, x)| f.map_and_score(l, x, size).1).collect()
+            }
+            _ => chunks
+                .iter()
+                .map(|x| flow.map_and_score(x, size).1)
+                .collect(),
         };
-        let mut start = 0;
-        let mut k = 0;
-        while start < rows {
-            let len = step.min(rows - start);
-            let score = match &held {
-                Some((f, chunks)) => {
-                    let (log_probs, chunk) = &chunks[k];
-                    f.map_and_score(log_probs, chunk, size).1
-                }
-                None => {
-                    let chunk: Vec<Tensor> = maps.iter().map(|m| m.narrow(0, start, len)).collect();
-                    flow.map_and_score(&chunk, size).1
-                }
-            };
+        for score in scores {
             let s = score
                 .reshape([-1, transforms])
                 .mean_dim([1].as_slice(), false, Kind::Double)
                 .to_device(Device::Cpu);
             out.extend(Vec::<f64>::try_from(s).expect("1-d double tensor"));
-            start += len;
-            k += 1;
         }
     });
     out
