@@ -36,6 +36,7 @@ impl FeatureExtractor {
     ) -> Result<Tensor, BackboneError> {
         if self.config().kind.channels_at(layer).is_none() {
             return Err(BackboneError::UnknownPosition {
+                key: "the Grad-CAM layer",
                 position: layer.into(),
                 backbone: self.config().kind.name(),
                 known: self.config().kind.positions().join(", "),

@@ -23,8 +23,10 @@ pub use features::{FeatureBlock, FeatureExtractor, GateStats, MemoryFormat, Prec
 /// Errors of building a backbone or loading its weights.
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
-    #[error("unknown attention position {position:?} for {backbone}; known: {known}")]
+    /// A layer name that `key` (the setting that holds it) gives and the backbone lacks.
+    #[error("{key}: {position:?} is not a layer of {backbone}; known: {known}")]
     UnknownPosition {
+        key: &'static str,
         position: String,
         backbone: &'static str,
         known: String,

@@ -113,8 +113,18 @@ pub struct ExportInput {
 pub struct ExportRecord {
     pub source_run: String,
     pub run_id: String,
-    /// The run's model files and their SHA-256, as the run recorded them.
+    /// The model files that were exported and their SHA-256, read when they were loaded.
     pub model_sha256: std::collections::BTreeMap<String, String>,
+    /// The model files and their SHA-256 as the run recorded them when it trained.
+    #[serde(default)]
+    pub recorded_model_sha256: std::collections::BTreeMap<String, String>,
+    /// Whether the exported files are the ones the run recorded; `false` only under
+    /// `any_model` (otherwise the export is refused).
+    #[serde(default)]
+    pub model_matches_record: bool,
+    /// `adn export --any-model` was given: files that differ from the record were allowed.
+    #[serde(default)]
+    pub any_model: bool,
     /// `torchscript`.
     pub format: String,
     /// The exported file, relative to the export folder, and its SHA-256.
@@ -127,8 +137,12 @@ pub struct ExportRecord {
     pub output: String,
     /// The test-time rotations inside the model, in degrees.
     pub rotations: Vec<f64>,
-    /// The run's thresholds, to decide with the scores.
+    /// The run's thresholds, to decide with the scores; none when the exported model is
+    /// not the run's (they were chosen on another model's scores; `thresholds_note` says so).
     pub thresholds: Vec<Threshold>,
+    /// Why `thresholds` is empty, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds_note: Option<String>,
     /// The check made before writing: images scored by the run's model through `adn`
     /// and by the exported file, and the largest relative difference.
     pub checked_images: usize,

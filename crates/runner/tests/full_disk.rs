@@ -120,4 +120,30 @@ fn a_full_disk_is_an_error_naming_the_file_or_only_costs_the_cache() {
     );
     let left = String::from_utf8_lossy(&out.stdout);
     assert!(left.trim().is_empty(), "left on the full disk: {left}");
+
+    // `adn export` fills the disk: our error with its cause, not an abort with C++ frames
+    // (libtorch's writer threw from a destructor), and no partial folder left behind.
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(
+            r#"mount -t tmpfs -o size=64k tmpfs "$0" && "$1" --threads 1 export "$2" \
+               --out "$0/export"; rc=$?; ls -A "$0"; exit $rc"#,
+        )
+        .arg(&full)
+        .arg(env!("CARGO_BIN_EXE_adn"))
+        .arg(dir.path().join("reference"))
+        .current_dir(workspace_root())
+        .output()
+        .expect("unshare runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("model.pt"),
+        "{stderr}"
+    );
+    for bad in ["terminate called", "c10::Error", "internal error"] {
+        assert!(!stderr.contains(bad), "{bad:?} in: {stderr}");
+    }
+    let left = String::from_utf8_lossy(&out.stdout);
+    assert!(left.trim().is_empty(), "left on the full disk: {left}");
 }

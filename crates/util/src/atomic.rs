@@ -68,6 +68,56 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Removes the `.<name>.partial-<pid>` siblings of `dest` that a writer which is no longer
+/// running left behind (killed, or aborted inside a library), whatever its pid. A live
+/// writer's folder is left alone. Only where `/proc` tells which processes run (Linux);
+/// elsewhere nothing is removed. `.old-<pid>` leftovers are never removed here: one may
+/// hold the only copy of a folder whose replacement was interrupted.
+pub fn sweep_dead_partials(dest: &Path) {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.partial-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let Some(pid) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        if removed.is_ok() {
+            note_removed(&path);
+        }
+    }
+}
+
+/// Says on stderr that a leftover was removed (this crate has no logger of its own).
+fn note_removed(path: &Path) {
+    eprintln!(
+        "note: removed {}, left by an interrupted earlier write",
+        path.display()
+    );
+}
+
 /// Fills a hidden temporary sibling of `dir` with `fill`, then renames it to `dir`. An
 /// existing folder at `dir` is replaced only when `replace` is set, and only after the new
 /// one is complete; on any error the temporary folder is removed and `dir` is untouched.
@@ -88,6 +138,7 @@ pub fn commit_folder<E: From<io::Error>>(
         )
         .into());
     }
+    sweep_dead_partials(dir);
     let tmp = partial_path(dir);
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(|e| context(e, "cannot remove", &tmp))?;
@@ -190,6 +241,30 @@ mod tests {
         assert!(err.to_string().contains("notes.txt"), "{err}");
         assert_eq!(fs::read_to_string(&file).unwrap(), "mine");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_dead_writers_partial_folder_is_swept_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export");
+        // No process has a pid this large (Linux's pid_max is at most 2^22).
+        let dead = dir.path().join(".export.partial-99999999");
+        // Process 1 always runs.
+        let live = dir.path().join(".export.partial-1");
+        let ours_live = dir
+            .path()
+            .join(format!(".export.partial-{}", std::process::id()));
+        for d in [&dead, &live] {
+            fs::create_dir_all(d).unwrap();
+            fs::write(d.join("model.pt"), b"half").unwrap();
+        }
+        let old = dir.path().join(".export.old-99999999");
+        fs::create_dir_all(&old).unwrap();
+        commit_folder(&out, false, |tmp: &Path| write_synced(&tmp.join("a"), b"x")).unwrap();
+        assert!(!dead.exists(), "a dead writer's partial folder is swept");
+        assert!(live.exists(), "a running writer's is kept");
+        assert!(!ours_live.exists());
+        assert!(old.exists(), "an .old leftover may be the only copy: kept");
     }
 
     #[test]

@@ -111,16 +111,18 @@ pub fn run(no_lint: bool) -> Result<()> {
         match (gated.available)() {
             Ok(()) => {
                 util::step(&format!(
-                    "cargo test (needs {}): {}",
-                    gated.needs, gated.name
+                    "cargo test (needs {}): {} {}",
+                    gated.needs, gated.package, gated.name
                 ));
+                // `--workspace`, not `-p`: features are unified over the packages a command
+                // selects, so `-p` would build polars and the rest a second time with
+                // another feature set; the exact name picks the one test.
                 util::cargo(
                     &root,
                     &test_env,
                     &[
                         "test",
-                        "-p",
-                        gated.package,
+                        "--workspace",
                         "--test",
                         gated.target,
                         "--",

@@ -55,9 +55,16 @@ pub(crate) fn check_config(config: &BackboneConfig) -> Result<(), BackboneError>
             "model.feature_layers is empty".into(),
         ));
     }
-    for p in config.positions.iter().chain(&config.feature_layers) {
+    let named = (config.positions.iter().map(|p| ("model.positions", p))).chain(
+        config
+            .feature_layers
+            .iter()
+            .map(|p| ("model.feature_layers", p)),
+    );
+    for (key, p) in named {
         if kind.channels_at(p).is_none() {
             return Err(BackboneError::UnknownPosition {
+                key,
                 position: p.clone(),
                 backbone: kind.name(),
                 known: kind.positions().join(", "),

@@ -16,6 +16,7 @@ use crate::pipeline::features::CacheStats;
 use crate::pipeline::model::{
     load_trained, load_trained_maps, model_matches_record, require_complete,
 };
+use crate::pipeline::output::{OutputFolder, check_output};
 use crate::pipeline::recording::score_rows;
 use crate::pipeline::score::score;
 use crate::pipeline::train_maps::map_scores;
@@ -110,6 +111,14 @@ pub fn eval(run_dir: &Path, opts: &EvalOptions) -> Result<(PathBuf, EvalRecord)>
     // Under --any-model the files were not checked: eval.json says whether they match.
     let model_matches_record = model_matches_record(run_dir);
     let cfg = Config::load(&run_dir.join(files::CONFIG), &opts.overrides)?;
+    check_output(&OutputFolder {
+        out: &opts.out,
+        force: opts.force,
+        command: "adn eval",
+        record: files::EVAL,
+        run: run_dir,
+        inputs: &[("dataset", &cfg.data.root.join(&cfg.data.category))],
+    })?;
     let device: Device = opts.device.resolve_for(cfg.compute.reproducible)?;
     let data = load_data(&cfg)?;
     require_both_classes(&data)?;

@@ -8,8 +8,10 @@
 //! size (`export.json` says which). Before anything is written, the traced file is loaded
 //! back and must score a set of images as `adn predict` does, within 1e-4 relative.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use adn_datasets::layout::IMAGE_EXTENSIONS;
 use adn_datasets::loader;
 use adn_datasets::transforms::Normalization;
 use adn_flows::flow::anomaly_scores;
@@ -20,8 +22,10 @@ use tch::{CModule, Device, Kind, Tensor};
 
 use crate::config::Config;
 use crate::pipeline::data::{images_below, scoring_angles};
+use crate::pipeline::features::check_batch_memory;
 use crate::pipeline::localize::{gather_views, rotation_fill, rotation_index};
 use crate::pipeline::model::{TrainedModel, load_trained, require_complete};
+use crate::pipeline::output::{OutputFolder, check_output};
 
 /// The largest relative difference an export may show against `adn`'s own scores.
 pub const TOLERANCE: f64 = 1e-4;
@@ -44,13 +48,42 @@ pub struct ExportOptions {
 /// Traces the model of `run_dir`, checks it, and writes the export folder.
 pub fn export(run_dir: &Path, opts: &ExportOptions) -> Result<(PathBuf, ExportRecord)> {
     require_complete(run_dir, opts.any_model)?;
+    let mut inputs: Vec<(&'static str, &Path)> = Vec::new();
+    if let Some(check) = &opts.check {
+        inputs.push(("folder of check images (--check)", check));
+    }
+    check_output(&OutputFolder {
+        out: &opts.out,
+        force: opts.force,
+        command: "adn export",
+        record: files::EXPORT,
+        run: run_dir,
+        inputs: &inputs,
+    })?;
     if opts.batch < 1 {
         bail!("--batch must be at least 1, got {}", opts.batch);
+    }
+    if opts.check_images < 1 {
+        bail!(
+            "--check-images must be at least 1, got {}",
+            opts.check_images
+        );
     }
     let manifest = adn_record::read_manifest(run_dir)?;
     let metrics = adn_record::read_metrics(run_dir)?;
     let cfg = Config::load(&run_dir.join(files::CONFIG), &[])?;
     crate::pipeline::model::require_differnet(&cfg, "adn export")?;
+    let angles = scoring_angles(&cfg);
+    check_batch_memory(&cfg, opts.batch as usize, angles.len(), "--batch")?;
+    let check = check_images(run_dir, opts)?;
+    // The files loaded below, hashed first: the record names the model it exported.
+    let recorded = manifest
+        .run
+        .as_ref()
+        .map(|r| r.model_sha256.clone())
+        .unwrap_or_default();
+    let exported = model_hashes(run_dir, &recorded)?;
+    let matches_record = !recorded.is_empty() && exported == recorded;
     // Traced on the CPU: a CUDA trace would hold CUDA tensors and run nowhere else.
     let mut model = load_trained(run_dir, &cfg, Device::Cpu, None)?;
     // A trace keeps the weights as constants, which must not require gradients: the
@@ -60,76 +93,91 @@ pub fn export(run_dir: &Path, opts: &ExportOptions) -> Result<(PathBuf, ExportRe
         let _ = p.leaf.set_requires_grad(false);
     }
     let cfg = model.config.clone();
-    let angles = scoring_angles(&cfg);
     let size = cfg.model.image_size;
     let (mean, std) = model.features.extractor.config().kind.normalization();
 
-    let check = check_images(run_dir, &cfg, opts)?;
     let inputs = unrotated_inputs(&check, size, Normalization { mean, std })?;
     let expected = model.score_files(&check, &angles)?;
 
     let module = trace(&model, size, &angles, [mean, std], opts.batch)?;
-    let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
-        let file = tmp.join(files::TORCHSCRIPT);
-        module
-            .save(&file)
-            .with_context(|| format!("cannot write {}", file.display()))?;
-        // What a user will load, not the module in memory, is what is checked.
-        let loaded = CModule::load(&file)
-            .with_context(|| format!("cannot load the traced {}", file.display()))?;
-        let got = run_module(&loaded, &inputs, opts.batch)?;
-        let max_rel = max_relative_difference(&expected, &got);
-        if max_rel.is_nan() || max_rel > TOLERANCE {
-            bail!(
-                "the traced model scores {} checked images up to {max_rel:.2e} apart (relative) \
-                 from adn's own scores, more than {TOLERANCE:.0e}; nothing was written",
-                check.len()
-            );
-        }
-        Tensor::write_safetensors(
-            &[
-                ("inputs", inputs.shallow_clone()),
-                ("scores", Tensor::from_slice(&expected)),
-            ],
-            tmp.join(files::EXPORT_CHECK),
+    // Serialised in memory, so that no libtorch writer meets the disk: a full disk is our
+    // error, naming the file, not an exception thrown from a C++ destructor (an abort).
+    let bytes = module_bytes(&module)?;
+    // What a user will load, not the module in memory, is what is checked.
+    let loaded = CModule::load_data(&mut std::io::Cursor::new(&bytes))
+        .context("cannot load the traced model back from its bytes")?;
+    let got = run_module(&loaded, &inputs, opts.batch)?;
+    let max_rel = max_relative_difference(&expected, &got);
+    if max_rel.is_nan() || max_rel > TOLERANCE {
+        bail!(
+            "the traced model scores {} checked images up to {max_rel:.2e} apart (relative) \
+             from adn's own scores, more than {TOLERANCE:.0e}; nothing was written",
+            check.len()
+        );
+    }
+    let (thresholds, thresholds_note) = if matches_record {
+        (metrics.thresholds.clone(), None)
+    } else {
+        (
+            Vec::new(),
+            Some(format!(
+                "none: the exported model files are not the ones {} recorded, and its \
+                 thresholds were chosen on that model's scores",
+                run_dir.display()
+            )),
         )
-        .context("cannot write the check images")?;
-        let record = ExportRecord {
-            source_run: run_dir.display().to_string(),
-            run_id: manifest.run_id.clone(),
-            model_sha256: manifest
-                .run
-                .as_ref()
-                .map(|r| r.model_sha256.clone())
-                .unwrap_or_default(),
-            format: "torchscript".into(),
-            file: files::TORCHSCRIPT.into(),
-            file_sha256: adn_util::sha256_file(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?,
-            libtorch: option_env!("ADN_LIBTORCH_VERSION")
-                .unwrap_or("unknown")
-                .to_string(),
-            input: ExportInput {
-                shape: [opts.batch, 3, size, size],
-                preprocessing: format!(
-                    "decode to RGB, resize to {size} × {size} px (the image crate's resize of \
-                     adn_datasets::transforms::resize_square), scale to [0, 1]; no rotation: \
-                     the model rotates"
-                ),
-                mean: [mean[0] as f64, mean[1] as f64, mean[2] as f64],
-                std: [std[0] as f64, std[1] as f64, std[2] as f64],
-            },
-            output: format!(
-                "[{}] float32 anomaly scores, DifferNet's mean z² over the {} rotations; \
-                 higher is more anomalous",
-                opts.batch,
-                angles.len()
+    };
+    let record = ExportRecord {
+        source_run: run_dir.display().to_string(),
+        run_id: manifest.run_id.clone(),
+        model_sha256: exported,
+        recorded_model_sha256: recorded,
+        model_matches_record: matches_record,
+        any_model: opts.any_model,
+        format: "torchscript".into(),
+        file: files::TORCHSCRIPT.into(),
+        file_sha256: adn_util::hash::sha256_hex(&bytes),
+        libtorch: option_env!("ADN_LIBTORCH_VERSION")
+            .unwrap_or("unknown")
+            .to_string(),
+        input: ExportInput {
+            shape: [opts.batch, 3, size, size],
+            preprocessing: format!(
+                "decode to RGB, resize to {size} × {size} px (the image crate's resize of \
+                 adn_datasets::transforms::resize_square), scale to [0, 1]; no rotation: \
+                 the model rotates"
             ),
-            rotations: angles.clone(),
-            thresholds: metrics.thresholds.clone(),
-            checked_images: check.len(),
-            max_relative_difference: max_rel,
-        };
+            mean: [mean[0] as f64, mean[1] as f64, mean[2] as f64],
+            std: [std[0] as f64, std[1] as f64, std[2] as f64],
+        },
+        output: format!(
+            "[{}] float32 anomaly scores, DifferNet's mean z² over the {} rotations; \
+             higher is more anomalous",
+            opts.batch,
+            angles.len()
+        ),
+        rotations: angles.clone(),
+        thresholds,
+        thresholds_note,
+        checked_images: check.len(),
+        max_relative_difference: max_rel,
+    };
+    if !matches_record {
+        tracing::warn!(
+            "{}: the exported model is not the one the run recorded (--any-model); export.json \
+             says so and carries no thresholds",
+            run_dir.display()
+        );
+    }
+    let dir = commit_folder(&opts.out, opts.force, |tmp| -> Result<()> {
+        write_synced(&tmp.join(files::TORCHSCRIPT), &bytes)?;
+        let check_file = tmp.join(files::EXPORT_CHECK);
+        let tensors = [
+            ("inputs", inputs.shallow_clone()),
+            ("scores", Tensor::from_slice(&expected)),
+        ];
+        Tensor::write_safetensors(&tensors, &check_file)
+            .with_context(|| format!("cannot write {}", check_file.display()))?;
         write_synced(
             &tmp.join(files::EXPORT),
             serde_json::to_string_pretty(&record)?.as_bytes(),
@@ -140,25 +188,100 @@ pub fn export(run_dir: &Path, opts: &ExportOptions) -> Result<(PathBuf, ExportRe
     Ok((dir, record))
 }
 
-/// The images the export is checked on: `--check`'s, else the run's test images.
-fn check_images(run_dir: &Path, cfg: &Config, opts: &ExportOptions) -> Result<Vec<PathBuf>> {
-    let mut images = match &opts.check {
-        Some(folder) => images_below(folder)?,
-        None => adn_record::read_scores(&run_dir.join(files::SCORES))?
-            .into_iter()
-            .map(|r| PathBuf::from(r.path))
-            .filter(|p| p.is_file())
-            .collect(),
+/// The SHA-256 of the model files in `run_dir`: those the run recorded, else its model.
+fn model_hashes(
+    run_dir: &Path,
+    recorded: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let names: Vec<String> = if recorded.is_empty() {
+        vec![files::MODEL.to_string()]
+    } else {
+        recorded.keys().cloned().collect()
     };
-    if images.is_empty() {
-        bail!(
-            "no images to check the export on: the run's test images ({}) are gone; pass \
-             --check FOLDER",
-            cfg.data.root.display()
-        );
+    names
+        .into_iter()
+        .map(|name| {
+            let path = run_dir.join(&name);
+            let hash = adn_util::sha256_file(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((name, hash))
+        })
+        .collect()
+}
+
+/// The bytes libtorch's `torch.jit.save` writes for `module`, written into an anonymous
+/// in-memory file (Linux's `memfd_create`) rather than the disk.
+fn module_bytes(module: &CModule) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    use std::os::fd::FromRawFd;
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new
+    // descriptor (or -1), which the File below owns from here on.
+    let fd = unsafe { libc::memfd_create(c"adn-export".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error())
+            .context("cannot create an in-memory file for the traced model");
     }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    module
+        .save(format!("/proc/self/fd/{fd}"))
+        .context("libtorch could not serialise the traced model")?;
+    let mut bytes = Vec::new();
+    file.rewind()
+        .and_then(|()| file.read_to_end(&mut bytes))
+        .context("cannot read the serialised model back")?;
+    Ok(bytes)
+}
+
+/// The images the export is checked on: `--check`'s, else the run's test images.
+fn check_images(run_dir: &Path, opts: &ExportOptions) -> Result<Vec<PathBuf>> {
+    let mut images = match &opts.check {
+        Some(folder) => {
+            if !folder.is_dir() {
+                bail!("--check {} is not a folder of images", folder.display());
+            }
+            let images = images_below(folder)?;
+            if images.is_empty() {
+                bail!(
+                    "--check {} holds no images ({} at any depth)",
+                    folder.display(),
+                    IMAGE_EXTENSIONS.join(", ")
+                );
+            }
+            images
+        }
+        None => {
+            let listed: Vec<PathBuf> = adn_record::read_scores(&run_dir.join(files::SCORES))?
+                .into_iter()
+                .map(|r| PathBuf::from(r.path))
+                .collect();
+            let found: Vec<PathBuf> = listed.iter().filter(|p| p.is_file()).cloned().collect();
+            if found.is_empty() {
+                let example = listed
+                    .first()
+                    .map_or_else(|| "none listed".into(), |p| p.display().to_string());
+                let here = std::env::current_dir()
+                    .map_or_else(|_| "here".into(), |d| d.display().to_string());
+                let why = if listed.first().is_some_and(|p| p.is_relative()) {
+                    format!(
+                        " from {here}: the paths are relative to the folder `adn run` was \
+                         started in (run from there), or the images were moved"
+                    )
+                } else {
+                    ": they were moved or deleted".into()
+                };
+                bail!(
+                    "none of the {} test images that {} lists (e.g. {example}) is found{why}; \
+                     or pass --check FOLDER with images to check the export on",
+                    listed.len(),
+                    run_dir.join(files::SCORES).display(),
+                );
+            }
+            found
+        }
+    };
     // Evenly spaced, so the check covers good and anomalous test images alike.
-    let n = opts.check_images.max(1);
+    let n = opts.check_images;
     if images.len() > n {
         let step = images.len() as f64 / n as f64;
         images = (0..n)
@@ -202,7 +325,7 @@ fn trace(
     let fill = rotation_fill((mean, std), Device::Cpu);
     let extractor = &model.features.extractor;
     let flow = &model.flow;
-    let example = Tensor::rand([batch, 3, size, size], (Kind::Float, Device::Cpu));
+    let example = Tensor::f_rand([batch, 3, size, size], (Kind::Float, Device::Cpu))?;
     let module = tch::no_grad(|| {
         CModule::create_by_tracing("AdnScorer", "forward", &[example], &mut |xs| {
             let rows = xs[0]

@@ -13,7 +13,8 @@
 //! [`settings`] resolves what the config asks (`auto`, the device) once against the machine,
 //! [`reproducible`] pins libtorch's kernels when the config asks for the same bits anywhere;
 //! [`model`] builds, saves and loads a trained model (for `eval` and `explain`), [`explain`]
-//! explains its scores, [`diagnostics`] measures what the flow sees. Commands (`crate::commands`)
+//! explains its scores, [`output`] checks a command's output folder before any work,
+//! [`diagnostics`] measures what the flow sees. Commands (`crate::commands`)
 //! call these stages; nothing here knows about command-line arguments.
 
 pub mod data;
@@ -24,6 +25,7 @@ pub mod features;
 pub mod localize;
 pub mod model;
 pub mod objective;
+pub mod output;
 pub mod predict;
 pub mod recording;
 pub mod reproducible;

@@ -23,8 +23,10 @@ use tch::Device;
 use crate::config::Config;
 use crate::device::DeviceChoice;
 use crate::pipeline::data::{images_below, scoring_angles};
+use crate::pipeline::features::check_batch_memory;
 use crate::pipeline::localize::{differnet_maps, map_angles, pixels, sigma_px};
 use crate::pipeline::model::{TrainedModel, load_trained, model_matches_record, require_complete};
+use crate::pipeline::output::{OutputFolder, check_output};
 use crate::pipeline::settings::in_fp32_for_gradients;
 
 /// Which threshold decides.
@@ -80,11 +82,27 @@ pub struct PredictOutcome {
 /// even when some images cannot be read (the outcome lists them).
 pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<PredictOutcome> {
     require_complete(run_dir, opts.any_model)?;
+    check_output(&OutputFolder {
+        out: &opts.out,
+        force: opts.force,
+        command: "adn predict",
+        record: files::PREDICT,
+        run: run_dir,
+        inputs: &[("folder of images", folder)],
+    })?;
+    if opts.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
     let model_matches_record = model_matches_record(run_dir);
     let cfg = Config::load(&run_dir.join(files::CONFIG), &[])?;
     crate::pipeline::model::require_differnet(&cfg, "adn predict")?;
     let threshold = choose_threshold(run_dir, &opts.threshold)?;
     let images = list_images(folder)?;
+    if opts.maps {
+        // A chunk's maps are computed together, with their gradients.
+        let views = map_angles(&cfg, &scoring_angles(&cfg)).len();
+        check_batch_memory(&cfg, opts.batch.min(images.len()), views, "--batch")?;
+    }
     let device: Device = opts.device.resolve_for(cfg.compute.reproducible)?;
     let mut model = load_trained(run_dir, &cfg, device, opts.cache_dir.as_deref())?;
     let cfg = model.config.clone();
@@ -101,7 +119,7 @@ pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<P
                 .with_context(|| format!("cannot create {}", csv_path.display()))?,
         );
         csv.write_all(predictions_header().as_bytes())?;
-        for chunk in images.chunks(opts.batch.max(1)) {
+        for chunk in images.chunks(opts.batch) {
             let (readable, failed) = decode_chunk(folder, chunk, resize_for_maps);
             for f in failed {
                 // On stderr even under --quiet: a line per unreadable image.
@@ -340,19 +358,53 @@ fn write_maps(
             let blend = |c: u8, hot: f32| ((1.0 - a) * c as f32 + a * hot).round() as u8;
             Rgb([blend(p[0], 255.0), blend(p[1], 0.0), blend(p[2], 0.0)])
         });
-        // The relative path flattened, extension kept: `a/x.jpg` and `a/x.png` stay apart.
-        let flat = r.relative.replace(['/', '\\'], "__");
-        let name = format!("{flat}.png");
-        let dir = out.join(files::MAPS);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        gray.save(dir.join(&name))
-            .with_context(|| format!("cannot write the map of {}", r.relative))?;
-        overlay
-            .save(dir.join(format!("{flat}.overlay.png")))
-            .with_context(|| format!("cannot write the overlay of {}", r.relative))?;
+        // The image's relative path mirrored below maps/, extension kept: a path names one
+        // file, so `a/b.png`, `a__b.png` and `a/b.jpg` get maps of their own.
+        let name = format!("{}.png", r.relative);
+        let map_path = out.join(files::MAPS).join(&name);
+        write_png_new(&map_path, &gray, &r.relative)?;
+        let overlay_path = out
+            .join(files::MAPS)
+            .join(format!("{}.overlay.png", r.relative));
+        write_png_new(&overlay_path, &overlay, &r.relative)?;
         row.map = Some(format!("{}/{name}", files::MAPS));
         row.map_max = Some(max as f64);
     }
+    Ok(())
+}
+
+/// Encodes `image` as PNG into `path`, a file that must not exist yet: two images whose
+/// maps would share a file (a case-insensitive file system) are an error naming the image,
+/// never a map silently overwritten.
+fn write_png_new<P, C>(path: &Path, image: &ImageBuffer<P, C>, of: &str) -> Result<()>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .with_context(|| format!("cannot encode the map of {of}"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "the map of {of} would replace another image's map, {} (the file system ignores \
+             case); rename one of the images",
+            path.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot create {}", path.display()));
+        }
+    };
+    file.write_all(bytes.get_ref())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

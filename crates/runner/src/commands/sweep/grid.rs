@@ -156,6 +156,19 @@ pub fn load_grid(path: &Path) -> Result<Grid> {
         if values.is_empty() {
             bail!("{}: axis {key:?} has no values", path.display());
         }
+        if let Some((i, v)) = values
+            .iter()
+            .enumerate()
+            .find(|(i, v)| values[..*i].contains(v))
+        {
+            bail!(
+                "{}: axis {key:?} lists {v} twice (value {} of {}); each value is a run, so \
+                 list it once",
+                path.display(),
+                i + 1,
+                values.len()
+            );
+        }
     }
     unique_labels(path, "regimes", grid.regimes.iter().map(|r| &r.label))?;
     unique_labels(path, "flows", grid.flows.iter().map(|f| &f.label))?;
@@ -230,7 +243,9 @@ fn setting(key: &str, value: &toml::Value) -> String {
 pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
     let base = base_path(grid_path, grid);
     let mut runs = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    // Run id → the entries that planned it, to tell a duplicate entry from vanilla shared
+    // across regimes.
+    let mut planned_by: std::collections::HashMap<String, PlannedBy> = Default::default();
     let mut axis_keys: Vec<String> = grid.axes.keys().cloned().collect();
     if !grid.regimes.is_empty() {
         axis_keys.push(REGIME_AXIS.into());
@@ -317,9 +332,25 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
                     continue;
                 }
                 let run_id = config.run_id();
-                if !seen.insert(run_id.clone()) {
-                    continue;
+                let by = PlannedBy {
+                    dataset: ds.label.clone(),
+                    category: category.cloned(),
+                    combo: combo.clone(),
+                    flow: flow.map(|f| f.label.clone()),
+                    regime: regime.map(|r| r.label.clone()),
+                };
+                if let Some(earlier) = planned_by.get(&run_id) {
+                    let vanilla = config.model.attention == AttentionKind::None;
+                    match earlier.duplicate(&by, vanilla) {
+                        None => continue,
+                        Some(why) => bail!(
+                            "{}: {why} resolve to the same run ({run_id}); each entry must \
+                             change the config, so remove one or make them differ",
+                            grid_path.display()
+                        ),
+                    }
                 }
+                planned_by.insert(run_id.clone(), by);
                 runs.push(PlannedRun {
                     run_id,
                     dataset: ds.label.clone(),
@@ -353,6 +384,63 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
             .collect(),
         runs,
     })
+}
+
+/// The grid entries that planned one run.
+struct PlannedBy {
+    dataset: String,
+    category: Option<String>,
+    combo: Vec<(String, toml::Value)>,
+    flow: Option<String>,
+    regime: Option<String>,
+}
+
+impl PlannedBy {
+    /// Why `later`, which resolves to this run too, is a duplicate entry that would be
+    /// dropped without a word; `None` where sharing the run is meant: a run without
+    /// attention is one run across regimes and across values of the attention's keys.
+    fn duplicate(&self, later: &PlannedBy, vanilla: bool) -> Option<String> {
+        if self.dataset != later.dataset {
+            return Some(format!(
+                "[[datasets]] {:?} and {:?}",
+                self.dataset, later.dataset
+            ));
+        }
+        if self.category != later.category {
+            return Some(format!(
+                "categories {:?} and {:?} of [[datasets]] {:?}",
+                self.category.as_deref().unwrap_or_default(),
+                later.category.as_deref().unwrap_or_default(),
+                self.dataset
+            ));
+        }
+        if self.flow != later.flow {
+            return Some(format!(
+                "[[flows]] {:?} and {:?}",
+                self.flow.as_deref().unwrap_or_default(),
+                later.flow.as_deref().unwrap_or_default()
+            ));
+        }
+        // Without attention, the attention's keys are reset: axes over them share the run.
+        if self.combo != later.combo && !vanilla {
+            let differ: Vec<String> = self
+                .combo
+                .iter()
+                .zip(&later.combo)
+                .filter(|(a, b)| a.1 != b.1)
+                .map(|(a, b)| format!("{} = {} and {}", a.0, a.1, b.1))
+                .collect();
+            return Some(format!("the [axes] values {}", differ.join(", ")));
+        }
+        if self.regime != later.regime && !vanilla {
+            return Some(format!(
+                "[[regimes]] {:?} and {:?}",
+                self.regime.as_deref().unwrap_or_default(),
+                later.regime.as_deref().unwrap_or_default()
+            ));
+        }
+        None
+    }
 }
 
 /// What a run needs that is not on this machine, and how to get it. Datasets with a `make`

@@ -232,10 +232,10 @@ pub fn check_memory(cfg: &Config, device: Device) -> Result<()> {
     // Floats per view and input pixel: the decoded and normalised input (3 channels) in
     // each queued chunk, and on the CPU the largest activations of the widest scale.
     let queued = 3.0 * (PREFETCH_CHUNKS + 2) as f64;
-    let activations = match (device.is_cuda(), m.backbone) {
-        (true, _) => 0.0,
-        (false, adn_backbones::BackboneKind::Alexnet) => 12.0,
-        (false, adn_backbones::BackboneKind::EfficientnetLite0) => 40.0,
+    let activations = if device.is_cuda() {
+        0.0
+    } else {
+        activation_floats(m.backbone)
     };
     let need = rows * pixels * 4.0 * (queued + activations);
     if need > available as f64 {
@@ -249,6 +249,41 @@ pub fn check_memory(cfg: &Config, device: Device) -> Result<()> {
             m.image_size,
             m.image_size,
             crate::memory::human(available as f64)
+        );
+    }
+    Ok(())
+}
+
+/// The backbone's largest activations on the CPU, in floats per view and input pixel.
+fn activation_floats(backbone: adn_backbones::BackboneKind) -> f64 {
+    match backbone {
+        adn_backbones::BackboneKind::Alexnet => 12.0,
+        adn_backbones::BackboneKind::EfficientnetLite0 => 40.0,
+    }
+}
+
+/// Refuses, before any work, `images` images of `views` views each in one batch (an
+/// export's traced batch, a prediction's maps) that cannot fit in memory, naming `option`
+/// and the largest batch that fits: libtorch would abort or panic on the failed
+/// allocation. A lower bound, as [`check_memory`]'s: the input, its rotated copies and the
+/// backbone's largest activations, with and without their gradients.
+pub fn check_batch_memory(cfg: &Config, images: usize, views: usize, option: &str) -> Result<()> {
+    let Some(available) = crate::memory::available_bytes() else {
+        return Ok(());
+    };
+    let pixels = (cfg.model.image_size as f64).powi(2);
+    let per_image =
+        pixels * 4.0 * (3.0 + views as f64 * (6.0 + activation_floats(cfg.model.backbone)));
+    let need = images as f64 * per_image;
+    if need > available as f64 {
+        let fits = (available as f64 / per_image).floor() as u64;
+        bail!(
+            "{option} {images}: {images} images of {views} views at {size}x{size} px need at \
+             least {} of memory, more than the {} available; the largest batch that fits is \
+             about {fits}",
+            crate::memory::human(need),
+            crate::memory::human(available as f64),
+            size = cfg.model.image_size,
         );
     }
     Ok(())

@@ -216,3 +216,59 @@ fn numbered_categories_need_no_quotes() {
     let e = load_grid(&grid_path).unwrap_err();
     assert!(format!("{e:#}").contains("category folder name"), "{e:#}");
 }
+
+#[test]
+fn an_entry_that_repeats_another_is_refused_by_name() {
+    let dir = smoke_base();
+    let grid_path = dir.path().join("grid.toml");
+    let head = "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
+         [axes]\n\"model.attention\" = [\"none\", \"se\"]\n";
+    let expand_text = |text: &str| {
+        fs::write(&grid_path, text).unwrap();
+        load_grid(&grid_path).and_then(|g| expand(&grid_path, &g))
+    };
+    // Two flows with the same settings: both labels named, not one silently dropped.
+    let e = expand_text(&format!(
+        "{head}[[flows]]\nlabel = \"Fast\"\nset = {{ \"flow.kind\" = \"fastflow\", \"model.scales\" = 1 }}\n\
+         [[flows]]\nlabel = \"Fast again\"\nset = {{ \"model.scales\" = 1, \"flow.kind\" = \"fastflow\" }}\n"
+    ))
+    .unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("\"Fast\"") && e.contains("\"Fast again\""),
+        "{e}"
+    );
+    // Two datasets that resolve to the same data.
+    let e = expand_text(&format!("{head}[[datasets]]\nlabel = \"A copy\"\n")).unwrap_err();
+    let e = format!("{e:#}");
+    assert!(e.contains("\"A\"") && e.contains("\"A copy\""), "{e}");
+    // A value listed twice on an axis.
+    let e =
+        expand_text(&head.replace("[\"none\", \"se\"]", "[\"se\", \"none\", \"se\"]")).unwrap_err();
+    assert!(format!("{e:#}").contains("twice"), "{e:#}");
+    // Vanilla shared across regimes is still one run, without a word.
+    let plan = expand_text(&format!(
+        "{head}[[regimes]]\nlabel = \"frozen\"\n\
+         [[regimes]]\nlabel = \"joint\"\nset = {{ \"model.attention_training\" = \"joint\" }}\n"
+    ))
+    .unwrap();
+    assert_eq!(plan.runs.len(), 3);
+}
+
+#[test]
+fn an_unknown_feature_layer_names_its_key() {
+    let dir = smoke_base();
+    let grid_path = dir.path().join("grid.toml");
+    fs::write(
+        &grid_path,
+        "experiment = \"g\"\nbase = \"base.toml\"\n[[datasets]]\nlabel = \"A\"\n\
+         [axes]\n\"model.feature_layers\" = [[\"relu9\"]]\n",
+    )
+    .unwrap();
+    let grid = load_grid(&grid_path).unwrap();
+    let e = format!("{:#}", expand(&grid_path, &grid).unwrap_err());
+    assert!(
+        e.contains("model.feature_layers") && e.contains("relu9") && !e.contains("attention"),
+        "{e}"
+    );
+}
