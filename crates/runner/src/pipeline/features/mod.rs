@@ -7,7 +7,9 @@ pub mod cache;
 mod inputs;
 mod source;
 
-pub use source::{CacheStats, FeatureSource, build_extractor, check_batch_memory, check_memory};
+pub use source::{
+    CacheStats, FeatureSource, activation_floats, build_extractor, check_batch_memory, check_memory,
+};
 
 use anyhow::Result;
 use tch::{Kind, Tensor};

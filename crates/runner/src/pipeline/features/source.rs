@@ -255,35 +255,35 @@ pub fn check_memory(cfg: &Config, device: Device) -> Result<()> {
 }
 
 /// The backbone's largest activations on the CPU, in floats per view and input pixel.
-fn activation_floats(backbone: adn_backbones::BackboneKind) -> f64 {
+pub fn activation_floats(backbone: adn_backbones::BackboneKind) -> f64 {
     match backbone {
         adn_backbones::BackboneKind::Alexnet => 12.0,
         adn_backbones::BackboneKind::EfficientnetLite0 => 40.0,
     }
 }
 
-/// Refuses, before any work, `images` images of `views` views each in one batch (an
-/// export's traced batch, a prediction's maps) that cannot fit in memory, naming `option`
-/// and the largest batch that fits: libtorch would abort or panic on the failed
-/// allocation. A lower bound, as [`check_memory`]'s: the input, its rotated copies and the
-/// backbone's largest activations, with and without their gradients.
-pub fn check_batch_memory(cfg: &Config, images: usize, views: usize, option: &str) -> Result<()> {
+/// Refuses, before any work, a batch of `images` images that cannot fit in memory at
+/// `per_image` bytes each beside `fixed` bytes (an export's traced batch, a prediction's
+/// chunk), naming `option` and the largest batch that fits: libtorch would abort or panic
+/// on the failed allocation. `what` says what the batch holds, for the message.
+pub fn check_batch_memory(
+    images: usize,
+    per_image: f64,
+    fixed: f64,
+    option: &str,
+    what: &str,
+) -> Result<()> {
     let Some(available) = crate::memory::available_bytes() else {
         return Ok(());
     };
-    let pixels = (cfg.model.image_size as f64).powi(2);
-    let per_image =
-        pixels * 4.0 * (3.0 + views as f64 * (6.0 + activation_floats(cfg.model.backbone)));
-    let need = images as f64 * per_image;
+    let need = fixed + images as f64 * per_image;
     if need > available as f64 {
-        let fits = (available as f64 / per_image).floor() as u64;
+        let fits = ((available as f64 - fixed).max(0.0) / per_image).floor() as u64;
         bail!(
-            "{option} {images}: {images} images of {views} views at {size}x{size} px need at \
-             least {} of memory, more than the {} available; the largest batch that fits is \
-             about {fits}",
+            "{option} {images}: {what} need at least {} of memory, more than the {} available; \
+             the largest batch that fits is about {fits}",
             crate::memory::human(need),
             crate::memory::human(available as f64),
-            size = cfg.model.image_size,
         );
     }
     Ok(())
