@@ -222,6 +222,59 @@ pub fn gather(dir: &Path) -> Result<Experiment> {
     })
 }
 
+impl Experiment {
+    /// Gives every run whose scores are bit for bit those a committed run table recorded
+    /// (`committed`, by run id) that table's session facts (wall times, cache use, device,
+    /// threads, CPU, commit): a reproduced run is the committed run, so a rerun on another
+    /// machine or day leaves the committed tables, figures and page as they were, and its
+    /// own timings stay in the local run folders. Returns how many runs were given them.
+    pub fn keep_committed_session_facts(
+        &mut self,
+        committed: &BTreeMap<String, crate::tables::SessionFacts>,
+    ) -> usize {
+        let mut kept = 0;
+        for run in &mut self.runs {
+            let Some(c) = committed.get(&run.run_id) else {
+                continue;
+            };
+            let now = crate::tables::scores_sha256(run);
+            if now.is_none() || now != c.scores_sha256 {
+                continue;
+            }
+            if let Some(f) = run.manifest.as_mut() {
+                let keep = |slot: &mut f64, v: Option<f64>| *slot = v.unwrap_or(*slot);
+                keep(&mut f.wall_s.total, c.wall_total_s);
+                keep(&mut f.wall_s.features, c.wall_features_s);
+                keep(&mut f.wall_s.train, c.wall_train_s);
+                if let Some(v) = c.cache_hits {
+                    f.feature_cache.hits = v as usize;
+                }
+                if let Some(v) = c.cache_misses {
+                    f.feature_cache.misses = v as usize;
+                }
+                if let Some(v) = &c.device {
+                    f.device = v.clone();
+                }
+                if let Some(v) = c.threads {
+                    f.threads = v as i32;
+                }
+                if let (Some(m), Some(cpu)) = (f.machine.as_mut(), &c.cpu) {
+                    m.cpu = cpu.clone();
+                }
+                f.git_commit = c.git_commit.clone().filter(|g| !g.is_empty());
+            }
+            if let (Some(p), Some(v)) = (
+                run.metrics.as_mut().and_then(|m| m.pixel.as_mut()),
+                c.wall_maps_s,
+            ) {
+                p.wall_s = v;
+            }
+            kept += 1;
+        }
+        kept
+    }
+}
+
 fn attention_from_config(run_dir: &Path) -> Option<String> {
     let text = fs::read_to_string(run_dir.join("config.toml")).ok()?;
     let value: toml::Table = toml::from_str(&text).ok()?;

@@ -627,3 +627,48 @@ fn many_runs_go_on_pages_of_the_map_and_grad_cam_figures_that_keep_the_print_rul
     assert_eq!(checked.len(), 1);
     assert!(checked[0].1.is_empty(), "{:#?}", checked[0].1);
 }
+
+#[test]
+fn a_reproduced_run_keeps_the_committed_session_facts_and_a_changed_one_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_experiment(tmp.path());
+    let exp = adn_report::gather(tmp.path()).unwrap();
+    adn_report::write_tables(&exp, &common::published()).unwrap();
+    let committed =
+        adn_report::tables::committed_session_facts(&tmp.path().join("runs.parquet")).unwrap();
+    // A rerun on another machine and day: other wall times and commit on every run, and
+    // other scores on one of them.
+    let mut rerun = exp.clone();
+    for r in &mut rerun.runs {
+        if let Some(f) = r.manifest.as_mut() {
+            f.wall_s.total += 100.0;
+            f.git_commit = Some("another commit".into());
+        }
+    }
+    let complete: Vec<usize> = (0..rerun.runs.len())
+        .filter(|&i| rerun.runs[i].metrics.is_some() && rerun.runs[i].manifest.is_some())
+        .collect();
+    assert!(complete.len() >= 2);
+    let changed = complete[0];
+    let scores = rerun.runs[changed].dir.join("scores.csv");
+    let mut text = fs::read_to_string(&scores).unwrap();
+    text.push('\n');
+    fs::write(&scores, text).unwrap();
+
+    let kept = rerun.keep_committed_session_facts(&committed);
+    assert_eq!(kept, complete.len() - 1);
+    for &i in &complete {
+        let (before, after) = (&exp.runs[i], &rerun.runs[i]);
+        let (b, a) = (
+            before.manifest.as_ref().unwrap(),
+            after.manifest.as_ref().unwrap(),
+        );
+        if i == changed {
+            assert_eq!(a.wall_s.total, b.wall_s.total + 100.0);
+            assert_eq!(a.git_commit.as_deref(), Some("another commit"));
+        } else {
+            assert_eq!(a.wall_s.total, b.wall_s.total, "{}", after.run_id);
+            assert_eq!(a.git_commit, b.git_commit, "{}", after.run_id);
+        }
+    }
+}

@@ -28,10 +28,26 @@ pub fn run(jobs: Option<usize>) -> Result<()> {
     } else {
         None
     };
+    let session_facts = if parquet.exists() {
+        adn_report::tables::committed_session_facts(&parquet)?
+    } else {
+        BTreeMap::new()
+    };
     sweep::run_grid(grid, jobs, &[])?;
-    let headline = tables::write(&experiment)?;
-    figures::run(&experiment)?;
-    page::run(&experiment)?;
+    let mut exp = adn_report::gather(&tables::experiment_dir(&experiment))?;
+    // A reproduced run is the committed run: the committed table keeps its wall times,
+    // machine and commit, so a clean clone that reproduces every run leaves the tree clean;
+    // this machine's timings stay in the local run folders (results/<experiment>/runs).
+    let kept = exp.keep_committed_session_facts(&session_facts);
+    if kept > 0 {
+        util::step(&format!(
+            "{kept} runs reproduced the committed scores: the tables keep their committed \
+             wall times, machine and commit (this machine's are in their run folders)"
+        ));
+    }
+    let headline = tables::write_from(&exp)?;
+    figures::draw(&exp)?;
+    page::write(&exp)?;
     let Some(committed) = committed else {
         // Nothing to compare with: a first run writes everything.
         return tables::update_readme(&experiment, &headline);

@@ -43,15 +43,19 @@ fn refuse_breaches(checked: &[(String, Vec<String>)]) -> Result<()> {
 
 /// Draws the figures of `results/<experiment>`.
 pub fn run(experiment: &str) -> Result<()> {
-    let dir = experiment_dir(experiment);
-    let exp = adn_report::gather(&dir)?;
-    let mut files = adn_report::figures::write_figures(&exp)?;
+    draw(&adn_report::gather(&experiment_dir(experiment))?)
+}
+
+/// Draws the figures of the gathered experiment `exp`.
+pub fn draw(exp: &adn_report::Experiment) -> Result<()> {
+    let dir = exp.dir.clone();
+    let mut files = adn_report::figures::write_figures(exp)?;
     // The qualitative maps, the Grad-CAM grid and the attention pictures need the trained
     // models and libtorch: `adn explain`.
     let adn = adn::path();
     // An experiment that crosses flows explains each flow without attention: each flow's
     // native map (DifferNet's: its input gradient) side by side; Grad-CAM is DifferNet's.
-    let groups = adn_report::figures::explain_groups(&exp);
+    let groups = adn_report::figures::explain_groups(exp);
     if !adn.is_file() {
         util::step("map figures skipped: build adn first (cargo build -p adn-runner)");
     } else if groups.is_empty() {
@@ -77,17 +81,17 @@ pub fn run(experiment: &str) -> Result<()> {
         // Laid out and checked first: a figure that breaks the print rules does not replace
         // the one already there.
         let mut checked = match with_cams {
-            true => adn_report::figures::check_gradcam_grid(&explain_dir, &exp, &gradcam)?,
+            true => adn_report::figures::check_gradcam_grid(&explain_dir, exp, &gradcam)?,
             false => Vec::new(),
         };
         checked.extend(adn_report::figures::check_map_grid(
             &explain_dir,
-            &exp,
+            exp,
             &maps,
         )?);
         checked.extend(adn_report::figures::check_attention_pictures(
             &explain_dir,
-            &exp,
+            exp,
             &figures_dir,
             &group.slug,
         )?);
@@ -95,18 +99,18 @@ pub fn run(experiment: &str) -> Result<()> {
         if with_cams {
             files.extend(adn_report::figures::write_gradcam_grid(
                 &explain_dir,
-                &exp,
+                exp,
                 &gradcam,
             )?);
         }
         files.extend(adn_report::figures::write_map_grid(
             &explain_dir,
-            &exp,
+            exp,
             &maps,
         )?);
         files.extend(adn_report::figures::write_attention_pictures(
             &explain_dir,
-            &exp,
+            exp,
             &figures_dir,
             &group.slug,
         )?);
@@ -130,12 +134,12 @@ pub fn run(experiment: &str) -> Result<()> {
             let stem = figures_dir.join(format!("maps_{}", adn_report::figures::slug(d)));
             refuse_breaches(&adn_report::figures::check_category_maps(
                 &categories,
-                &exp,
+                exp,
                 &stem,
             )?)?;
             files.extend(adn_report::figures::write_category_maps(
                 &categories,
-                &exp,
+                exp,
                 &stem,
             )?);
         }

@@ -8,11 +8,14 @@ use crate::util;
 
 /// Writes `results/<experiment>/index.html`.
 pub fn run(experiment: &str) -> Result<()> {
-    let dir = experiment_dir(experiment);
-    let exp = adn_report::gather(&dir)?;
+    write(&adn_report::gather(&experiment_dir(experiment))?)
+}
+
+/// Writes the page of the gathered experiment `exp`.
+pub fn write(exp: &adn_report::Experiment) -> Result<()> {
     let published =
         adn_report::Published::load(&util::workspace_root().join("experiments/published.toml"))?;
-    let page = adn_report::page::write_page(&exp, &published)?;
+    let page = adn_report::page::write_page(exp, &published)?;
     util::step(&format!("page: {}", page.display()));
     Ok(())
 }

@@ -23,11 +23,15 @@ pub fn run(experiment: &str) -> Result<()> {
 /// Writes runs.parquet and the tables of `results/<experiment>`, prints the Markdown, and
 /// returns the headline table (for [`update_readme`]).
 pub fn write(experiment: &str) -> Result<String> {
-    let dir = experiment_dir(experiment);
-    let exp = adn_report::gather(&dir)?;
+    write_from(&adn_report::gather(&experiment_dir(experiment))?)
+}
+
+/// As [`write`], for the gathered experiment `exp`.
+pub fn write_from(exp: &adn_report::Experiment) -> Result<String> {
+    let dir = &exp.dir;
     let published_path = util::workspace_root().join("experiments/published.toml");
     let published = adn_report::Published::load(&published_path)?;
-    let written = adn_report::write_tables(&exp, &published)?;
+    let written = adn_report::write_tables(exp, &published)?;
     println!("{}", written.markdown);
     util::step(&format!(
         "tables: {} files under {}",

@@ -42,6 +42,68 @@ pub fn scores_fingerprints(
         .collect())
 }
 
+/// What a committed run table recorded of the session that made a run: the columns that a
+/// rerun on another machine or day changes although its scores do not (wall times, cache
+/// use, device, threads, CPU, commit), with the scores' SHA-256 that tells a reproduced run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionFacts {
+    pub scores_sha256: Option<String>,
+    pub wall_total_s: Option<f64>,
+    pub wall_features_s: Option<f64>,
+    pub wall_train_s: Option<f64>,
+    pub wall_maps_s: Option<f64>,
+    pub cache_hits: Option<i64>,
+    pub cache_misses: Option<i64>,
+    pub device: Option<String>,
+    pub threads: Option<i64>,
+    pub cpu: Option<String>,
+    pub git_commit: Option<String>,
+}
+
+/// Run id → its [`SessionFacts`], read from an experiment's `runs.parquet`; a table from
+/// before a column gives `None` for it.
+pub fn committed_session_facts(
+    runs_parquet: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, SessionFacts>> {
+    let file = std::fs::File::open(runs_parquet)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", runs_parquet.display()))?;
+    let df = ParquetReader::new(file).finish().map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a readable Parquet file: {e}",
+            runs_parquet.display()
+        )
+    })?;
+    let text = |name: &str, i: usize| -> Option<String> {
+        df.column(name).ok()?.str().ok()?.get(i).map(str::to_string)
+    };
+    let float = |name: &str, i: usize| -> Option<f64> { df.column(name).ok()?.f64().ok()?.get(i) };
+    let int = |name: &str, i: usize| -> Option<i64> { df.column(name).ok()?.i64().ok()?.get(i) };
+    Ok((0..df.height())
+        .filter_map(|i| {
+            let facts = SessionFacts {
+                scores_sha256: text("scores_sha256", i),
+                wall_total_s: float("wall_total_s", i),
+                wall_features_s: float("wall_features_s", i),
+                wall_train_s: float("wall_train_s", i),
+                wall_maps_s: float("wall_maps_s", i),
+                cache_hits: int("cache_hits", i),
+                cache_misses: int("cache_misses", i),
+                device: text("device", i),
+                threads: int("threads", i),
+                cpu: text("cpu", i),
+                git_commit: text("git_commit", i),
+            };
+            Some((text("run_id", i)?, facts))
+        })
+        .collect())
+}
+
+/// The SHA-256 of a complete run's `scores.csv`, as `runs.parquet` records it.
+pub(crate) fn scores_sha256(r: &Run) -> Option<String> {
+    r.metrics.as_ref()?;
+    adn_util::sha256_file(&r.dir.join(adn_record::files::SCORES)).ok()
+}
+
 /// One row per planned run: status, metrics, times and axis values.
 pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
     let runs = &exp.runs;
@@ -175,12 +237,7 @@ pub fn runs_frame(exp: &Experiment) -> Result<DataFrame> {
         // The test scores themselves, to tell whether a rerun reproduced a run bit for bit.
         Column::new(
             "scores_sha256".into(),
-            runs.iter()
-                .map(|r| {
-                    r.metrics.as_ref()?;
-                    adn_util::sha256_file(&r.dir.join(adn_record::files::SCORES)).ok()
-                })
-                .collect::<Vec<_>>(),
+            runs.iter().map(scores_sha256).collect::<Vec<_>>(),
         ),
         Column::new(
             "backbone_weights".into(),

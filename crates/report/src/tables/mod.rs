@@ -17,8 +17,9 @@ use polars::prelude::*;
 use crate::gather::{Experiment, Run, Status};
 use crate::published::Published;
 
+pub(crate) use frames::scores_sha256;
 use frames::summary_frame;
-pub use frames::{runs_frame, scores_fingerprints};
+pub use frames::{SessionFacts, committed_session_facts, runs_frame, scores_fingerprints};
 pub use stats::*;
 pub use text::*;
 
