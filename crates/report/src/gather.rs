@@ -261,7 +261,10 @@ impl Experiment {
                 if let (Some(m), Some(cpu)) = (f.machine.as_mut(), &c.cpu) {
                     m.cpu = cpu.clone();
                 }
-                f.git_commit = c.git_commit.clone().filter(|g| !g.is_empty());
+                if let Some(g) = &c.git_commit {
+                    // The table writes a run without a commit as an empty string.
+                    f.git_commit = (!g.is_empty()).then(|| g.clone());
+                }
             }
             if let (Some(p), Some(v)) = (
                 run.metrics.as_mut().and_then(|m| m.pixel.as_mut()),

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{SHORT, adn, assert_ok, json, run_smoke, workspace_root};
+use common::{SHORT, adn, assert_ok, copy_test_images, json, run_smoke, workspace_root};
 
 /// A short smoke run, a folder of 6 of its test images (3 good, 3 anomalous), `adn predict`
 /// on it and `adn export --batch 4` checked on it; returns the run, the folder and the
@@ -15,17 +15,7 @@ fn exported(dir: &Path) -> (PathBuf, PathBuf, Vec<f64>) {
     assert_ok(&run_smoke(dir, "run", &SHORT));
     let run = dir.join("run");
     let folder = dir.join("line");
-    for class in ["good", "circle"] {
-        let mut images: Vec<PathBuf> = std::fs::read_dir(dir.join("data/shapes/test").join(class))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        images.sort();
-        std::fs::create_dir_all(folder.join(class)).unwrap();
-        for img in &images[..3] {
-            std::fs::copy(img, folder.join(class).join(img.file_name().unwrap())).unwrap();
-        }
-    }
+    copy_test_images(dir, &folder, 3);
     let predict = adn("predict")
         .arg(&run)
         .arg(&folder)

@@ -26,6 +26,31 @@ fn adn_on_full_tmpfs(mount: &Path, args: &[&str]) -> Output {
         .expect("unshare runs")
 }
 
+/// Runs `adn --threads 1 ARGS` (made from the mount point) with a tmpfs of `size` mounted at
+/// `mount`; its stdout is what the mount holds afterwards, listed from inside the private
+/// namespace (the only place that sees it), and adn's own output goes to stderr.
+fn adn_then_list_tmpfs(
+    mount: &Path,
+    size: &str,
+    args: impl Fn(&Path) -> Vec<std::ffi::OsString>,
+) -> Output {
+    std::fs::create_dir_all(mount).unwrap();
+    Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(
+            r#"mount -t tmpfs -o size="$1" tmpfs "$0" || exit 99; m="$0"; shift
+               "$@" >&2; rc=$?; ls -A "$m"; exit $rc"#,
+        )
+        .arg(mount)
+        .arg(size)
+        .arg(env!("CARGO_BIN_EXE_adn"))
+        .args(["--threads", "1"])
+        .args(args(mount))
+        .current_dir(workspace_root())
+        .output()
+        .expect("unshare runs")
+}
+
 #[test]
 #[ignore = "needs a private tmpfs mount (unshare); `cargo xtask test` runs it where it can"]
 fn a_full_disk_is_an_error_naming_the_file_or_only_costs_the_cache() {
@@ -99,19 +124,18 @@ fn a_full_disk_is_an_error_naming_the_file_or_only_costs_the_cache() {
     );
 
     // `adn explain` fills the disk: an error naming the file, and nothing left behind on
-    // it (the folder is staged); what the mount holds is listed from inside its namespace.
-    let out = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
-        .arg(
-            r#"mount -t tmpfs -o size=16k tmpfs "$0" && "$1" --threads 1 explain "$2" \
-               --device cpu --out "$0/explain"; rc=$?; ls -A "$0"; exit $rc"#,
-        )
-        .arg(&full)
-        .arg(env!("CARGO_BIN_EXE_adn"))
-        .arg(dir.path().join("reference"))
-        .current_dir(workspace_root())
-        .output()
-        .expect("unshare runs");
+    // it (the folder is staged).
+    let reference = dir.path().join("reference");
+    let out = adn_then_list_tmpfs(&full, "16k", |out| {
+        vec![
+            "explain".into(),
+            reference.clone().into(),
+            "--device".into(),
+            "cpu".into(),
+            "--out".into(),
+            out.join("explain").into(),
+        ]
+    });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
@@ -123,18 +147,14 @@ fn a_full_disk_is_an_error_naming_the_file_or_only_costs_the_cache() {
 
     // `adn export` fills the disk: our error with its cause, not an abort with C++ frames
     // (libtorch's writer threw from a destructor), and no partial folder left behind.
-    let out = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
-        .arg(
-            r#"mount -t tmpfs -o size=64k tmpfs "$0" && "$1" --threads 1 export "$2" \
-               --out "$0/export"; rc=$?; ls -A "$0"; exit $rc"#,
-        )
-        .arg(&full)
-        .arg(env!("CARGO_BIN_EXE_adn"))
-        .arg(dir.path().join("reference"))
-        .current_dir(workspace_root())
-        .output()
-        .expect("unshare runs");
+    let out = adn_then_list_tmpfs(&full, "64k", |out| {
+        vec![
+            "export".into(),
+            reference.clone().into(),
+            "--out".into(),
+            out.join("export").into(),
+        ]
+    });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

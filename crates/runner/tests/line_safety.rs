@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
-use common::{SHORT, adn, assert_ok, json, run_smoke};
+use common::{SHORT, adn, assert_ok, copy_test_images, json, run_smoke};
 
 /// The shared run: its folder, and a folder of 4 of its test images (2 good, 2 anomalous).
 struct Shared {
@@ -34,22 +34,6 @@ fn shared() -> &'static Shared {
             _dir: dir,
         }
     })
-}
-
-/// The first `n` good and `n` anomalous test images of the smoke set in `dir`, copied
-/// into `to/good` and `to/circle`.
-fn copy_test_images(dir: &Path, to: &Path, n: usize) {
-    for class in ["good", "circle"] {
-        let mut images: Vec<PathBuf> = std::fs::read_dir(dir.join("data/shapes/test").join(class))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        images.sort();
-        std::fs::create_dir_all(to.join(class)).unwrap();
-        for img in &images[..n] {
-            std::fs::copy(img, to.join(class).join(img.file_name().unwrap())).unwrap();
-        }
-    }
 }
 
 /// A copy of the shared run in a fresh folder, for tests that change or fill it.

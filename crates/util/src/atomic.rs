@@ -70,8 +70,9 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Removes the `.<name>.partial-<pid>` siblings of `dest` that a writer which is no longer
 /// running left behind (killed, or aborted inside a library), whatever its pid. A live
-/// writer's folder is left alone. Only where `/proc` tells which processes run (Linux);
-/// elsewhere nothing is removed. `.old-<pid>` leftovers are never removed here: one may
+/// writer's folder is left alone as far as `/proc` can tell: only on Linux (elsewhere
+/// nothing is removed), and only for writers in this host's pid namespace; two hosts (or
+/// containers) writing one folder on a shared file system are not told apart. `.old-<pid>` leftovers are never removed here: one may
 /// hold the only copy of a folder whose replacement was interrupted.
 pub fn sweep_dead_partials(dest: &Path) {
     let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {

@@ -23,22 +23,23 @@ pub fn run(jobs: Option<usize>) -> Result<()> {
     // What was there before the sweep rewrites it: the committed runs, on a clean clone.
     // Absent, there is nothing to compare with; present but unreadable is an error, not a
     // licence to write over the READMEs.
-    let committed = if parquet.exists() {
-        Some(adn_report::tables::scores_fingerprints(&parquet)?)
+    let session_facts = if parquet.exists() {
+        Some(adn_report::tables::committed_session_facts(&parquet)?)
     } else {
         None
     };
-    let session_facts = if parquet.exists() {
-        adn_report::tables::committed_session_facts(&parquet)?
-    } else {
-        BTreeMap::new()
-    };
+    let committed: Option<BTreeMap<String, Option<String>>> = session_facts.as_ref().map(|facts| {
+        facts
+            .iter()
+            .map(|(id, f)| (id.clone(), f.scores_sha256.clone()))
+            .collect()
+    });
     sweep::run_grid(grid, jobs, &[])?;
     let mut exp = adn_report::gather(&tables::experiment_dir(&experiment))?;
     // A reproduced run is the committed run: the committed table keeps its wall times,
     // machine and commit, so a clean clone that reproduces every run leaves the tree clean;
     // this machine's timings stay in the local run folders (results/<experiment>/runs).
-    let kept = exp.keep_committed_session_facts(&session_facts);
+    let kept = session_facts.map_or(0, |facts| exp.keep_committed_session_facts(&facts));
     if kept > 0 {
         util::step(&format!(
             "{kept} runs reproduced the committed scores: the tables keep their committed \

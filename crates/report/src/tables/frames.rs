@@ -20,25 +20,9 @@ fn last_loss(r: &Run) -> Option<adn_record::LossParts> {
 pub fn scores_fingerprints(
     runs_parquet: &std::path::Path,
 ) -> Result<std::collections::BTreeMap<String, Option<String>>> {
-    let file = std::fs::File::open(runs_parquet)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", runs_parquet.display()))?;
-    let df = ParquetReader::new(file).finish().map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a readable Parquet file: {e}",
-            runs_parquet.display()
-        )
-    })?;
-    let ids = df.column("run_id")?.str()?.clone();
-    let shas = match df.column("scores_sha256") {
-        Ok(c) => Some(c.str()?.clone()),
-        Err(_) => None,
-    };
-    Ok((0..df.height())
-        .filter_map(|i| {
-            let id = ids.get(i)?.to_string();
-            let sha = shas.as_ref().and_then(|s| s.get(i)).map(str::to_string);
-            Some((id, sha))
-        })
+    Ok(committed_session_facts(runs_parquet)?
+        .into_iter()
+        .map(|(id, facts)| (id, facts.scores_sha256))
         .collect())
 }
 

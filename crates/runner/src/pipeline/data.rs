@@ -136,6 +136,23 @@ pub fn images_below(folder: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// [`images_below`] a folder of images to score, refusing a path that is not a folder and a
+/// folder without an image; errors name the folder as `named` (its path, or the option
+/// that gave it).
+pub fn images_to_score(folder: &Path, named: &str) -> Result<Vec<PathBuf>> {
+    if !folder.is_dir() {
+        bail!("{named} is not a folder of images");
+    }
+    let images = images_below(folder)?;
+    if images.is_empty() {
+        bail!(
+            "{named} holds no images ({} at any depth)",
+            adn_datasets::layout::IMAGE_EXTENSIONS.join(", ")
+        );
+    }
+    Ok(images)
+}
+
 /// Moves `train.validation_fraction` of the good training images (rounded, at least one)
 /// out of `images.train`, chosen by a generator of their own so that the run's other draws
 /// stay those of a run without a hold-out; returns them with their test-time rotations.

@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use adn_datasets::layout::IMAGE_EXTENSIONS;
 use adn_datasets::loader;
 use adn_datasets::transforms::Normalization;
 use adn_flows::flow::anomaly_scores;
@@ -21,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use tch::{CModule, Device, Kind, Tensor};
 
 use crate::config::Config;
-use crate::pipeline::data::{images_below, scoring_angles};
+use crate::pipeline::data::{images_to_score, scoring_angles};
 use crate::pipeline::features::{activation_floats, check_batch_memory};
 use crate::pipeline::localize::{gather_views, rotation_fill, rotation_index};
 use crate::pipeline::model::{TrainedModel, load_trained, require_complete};
@@ -83,7 +82,9 @@ pub fn export(run_dir: &Path, opts: &ExportOptions) -> Result<(PathBuf, ExportRe
         .map(|r| r.model_sha256.clone())
         .unwrap_or_default();
     let exported = model_hashes(run_dir, &recorded)?;
-    let matches_record = !recorded.is_empty() && exported == recorded;
+    // As predict, eval and explain say it: a run that recorded no hashes has nothing to
+    // contradict.
+    let matches_record = recorded.is_empty() || exported == recorded;
     // Traced on the CPU: a CUDA trace would hold CUDA tensors and run nowhere else.
     let mut model = load_trained(run_dir, &cfg, Device::Cpu, None)?;
     // A trace keeps the weights as constants, which must not require gradients: the
@@ -170,8 +171,8 @@ pub fn export(run_dir: &Path, opts: &ExportOptions) -> Result<(PathBuf, ExportRe
     };
     if !matches_record {
         tracing::warn!(
-            "{}: the exported model is not the one the run recorded (--any-model); export.json \
-             says so and carries no thresholds",
+            "{}: the exported model files are not the ones the run recorded (--any-model); \
+             export.json says so and carries no thresholds",
             run_dir.display()
         );
     }
@@ -245,6 +246,14 @@ fn module_bytes(module: &CModule) -> Result<Vec<u8>> {
     use std::os::fd::FromRawFd;
     // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new
     // descriptor (or -1), which the File below owns from here on.
+    let fds = Path::new("/proc/self/fd");
+    if !fds.is_dir() {
+        bail!(
+            "cannot serialise the traced model in memory: {} is missing (adn export needs \
+             Linux with /proc mounted)",
+            fds.display()
+        );
+    }
     let fd = unsafe { libc::memfd_create(c"adn-export".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error())
@@ -265,20 +274,7 @@ fn module_bytes(module: &CModule) -> Result<Vec<u8>> {
 /// The images the export is checked on: `--check`'s, else the run's test images.
 fn check_images(run_dir: &Path, opts: &ExportOptions) -> Result<Vec<PathBuf>> {
     let mut images = match &opts.check {
-        Some(folder) => {
-            if !folder.is_dir() {
-                bail!("--check {} is not a folder of images", folder.display());
-            }
-            let images = images_below(folder)?;
-            if images.is_empty() {
-                bail!(
-                    "--check {} holds no images ({} at any depth)",
-                    folder.display(),
-                    IMAGE_EXTENSIONS.join(", ")
-                );
-            }
-            images
-        }
+        Some(folder) => images_to_score(folder, &format!("--check {}", folder.display()))?,
         None => {
             let listed: Vec<PathBuf> = adn_record::read_scores(&run_dir.join(files::SCORES))?
                 .into_iter()

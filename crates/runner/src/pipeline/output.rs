@@ -67,6 +67,10 @@ pub fn check_output(o: &OutputFolder) -> Result<()> {
     match std::fs::symlink_metadata(o.out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("cannot read --out {shown}")),
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "--out {shown} is a symbolic link; give the folder itself (links are not followed \
+             when an output is replaced)"
+        ),
         Ok(m) if !m.is_dir() => {
             bail!("--out {shown} is a file, not a folder; nothing was replaced")
         }
@@ -93,8 +97,10 @@ pub fn check_output(o: &OutputFolder) -> Result<()> {
     }
 }
 
-/// `path` made absolute, with symbolic links of its longest existing ancestor resolved and
-/// `.` and `..` taken away, so paths that name one folder compare equal.
+/// `path` made absolute as the operating system resolves it: each existing prefix with its
+/// symbolic links resolved before a following `..` steps up (`link/../x` is the link
+/// target's sibling, not `x` beside the link), the part that does not exist yet taken as
+/// written. Paths that name one folder compare equal.
 fn absolute(path: &Path) -> Result<PathBuf> {
     let joined = if path.is_absolute() {
         path.to_path_buf()
@@ -103,31 +109,25 @@ fn absolute(path: &Path) -> Result<PathBuf> {
             .context("cannot read the working directory")?
             .join(path)
     };
-    // Lexically first: `a/missing/../b` must not canonicalise through `missing`.
-    let mut lexical = PathBuf::new();
+    let mut resolved = PathBuf::new();
     for c in joined.components() {
         match c {
-            Component::ParentDir => {
-                lexical.pop();
-            }
             Component::CurDir => {}
-            other => lexical.push(other),
-        }
-    }
-    let mut existing = lexical.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return Ok(rest.iter().rev().fold(real, |p, c| p.join(c)));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
+            Component::ParentDir => {
+                resolved.pop();
             }
-            _ => return Ok(lexical),
+            Component::Normal(name) => {
+                resolved.push(name);
+                if std::fs::symlink_metadata(&resolved).is_ok()
+                    && let Ok(real) = resolved.canonicalize()
+                {
+                    resolved = real;
+                }
+            }
+            other => resolved.push(other),
         }
     }
+    Ok(resolved)
 }
 
 #[cfg(test)]
@@ -163,10 +163,12 @@ mod tests {
         // The default place, a new folder inside the run, and a new sibling are fine.
         check(&run.join("predict-imgs"), &run, &imgs, false).unwrap();
         check(&dir.path().join("new/out"), &run, &imgs, false).unwrap();
-        // Through a symbolic link the same folder is still the same folder.
+        // Through a symbolic link the same folder is still the same folder, and `..` after
+        // a link steps up from its target, as the operating system does.
         let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&imgs, &link).unwrap();
-        refused(&link, "is the folder of images");
+        std::os::unix::fs::symlink(imgs.join("cam1"), &link).unwrap();
+        refused(&link, "lies inside the folder of images");
+        refused(&link.join("../preds"), "lies inside the folder of images");
     }
 
     #[test]

@@ -9,7 +9,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use adn_datasets::layout::IMAGE_EXTENSIONS;
 use adn_datasets::{decode, transforms};
 use adn_record::{
     PredictRecord, PredictionRow, Threshold, Unreadable, files, prediction_line, predictions_header,
@@ -22,7 +21,7 @@ use tch::Device;
 
 use crate::config::Config;
 use crate::device::DeviceChoice;
-use crate::pipeline::data::{images_below, scoring_angles};
+use crate::pipeline::data::{images_to_score, scoring_angles};
 use crate::pipeline::features::check_batch_memory;
 use crate::pipeline::localize::{differnet_maps, map_angles, pixels, sigma_px};
 use crate::pipeline::model::{TrainedModel, load_trained, model_matches_record, require_complete};
@@ -97,7 +96,7 @@ pub fn predict(run_dir: &Path, folder: &Path, opts: &PredictOptions) -> Result<P
     let cfg = Config::load(&run_dir.join(files::CONFIG), &[])?;
     crate::pipeline::model::require_differnet(&cfg, "adn predict")?;
     let threshold = choose_threshold(run_dir, &opts.threshold)?;
-    let images = list_images(folder)?;
+    let images = images_to_score(folder, &folder.display().to_string())?;
     if opts.maps {
         // A chunk's images are held resized, with their maps, until written. Measured on 2
         // cores at 128 px: peak resident memory grew by 20 floats per input pixel and image
@@ -230,26 +229,12 @@ fn choose_threshold(run_dir: &Path, choice: &ThresholdChoice) -> Result<Option<T
     }
 }
 
-/// Every image file below `folder`, at any depth; refuses a folder without one.
-fn list_images(folder: &Path) -> Result<Vec<PathBuf>> {
-    if !folder.is_dir() {
-        bail!("{} is not a folder of images", folder.display());
-    }
-    let images = images_below(folder)?;
-    if images.is_empty() {
-        bail!(
-            "{} holds no images ({} at any depth)",
-            folder.display(),
-            IMAGE_EXTENSIONS.join(", ")
-        );
-    }
-    Ok(images)
-}
-
 /// An image that decoded, with its path relative to the scored folder, and resized to the
 /// model's input when its map is wanted (so it is not decoded again for the map).
 struct Readable {
     path: PathBuf,
+    /// The path below the scored folder, and as text for the CSV.
+    below: PathBuf,
     relative: String,
     resized: Option<RgbImage>,
 }
@@ -273,14 +258,12 @@ fn decode_chunk(
     let mut readable = Vec::new();
     let mut failed = Vec::new();
     for (path, image) in decoded {
-        let relative = path
-            .strip_prefix(folder)
-            .unwrap_or(&path)
-            .display()
-            .to_string();
+        let below = path.strip_prefix(folder).unwrap_or(&path).to_path_buf();
+        let relative = below.display().to_string();
         match image {
             Ok(resized) => readable.push(Readable {
                 path,
+                below,
                 relative,
                 resized,
             }),
@@ -368,23 +351,23 @@ fn write_maps(
             Rgb([blend(p[0], 255.0), blend(p[1], 0.0), blend(p[2], 0.0)])
         });
         // The image's relative path mirrored below maps/, extension kept: a path names one
-        // file, so `a/b.png`, `a__b.png` and `a/b.jpg` get maps of their own.
-        let name = format!("{}.png", r.relative);
-        let map_path = out.join(files::MAPS).join(&name);
-        write_png_new(&map_path, &gray, &r.relative)?;
-        let overlay_path = out
-            .join(files::MAPS)
-            .join(format!("{}.overlay.png", r.relative));
-        write_png_new(&overlay_path, &overlay, &r.relative)?;
-        row.map = Some(format!("{}/{name}", files::MAPS));
+        // file, so `a/b.png`, `a__b.png` and `a/b.jpg` get maps of their own. Built from
+        // the path itself, not its display text, which can make two file names one.
+        let with_suffix = |suffix: &str| {
+            let mut name = r.below.as_os_str().to_os_string();
+            name.push(suffix);
+            out.join(files::MAPS).join(name)
+        };
+        write_png_new(&with_suffix(".png"), &gray, &r.relative)?;
+        write_png_new(&with_suffix(".overlay.png"), &overlay, &r.relative)?;
+        row.map = Some(format!("{}/{}.png", files::MAPS, r.relative));
         row.map_max = Some(max as f64);
     }
     Ok(())
 }
 
-/// Encodes `image` as PNG into `path`, a file that must not exist yet: two images whose
-/// maps would share a file (a case-insensitive file system) are an error naming the image,
-/// never a map silently overwritten.
+/// Encodes `image` as PNG into `path`, a file that must not exist yet: a map that would
+/// land on another file is an error naming the image, never a file silently overwritten.
 fn write_png_new<P, C>(path: &Path, image: &ImageBuffer<P, C>, of: &str) -> Result<()>
 where
     P: image::PixelWithColorType,
@@ -405,8 +388,9 @@ where
     {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
-            "the map of {of} would replace another image's map, {} (the file system ignores \
-             case); rename one of the images",
+            "the map of {of} would replace {}, which is there already (another image's map, \
+             a folder of that name among the images, or a file system that ignores case); \
+             rename the image",
             path.display()
         ),
         Err(e) => {

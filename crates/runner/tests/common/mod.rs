@@ -74,3 +74,19 @@ pub fn assert_ok(out: &std::process::Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The first `n` good and `n` anomalous (`circle`) test images, by name, of the smoke set
+/// generated in `dir/data`, copied into `to/good` and `to/circle`.
+pub fn copy_test_images(dir: &Path, to: &Path, n: usize) {
+    for class in ["good", "circle"] {
+        let mut images: Vec<PathBuf> = std::fs::read_dir(dir.join("data/shapes/test").join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        images.sort();
+        std::fs::create_dir_all(to.join(class)).unwrap();
+        for img in &images[..n] {
+            std::fs::copy(img, to.join(class).join(img.file_name().unwrap())).unwrap();
+        }
+    }
+}

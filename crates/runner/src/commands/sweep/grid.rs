@@ -243,8 +243,8 @@ fn setting(key: &str, value: &toml::Value) -> String {
 pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
     let base = base_path(grid_path, grid);
     let mut runs = Vec::new();
-    // Run id → the entries that planned it, to tell a duplicate entry from vanilla shared
-    // across regimes.
+    // Run id → the entries that planned it, to tell a duplicate entry from values that the
+    // config resets (vanilla shared across regimes).
     let mut planned_by: std::collections::HashMap<String, PlannedBy> = Default::default();
     let mut axis_keys: Vec<String> = grid.axes.keys().cloned().collect();
     if !grid.regimes.is_empty() {
@@ -335,13 +335,10 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
                 let by = PlannedBy {
                     dataset: ds.label.clone(),
                     category: category.cloned(),
-                    combo: combo.clone(),
                     flow: flow.map(|f| f.label.clone()),
-                    regime: regime.map(|r| r.label.clone()),
                 };
                 if let Some(earlier) = planned_by.get(&run_id) {
-                    let vanilla = config.model.attention == AttentionKind::None;
-                    match earlier.duplicate(&by, vanilla) {
+                    match earlier.duplicate(&by) {
                         None => continue,
                         Some(why) => bail!(
                             "{}: {why} resolve to the same run ({run_id}); each entry must \
@@ -390,56 +387,38 @@ pub fn expand(grid_path: &Path, grid: &Grid) -> Result<Plan> {
 struct PlannedBy {
     dataset: String,
     category: Option<String>,
-    combo: Vec<(String, toml::Value)>,
     flow: Option<String>,
-    regime: Option<String>,
 }
 
 impl PlannedBy {
     /// Why `later`, which resolves to this run too, is a duplicate entry that would be
-    /// dropped without a word; `None` where sharing the run is meant: a run without
-    /// attention is one run across regimes and across values of the attention's keys.
-    fn duplicate(&self, later: &PlannedBy, vanilla: bool) -> Option<String> {
+    /// dropped without a word; `None` where sharing the run is meant: values of an axis or
+    /// a regime that the config resets (attention settings without attention, one family's
+    /// keys on another family) resolve to one run, and a value listed twice is refused when
+    /// the grid is read.
+    fn duplicate(&self, later: &PlannedBy) -> Option<String> {
+        let name = |v: &Option<String>| v.clone().unwrap_or_default();
         if self.dataset != later.dataset {
-            return Some(format!(
+            Some(format!(
                 "[[datasets]] {:?} and {:?}",
                 self.dataset, later.dataset
-            ));
-        }
-        if self.category != later.category {
-            return Some(format!(
+            ))
+        } else if self.category != later.category {
+            Some(format!(
                 "categories {:?} and {:?} of [[datasets]] {:?}",
-                self.category.as_deref().unwrap_or_default(),
-                later.category.as_deref().unwrap_or_default(),
+                name(&self.category),
+                name(&later.category),
                 self.dataset
-            ));
-        }
-        if self.flow != later.flow {
-            return Some(format!(
+            ))
+        } else if self.flow != later.flow {
+            Some(format!(
                 "[[flows]] {:?} and {:?}",
-                self.flow.as_deref().unwrap_or_default(),
-                later.flow.as_deref().unwrap_or_default()
-            ));
+                name(&self.flow),
+                name(&later.flow)
+            ))
+        } else {
+            None
         }
-        // Without attention, the attention's keys are reset: axes over them share the run.
-        if self.combo != later.combo && !vanilla {
-            let differ: Vec<String> = self
-                .combo
-                .iter()
-                .zip(&later.combo)
-                .filter(|(a, b)| a.1 != b.1)
-                .map(|(a, b)| format!("{} = {} and {}", a.0, a.1, b.1))
-                .collect();
-            return Some(format!("the [axes] values {}", differ.join(", ")));
-        }
-        if self.regime != later.regime && !vanilla {
-            return Some(format!(
-                "[[regimes]] {:?} and {:?}",
-                self.regime.as_deref().unwrap_or_default(),
-                later.regime.as_deref().unwrap_or_default()
-            ));
-        }
-        None
     }
 }
 

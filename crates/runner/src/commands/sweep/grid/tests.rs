@@ -246,6 +246,14 @@ fn an_entry_that_repeats_another_is_refused_by_name() {
     let e =
         expand_text(&head.replace("[\"none\", \"se\"]", "[\"se\", \"none\", \"se\"]")).unwrap_err();
     assert!(format!("{e:#}").contains("twice"), "{e:#}");
+    // A key one family does not use, crossed with families: that family's runs are one
+    // run per attention value, without a word.
+    let plan = expand_text(&format!(
+        "{head}\"flow.hidden\" = [256, 512]\n[[flows]]\nlabel = \"DifferNet\"\n\
+         [[flows]]\nlabel = \"Fast\"\nset = {{ \"flow.kind\" = \"fastflow\", \"model.scales\" = 1 }}\n"
+    ))
+    .unwrap();
+    assert_eq!(plan.runs.len(), 2 * 2 + 2, "{:#?}", plan.runs);
     // Vanilla shared across regimes is still one run, without a word.
     let plan = expand_text(&format!(
         "{head}[[regimes]]\nlabel = \"frozen\"\n\
