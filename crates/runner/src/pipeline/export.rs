@@ -244,8 +244,7 @@ fn model_hashes(
 fn module_bytes(module: &CModule) -> Result<Vec<u8>> {
     use std::io::{Read, Seek};
     use std::os::fd::FromRawFd;
-    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new
-    // descriptor (or -1), which the File below owns from here on.
+    // libtorch writes by path: the in-memory file's path is its descriptor's under /proc.
     let fds = Path::new("/proc/self/fd");
     if !fds.is_dir() {
         bail!(
@@ -254,6 +253,8 @@ fn module_bytes(module: &CModule) -> Result<Vec<u8>> {
             fds.display()
         );
     }
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new
+    // descriptor (or -1), which the File below owns from here on.
     let fd = unsafe { libc::memfd_create(c"adn-export".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error())
@@ -262,7 +263,7 @@ fn module_bytes(module: &CModule) -> Result<Vec<u8>> {
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
     let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
     module
-        .save(format!("/proc/self/fd/{fd}"))
+        .save(fds.join(fd.to_string()))
         .context("libtorch could not serialise the traced model")?;
     let mut bytes = Vec::new();
     file.rewind()
